@@ -1,0 +1,52 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The settings every part of xmeet reads, as one immutable value.
+
+C{xmeet.tap} builds it from the command line; tests and embedders build it
+directly, so no module reads options from anywhere else.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["Settings"]
+
+
+@attrs.frozen
+class Settings:
+    """
+    Validated settings of one xmeet node.
+
+    @ivar history_size: messages kept per xnest.
+    @ivar max_message_size: largest accepted message in bytes, after
+        reassembly of fragmented WebSocket messages.
+    @ivar rate: messages per second per connection (token bucket refill).
+    @ivar burst: token bucket capacity.
+    @ivar ping_interval: seconds between heartbeats on idle connections.
+    @ivar ping_timeout: seconds to wait for the heartbeat's answer.
+    @ivar timezone: IANA zone name used for C{send_time}.
+    @ivar max_idle_rooms: empty xnests whose history is kept in memory; the
+        least recently used beyond this many are forgotten.
+    @ivar max_connections: concurrent WebSocket connections accepted per
+        node, 0 for no limit.
+    @ivar max_payload: Engine.IO C{maxPayload}: largest HTTP long-polling
+        body or WebSocket message accepted on C{/socket.io/}, in bytes.
+    @ivar cors_origins: origins allowed to use Engine.IO long-polling from
+        a browser; C{("*",)} allows any, C{()} sends no CORS headers.
+    @ivar connect_timeout: seconds a Socket.IO client has, after the
+        Engine.IO handshake, to connect to a namespace.
+    """
+
+    history_size: int = 1000
+    max_message_size: int = 65536
+    rate: float = 20.0
+    burst: int = 40
+    ping_interval: float = 25.0
+    ping_timeout: float = 20.0
+    timezone: str = "UTC"
+    max_idle_rooms: int = 10000
+    max_connections: int = 0
+    max_payload: int = 1_000_000
+    cors_origins: tuple[str, ...] = ()
+    connect_timeout: float = 45.0
