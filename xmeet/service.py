@@ -1,0 +1,66 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+Wiring one xmeet node: the services, the resource tree, the Site and the
+listening endpoint, as one C{MultiService} for twistd.
+"""
+
+from __future__ import annotations
+
+from random import Random
+from typing import Any
+
+import attrs
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+from twisted.web.server import Site
+
+from xmeet.config import Settings
+from xmeet.core.ids import IdGenerator, new_node_id
+from xmeet.rooms import RoomService
+from xmeet.web import build_root
+from xmeet.xgate import XgateResource
+
+__all__ = ["Node", "build_node", "make_service"]
+
+log = Logger()
+
+
+@attrs.define
+class Node:
+    """
+    Everything one xmeet node is made of, for the service and for tests
+    that want to look inside.
+    """
+
+    node_id: str
+    settings: Settings
+    rooms: RoomService
+    gate: XgateResource
+    site: Site
+
+
+def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> Node:
+    """
+    Build a node's services and its C{Site}, without listening anywhere.
+    """
+    node_id = node_id or new_node_id()
+    rooms = RoomService(reactor, settings, IdGenerator(node_id))
+    gate = XgateResource(rooms, settings, reactor, Random())
+    site = Site(build_root(node_id, rooms, gate))
+    site.displayTracebacks = False
+    return Node(node_id=node_id, settings=settings, rooms=rooms, gate=gate, site=site)
+
+
+def make_service(reactor: Any, settings: Settings, port: str) -> MultiService:
+    """
+    The twistd service: one node listening on the endpoint description
+    C{port}.
+    """
+    node = build_node(reactor, settings)
+    log.info("xmeet node {node} listening on {port}", node=node.node_id, port=port)
+    top = MultiService()
+    listener = StreamServerEndpointService(serverFromString(reactor, port), node.site)
+    listener.setServiceParent(top)
+    return top

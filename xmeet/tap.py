@@ -1,0 +1,125 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The command line of C{twistd xmeet}: options, their validation, and the
+service they make.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from twisted.application.service import MultiService
+from twisted.python import usage
+
+from xmeet.config import Settings
+
+__all__ = ["Options", "makeService", "port_description"]
+
+
+def port_description(value: str) -> str:
+    """
+    A bare port number means TCP on every interface; anything else is a
+    Twisted endpoint description as it is.
+    """
+    return f"tcp:{value}" if value.isdigit() else value
+
+
+def _positive_int(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise usage.UsageError(f"--{name} must be a whole number, not {value!r}") from None
+    if number < 1:
+        raise usage.UsageError(f"--{name} must be at least 1, not {number}")
+    return number
+
+
+def _positive_float(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise usage.UsageError(f"--{name} must be a number, not {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise usage.UsageError(f"--{name} must be a positive number, not {value!r}")
+    return number
+
+
+class Options(usage.Options):
+    """
+    C{twistd xmeet} options; L{postOptions} turns them into L{Settings}.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Realtime chat server: Xmeet rooms at /xgate/websocket/{xnest_id}, "
+        "a demo page at /, health at /healthz."
+    )
+
+    optParameters = [
+        ["port", "p", "tcp:8080", "Twisted endpoint description to listen on; a bare number "
+         "means TCP on all interfaces (tcp:8080:interface=127.0.0.1, "
+         "ssl:8443:privateKey=key.pem:certKey=cert.pem)."],
+        ["history-size", None, "1000", "Messages kept per xnest."],
+        ["max-message-size", None, "65536", "Largest accepted message in bytes, after "
+         "reassembly; larger ones close the connection with 1009."],
+        ["rate", None, "20", "Messages per second per connection (token bucket refill)."],
+        ["burst", None, "40", "Messages a connection may send at once (token bucket size)."],
+        ["ping-interval", None, "25", "Seconds between heartbeats on idle connections."],
+        ["ping-timeout", None, "20", "Seconds to wait for a heartbeat answer before "
+         "dropping the connection."],
+        ["timezone", None, "UTC", "IANA time zone of send_time in frames (e.g. Asia/Shanghai)."],
+        ["max-idle-rooms", None, "10000", "Empty xnests whose history is kept in memory; the "
+         "least recently used beyond this are forgotten."],
+        ["max-connections", None, "0", "Concurrent WebSocket connections accepted; 0 for "
+         "no limit. Beyond it the handshake gets 503."],
+    ]
+
+    def postOptions(self) -> None:
+        """
+        Validate every option and build C{self["settings"]}.
+        """
+        self["port"] = port_description(self["port"])
+        self._check_port(self["port"])
+        max_connections = self["max-connections"]
+        self["settings"] = Settings(
+            history_size=_positive_int("history-size", self["history-size"]),
+            max_message_size=_positive_int("max-message-size", self["max-message-size"]),
+            rate=_positive_float("rate", self["rate"]),
+            burst=_positive_int("burst", self["burst"]),
+            ping_interval=_positive_float("ping-interval", self["ping-interval"]),
+            ping_timeout=_positive_float("ping-timeout", self["ping-timeout"]),
+            timezone=self._check_timezone(self["timezone"]),
+            max_idle_rooms=_positive_int("max-idle-rooms", self["max-idle-rooms"]),
+            max_connections=0 if max_connections == "0" else _positive_int(
+                "max-connections", max_connections
+            ),
+        )
+
+    @staticmethod
+    def _check_port(description: str) -> None:
+        from twisted.internet import endpoints, reactor
+
+        try:
+            endpoints.serverFromString(reactor, description)
+        except Exception as error:
+            raise usage.UsageError(f"--port {description!r} is not usable: {error}") from None
+
+    @staticmethod
+    def _check_timezone(name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise usage.UsageError(f"--timezone {name!r} is not a known time zone") from None
+        return name
+
+
+def makeService(config: Any) -> MultiService:
+    """
+    The node described by validated C{config}, for twistd.
+    """
+    from twisted.internet import reactor
+
+    from xmeet.service import make_service
+
+    return make_service(reactor, config["settings"], config["port"])

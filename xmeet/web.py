@@ -1,0 +1,83 @@
+# -*- test-case-name: tests.test_web -*-
+"""
+The resource tree of one xmeet node: the demo page, ops endpoints and
+every protocol endpoint, served by one twisted.web C{Site} on one port.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib.resources import files
+from typing import Any
+
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+from twisted.web.static import File
+
+import xmeet
+from xmeet.core.frames import dumps
+from xmeet.rooms import RoomService
+from xmeet.web_errors import ErrorPage
+from xmeet.xgate import XgateResource
+
+__all__ = ["HealthResource", "StaticFiles", "build_root"]
+
+
+class StaticFiles(File):
+    """
+    The demo page's files; directories are not listed.
+    """
+
+    def directoryListing(self) -> Resource:
+        """
+        No listing: a directory is simply not found.
+        """
+        return ErrorPage(404, "not found")
+
+
+class HealthResource(Resource):
+    """
+    C{/healthz}: 200 and a small JSON status while the node serves.
+    """
+
+    isLeaf = True
+
+    def __init__(self, node_id: str, rooms: RoomService, gate: XgateResource) -> None:
+        super().__init__()
+        self._node_id = node_id
+        self._rooms = rooms
+        self._gate = gate
+        self._started = time.monotonic()
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        The status: node id, version, uptime, rooms and connections.
+        """
+        request.setHeader(b"content-type", b"application/json; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        status = {
+            "status": "ok",
+            "version": xmeet.__version__,
+            "node": self._node_id,
+            "uptime": round(time.monotonic() - self._started, 3),
+            "xnests": self._rooms.active_rooms,
+            "idle_xnests": self._rooms.idle_rooms,
+            "xgate_connections": self._gate.connections,
+        }
+        return dumps(status).encode("utf-8")
+
+
+def build_root(node_id: str, rooms: RoomService, gate: XgateResource) -> Any:
+    """
+    The root resource: C{/} (demo page), C{/static/}, C{/healthz} and
+    C{/xgate/websocket/}.
+    """
+    static = files("xmeet") / "static"
+    root = Resource()
+    root.putChild(b"", StaticFiles(str(static / "index.html"), defaultType="text/html"))
+    root.putChild(b"static", StaticFiles(str(static)))
+    root.putChild(b"healthz", HealthResource(node_id, rooms, gate))
+    xgate = Resource()
+    xgate.putChild(b"websocket", gate)
+    root.putChild(b"xgate", xgate)
+    return root

@@ -1,0 +1,56 @@
+# -*- test-case-name: tests.test_web -*-
+"""
+Error answers over HTTP, in the error object of PROTOCOL.md section 3:
+C{{"statusCode": N, "error": {"code": str, "message": str}}}.
+"""
+
+from __future__ import annotations
+
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from xmeet.core.frames import dumps
+
+__all__ = ["ERROR_CODES", "ErrorPage", "error_body"]
+
+ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def error_body(status: int, message: str) -> bytes:
+    """
+    The JSON error object for HTTP status C{status}.
+    """
+    error = {"code": ERROR_CODES.get(status, "error"), "message": message}
+    return dumps({"statusCode": status, "error": error}).encode("utf-8")
+
+
+class ErrorPage(Resource):
+    """
+    Answers any request under it with one JSON error.
+    """
+
+    isLeaf = True
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__()
+        self._status = status
+        self._message = message
+
+    def render(self, request: Request) -> bytes:
+        """
+        The error, whatever the method.
+        """
+        request.setResponseCode(self._status)
+        request.setHeader(b"content-type", b"application/json; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        return error_body(self._status, self._message)

@@ -1,0 +1,252 @@
+# -*- test-case-name: tests.test_xgate -*-
+"""
+The xgate WebSocket protocol: one Autobahn connection is one member of one
+xnest (PROTOCOL.md section 1).
+
+The protocol only translates: the handshake into a nickname and a join,
+text frames into calls on the L{RoomService}, frames from the service into
+prepared WebSocket messages. Limits and bad frames close the connection
+with the close codes of the contract.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.protocol import PreparedMessage
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from xmeet.config import Settings
+from xmeet.core.frames import Frame
+from xmeet.core.limits import RateLimiter
+from xmeet.core.room import Member
+from xmeet.core.rules import InvalidName, normalize_nickname, random_nickname
+from xmeet.rooms import IMemberSink, RoomService
+
+if TYPE_CHECKING:
+    from xmeet.xgate.resource import XgateResource
+
+__all__ = [
+    "CLOSE_BINARY",
+    "CLOSE_POLICY",
+    "NICKNAME_COOKIE_MAX_AGE",
+    "XgateProtocol",
+    "XnestFactory",
+    "apply_protocol_options",
+    "prepare_text",
+]
+
+log = Logger()
+
+CLOSE_BINARY = 1003
+CLOSE_POLICY = 1008
+NICKNAME_COOKIE_MAX_AGE = 31536000
+
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+
+
+def prepare_text(text: str) -> PreparedMessage:
+    """
+    A server-to-client text message framed once, for any number of
+    connections.
+    """
+    return PreparedMessage(text.encode("utf-8"), False, False, True)
+
+
+def apply_protocol_options(factory: WebSocketServerFactory, settings: Settings) -> None:
+    """
+    The Autobahn options every xmeet WebSocket endpoint shares.
+
+    C{failByDrop=False}: when Autobahn fails a connection (message too big,
+    invalid UTF-8) it sends the close frame with its code instead of
+    dropping TCP, so the client learns why. The heartbeat is Autobahn's
+    auto-ping, whose timers Autobahn batches.
+    """
+    factory.setProtocolOptions(
+        maxMessagePayloadSize=settings.max_message_size,
+        maxFramePayloadSize=settings.max_message_size,
+        failByDrop=False,
+        autoPingInterval=settings.ping_interval,
+        autoPingTimeout=settings.ping_timeout,
+        openHandshakeTimeout=10,
+        closeHandshakeTimeout=5,
+        utf8validateIncoming=True,
+        echoCloseCodeReason=False,
+    )
+
+
+def _cookie_nickname(cookie_header: str) -> str | None:
+    for part in cookie_header.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == "nickname":
+            try:
+                return normalize_nickname(unquote(value, errors="strict"))
+            except (InvalidName, UnicodeDecodeError):
+                return None
+    return None
+
+
+def _query(request: ConnectionRequest, uri: str) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(urlsplit(uri).query, keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise ConnectionDeny(400, "query string is not valid UTF-8") from None
+    return dict(pairs)
+
+
+def _store_history(query: dict[str, str]) -> bool:
+    value = query.get("is_store_history", "true").lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConnectionDeny(400, "is_store_history must be true or false")
+
+
+@implementer(IMemberSink)
+class XgateProtocol(WebSocketServerProtocol):
+    """
+    One member's WebSocket connection.
+
+    @ivar member: the membership, from C{onOpen} until the connection ends.
+    """
+
+    factory: XnestFactory
+    member: Member | None = None
+    _nickname = ""
+    _store_history = True
+    _limiter: RateLimiter
+
+    def onConnect(self, request: ConnectionRequest) -> tuple[None, dict[str, str]]:
+        """
+        Choose the nickname (query, else cookie, else random) and hand the
+        cookie back on the 101 response; refuse bad input with 400.
+        """
+        query = _query(request, self.http_request_uri)
+        self._store_history = _store_history(query)
+        nickname = query.get("nickname", "")
+        if nickname:
+            try:
+                nickname = normalize_nickname(nickname)
+            except InvalidName as error:
+                raise ConnectionDeny(400, str(error)) from None
+        else:
+            nickname = _cookie_nickname(request.headers.get("cookie", "")) or random_nickname(
+                self.factory.rng
+            )
+        self._nickname = nickname
+        cookie = (
+            f"nickname={quote(nickname, safe='')}; Path=/xgate/; "
+            f"Max-Age={NICKNAME_COOKIE_MAX_AGE}; SameSite=Lax"
+        )
+        return None, {"Set-Cookie": cookie}
+
+    def onOpen(self) -> None:
+        """
+        Join the room: the service greets this member and tells the others.
+        """
+        factory = self.factory
+        self._limiter = RateLimiter(
+            factory.settings.rate, factory.settings.burst, factory.clock.seconds()
+        )
+        self.member = factory.rooms.join(
+            factory.xnest_id, self._nickname, self, self._store_history
+        )
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        """
+        A complete message from the client (Autobahn has already checked
+        its size and UTF-8).
+        """
+        member = self.member
+        if member is None:
+            return
+        if isBinary:
+            self.close_with(CLOSE_BINARY, "binary messages are not accepted")
+            return
+        now = self.factory.clock.seconds()
+        if self._limiter.is_flooding(now):
+            self.close_with(CLOSE_POLICY, "sending far above the rate limit")
+            return
+        if not self._limiter.allow(now):
+            if self._limiter.should_warn(now):
+                self.factory.rooms.send_error(member, "rate limit exceeded: message dropped")
+            return
+        self.factory.rooms.receive(member, payload.decode("utf-8"))
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        """
+        However the connection ended, the member leaves and the others are
+        told.
+        """
+        self._leave()
+        self.factory.connection_ended(self)
+
+    def close_with(self, code: int, reason: str) -> None:
+        """
+        Leave the room now and start the closing handshake with C{code}:
+        the close frame reaches the client, nothing more is processed.
+        """
+        log.info(
+            "closing xgate connection {peer} with {code}: {reason}",
+            peer=self.peer,
+            code=code,
+            reason=reason,
+        )
+        self._leave()
+        self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8"), isReply=False)
+
+    def _leave(self) -> None:
+        member, self.member = self.member, None
+        if member is not None:
+            self.factory.rooms.leave(member)
+
+    def deliver(self, frame: Frame) -> None:
+        """
+        Send C{frame}: its prepared message is built once per frame and
+        shared by every xgate member.
+        """
+        self.sendPreparedMessage(frame.prepared(prepare_text, prepare_text))
+
+
+class XnestFactory(WebSocketServerFactory):
+    """
+    The Autobahn factory of one xnest, created for its first connection and
+    released by its gate when its last connection ends.
+    """
+
+    protocol = XgateProtocol
+
+    def __init__(self, xnest_id: str, gate: XgateResource) -> None:
+        super().__init__()
+        self.xnest_id = xnest_id
+        self.gate = gate
+        self.rooms = gate.rooms
+        self.settings = gate.settings
+        self.clock = gate.clock
+        self.rng = gate.rng
+        self.connections = 0
+        apply_protocol_options(self, gate.settings)
+
+    def buildProtocol(self, addr: Any) -> XgateProtocol:
+        """
+        Count connections from the start of the handshake, so the factory
+        outlives every connection that uses it.
+        """
+        self.connections += 1
+        self.gate.connections += 1
+        return super().buildProtocol(addr)  # type: ignore[no-any-return]
+
+    def connection_ended(self, protocol: XgateProtocol) -> None:
+        """
+        One connection of this factory is over; the last one releases it.
+        """
+        self.connections -= 1
+        self.gate.connections -= 1
+        if self.connections == 0:
+            self.gate.release(self)
