@@ -43,7 +43,7 @@ class IMemberSink(Interface):
     socket. One frame object is shared by all members of a broadcast.
     """
 
-    def deliver(frame: Frame) -> None:  # type: ignore[misc]
+    def deliver(frame: Frame) -> None:
         """
         Send C{frame} to this member; must not raise and must not block.
         """
@@ -110,7 +110,12 @@ class RoomService:
     ) -> Frame:
         return Frame(
             frame_json(
-                sender_id, room.xnest_json, frame_type, payload_json, send_time or self._now(), extra
+                sender_id,
+                room.xnest_json,
+                frame_type,
+                payload_json,
+                send_time or self._now(),
+                extra,
             )
         )
 
@@ -230,7 +235,9 @@ class RoomService:
         if target is None:
             self.send_error(member, f"no member {message.to!r} in this xnest")
             return
-        frame = self._frame(member.id, room, "private", dumps(message.text), extra={"to": target.id})
+        frame = self._frame(
+            member.id, room, "private", dumps(message.text), extra={"to": target.id}
+        )
         target.sink.deliver(frame)
         if target is not member:
             member.sink.deliver(frame)

@@ -57,22 +57,46 @@ class Options(usage.Options):
     )
 
     optParameters = [
-        ["port", "p", "tcp:8080", "Twisted endpoint description to listen on; a bare number "
-         "means TCP on all interfaces (tcp:8080:interface=127.0.0.1, "
-         "ssl:8443:privateKey=key.pem:certKey=cert.pem)."],
+        [
+            "port",
+            "p",
+            "tcp:8080",
+            "Twisted endpoint description to listen on; a bare number "
+            "means TCP on all interfaces (tcp:8080:interface=127.0.0.1, "
+            "ssl:8443:privateKey=key.pem:certKey=cert.pem).",
+        ],
         ["history-size", None, "1000", "Messages kept per xnest."],
-        ["max-message-size", None, "65536", "Largest accepted message in bytes, after "
-         "reassembly; larger ones close the connection with 1009."],
+        [
+            "max-message-size",
+            None,
+            "65536",
+            "Largest accepted message in bytes, after "
+            "reassembly; larger ones close the connection with 1009.",
+        ],
         ["rate", None, "20", "Messages per second per connection (token bucket refill)."],
         ["burst", None, "40", "Messages a connection may send at once (token bucket size)."],
         ["ping-interval", None, "25", "Seconds between heartbeats on idle connections."],
-        ["ping-timeout", None, "20", "Seconds to wait for a heartbeat answer before "
-         "dropping the connection."],
+        [
+            "ping-timeout",
+            None,
+            "20",
+            "Seconds to wait for a heartbeat answer before dropping the connection.",
+        ],
         ["timezone", None, "UTC", "IANA time zone of send_time in frames (e.g. Asia/Shanghai)."],
-        ["max-idle-rooms", None, "10000", "Empty xnests whose history is kept in memory; the "
-         "least recently used beyond this are forgotten."],
-        ["max-connections", None, "0", "Concurrent WebSocket connections accepted; 0 for "
-         "no limit. Beyond it the handshake gets 503."],
+        [
+            "max-idle-rooms",
+            None,
+            "10000",
+            "Empty xnests whose history is kept in memory; the "
+            "least recently used beyond this are forgotten.",
+        ],
+        [
+            "max-connections",
+            None,
+            "0",
+            "Concurrent WebSocket connections accepted; 0 for "
+            "no limit. Beyond it the handshake gets 503.",
+        ],
     ]
 
     def postOptions(self) -> None:
@@ -91,9 +115,9 @@ class Options(usage.Options):
             ping_timeout=_positive_float("ping-timeout", self["ping-timeout"]),
             timezone=self._check_timezone(self["timezone"]),
             max_idle_rooms=_positive_int("max-idle-rooms", self["max-idle-rooms"]),
-            max_connections=0 if max_connections == "0" else _positive_int(
-                "max-connections", max_connections
-            ),
+            max_connections=0
+            if max_connections == "0"
+            else _positive_int("max-connections", max_connections),
         )
 
     @staticmethod

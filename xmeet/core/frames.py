@@ -102,7 +102,7 @@ class Frame:
         C{build(text)} on first use and shared by every later caller.
         """
         try:
-            return self._forms[key]  # type: ignore[no-any-return]
+            return self._forms[key]
         except KeyError:
             form = self._forms[key] = build(self.text)
             return form

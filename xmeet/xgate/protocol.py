@@ -25,7 +25,7 @@ from xmeet.core.frames import Frame
 from xmeet.core.limits import RateLimiter
 from xmeet.core.room import Member
 from xmeet.core.rules import InvalidName, normalize_nickname, random_nickname
-from xmeet.rooms import IMemberSink, RoomService
+from xmeet.rooms import IMemberSink
 
 if TYPE_CHECKING:
     from xmeet.xgate.resource import XgateResource
@@ -220,7 +220,7 @@ class XnestFactory(WebSocketServerFactory):
     released by its gate when its last connection ends.
     """
 
-    protocol = XgateProtocol
+    protocol = XgateProtocol  # type: ignore[assignment]
 
     def __init__(self, xnest_id: str, gate: XgateResource) -> None:
         super().__init__()
@@ -233,14 +233,14 @@ class XnestFactory(WebSocketServerFactory):
         self.connections = 0
         apply_protocol_options(self, gate.settings)
 
-    def buildProtocol(self, addr: Any) -> XgateProtocol:
+    def buildProtocol(self, addr: Any) -> Any:
         """
         Count connections from the start of the handshake, so the factory
         outlives every connection that uses it.
         """
         self.connections += 1
         self.gate.connections += 1
-        return super().buildProtocol(addr)  # type: ignore[no-any-return]
+        return super().buildProtocol(addr)
 
     def connection_ended(self, protocol: XgateProtocol) -> None:
         """

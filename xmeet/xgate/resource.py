@@ -69,7 +69,7 @@ class XgateResource(Resource):
         full.
         """
         try:
-            xnest_id = decode_xnest_segment(_raw_path_from(request, len(request.prepath)))
+            xnest_id = decode_xnest_segment(_raw_path_from(request, len(request.prepath or ())))
         except InvalidName as error:
             return ErrorPage(400, str(error))
         limit = self.settings.max_connections

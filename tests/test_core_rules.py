@@ -1,0 +1,150 @@
+"""
+Tests for L{xmeet.core.rules}: xnest ids and nicknames.
+"""
+
+from random import Random
+
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from xmeet.core.rules import (
+    InvalidName,
+    decode_xnest_segment,
+    normalize_nickname,
+    random_nickname,
+    validate_xnest_id,
+)
+
+
+class XnestIdTests(SynchronousTestCase):
+    """
+    L{validate_xnest_id} and L{decode_xnest_segment}.
+    """
+
+    def test_valid(self) -> None:
+        """
+        Ordinary ids, unicode ids and the 64-character maximum pass as they are.
+        """
+        for xnest_id in ["f45c6d77", "房间一", "a" * 64, "with space", "🎉"]:
+            self.assertEqual(validate_xnest_id(xnest_id), xnest_id)
+
+    def test_invalid(self) -> None:
+        """
+        Empty, too long, a slash or a control character is refused with a
+        message naming the rule.
+        """
+        cases = {
+            "": "empty",
+            "a" * 65: "longer than 64",
+            "a/b": "'/'",
+            "a\x00b": "control character",
+            "a\x7fb": "control character",
+            "a\u0085b": "control character",
+        }
+        for xnest_id, reason in cases.items():
+            with self.assertRaises(InvalidName) as raised:
+                validate_xnest_id(xnest_id)
+            self.assertIn(reason, str(raised.exception))
+
+    def test_decode(self) -> None:
+        """
+        A raw segment is percent-decoded as UTF-8.
+        """
+        self.assertEqual(decode_xnest_segment(b"%E6%88%BF%E9%97%B4"), "房间")
+        self.assertEqual(decode_xnest_segment(b"plain-id"), "plain-id")
+
+    def test_decode_refuses(self) -> None:
+        """
+        Bad escapes, invalid UTF-8 and an encoded slash are refused.
+        """
+        cases = {
+            b"%zz": "malformed percent escape",
+            b"abc%": "malformed percent escape",
+            b"%4": "malformed percent escape",
+            b"%ff": "not valid UTF-8",
+            b"a%2Fb": "'/'",
+            b"a/b": "'/'",
+            b"": "empty",
+        }
+        for segment, reason in cases.items():
+            with self.assertRaises(InvalidName) as raised:
+                decode_xnest_segment(segment)
+            self.assertIn(reason, str(raised.exception))
+
+    @given(st.binary(max_size=200))
+    def test_decode_arbitrary_bytes(self, segment: bytes) -> None:
+        """
+        Any bytes either decode to a valid id or raise L{InvalidName}.
+        """
+        try:
+            xnest_id = decode_xnest_segment(segment)
+        except InvalidName:
+            return
+        self.assertEqual(validate_xnest_id(xnest_id), xnest_id)
+
+    @given(st.text(min_size=1, max_size=64).filter(lambda s: "/" not in s))
+    def test_decode_round_trip(self, xnest_id: str) -> None:
+        """
+        Encoding a valid id and decoding it gives it back.
+        """
+        from urllib.parse import quote
+
+        try:
+            validate_xnest_id(xnest_id)
+        except InvalidName:
+            return
+        self.assertEqual(decode_xnest_segment(quote(xnest_id, safe="").encode()), xnest_id)
+
+
+class NicknameTests(SynchronousTestCase):
+    """
+    L{normalize_nickname} and L{random_nickname}.
+    """
+
+    def test_trimmed(self) -> None:
+        """
+        Surrounding white space goes; inner white space stays.
+        """
+        self.assertEqual(normalize_nickname("  小明 大 \t"), "小明 大")
+
+    def test_lengths(self) -> None:
+        """
+        1 to 32 characters after trimming.
+        """
+        self.assertEqual(normalize_nickname("a" * 32), "a" * 32)
+        with self.assertRaises(InvalidName):
+            normalize_nickname("a" * 33)
+        with self.assertRaises(InvalidName):
+            normalize_nickname("   ")
+
+    def test_control_characters(self) -> None:
+        """
+        A control character anywhere is refused.
+        """
+        with self.assertRaises(InvalidName) as raised:
+            normalize_nickname("bad\x07name")
+        self.assertIn("control character", str(raised.exception))
+
+    @given(st.text(max_size=60))
+    def test_result_obeys_rules(self, nickname: str) -> None:
+        """
+        Whatever is accepted is trimmed, 1..32 characters and idempotent.
+        """
+        try:
+            result = normalize_nickname(nickname)
+        except InvalidName:
+            return
+        self.assertEqual(result, result.strip())
+        self.assertTrue(1 <= len(result) <= 32)
+        self.assertEqual(normalize_nickname(result), result)
+
+    def test_random(self) -> None:
+        """
+        Random nicknames look like C{guest-NNNN} and are valid.
+        """
+        rng = Random(4)
+        for _ in range(100):
+            name = random_nickname(rng)
+            self.assertRegex(name, r"^guest-\d{4}$")
+            self.assertEqual(normalize_nickname(name), name)

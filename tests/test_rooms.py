@@ -1,0 +1,291 @@
+"""
+Tests for L{xmeet.rooms.RoomService} with an in-memory sink and a fake
+clock: the room rules without sockets.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from xmeet.config import Settings
+from xmeet.core.frames import Frame
+from xmeet.core.ids import IdGenerator
+from xmeet.rooms import IMemberSink, RoomService
+
+
+@implementer(IMemberSink)
+class Collector:
+    """
+    A sink that keeps every frame it is given, decoded.
+    """
+
+    def __init__(self) -> None:
+        self.frames: list[dict[str, Any]] = []
+        self.objects: list[Frame] = []
+
+    def deliver(self, frame: Frame) -> None:
+        self.objects.append(frame)
+        self.frames.append(json.loads(frame.text))
+
+    def types(self) -> list[str]:
+        return [frame["type"] for frame in self.frames]
+
+    def take(self) -> list[dict[str, Any]]:
+        frames, self.frames = self.frames, []
+        return frames
+
+
+def _service(**settings: Any) -> tuple[RoomService, Clock]:
+    clock = Clock()
+    clock.advance(1428501726)
+    return RoomService(clock, Settings(**settings), IdGenerator("node")), clock
+
+
+class JoinLeaveTests(SynchronousTestCase):
+    """
+    Joining greets the member and tells the others; leaving tells the rest.
+    """
+
+    def test_sink_interface(self) -> None:
+        """
+        The test sink provides the interface the service relies on.
+        """
+        verifyObject(IMemberSink, Collector())
+
+    def test_greeting(self) -> None:
+        """
+        self, member_count, members, history in order, then join to others.
+        """
+        service, _ = _service()
+        alice, bob = Collector(), Collector()
+        first = service.join("room", "alice", alice)
+        alice.take()
+        second = service.join("room", "bob", bob)
+        greeting = bob.take()
+        self.assertEqual(
+            [f["type"] for f in greeting], ["self", "member_count", "members", "history"]
+        )
+        self.assertEqual(greeting[0]["payload"], second.id)
+        self.assertEqual(greeting[1]["payload"], 2)
+        self.assertEqual(
+            greeting[2]["payload"],
+            [{"pid": first.id, "nickname": "alice"}, {"pid": second.id, "nickname": "bob"}],
+        )
+        self.assertEqual(greeting[3]["payload"], [])
+        self.assertTrue(all(f["from"] == second.id and f["xnest"] == "room" for f in greeting))
+        self.assertEqual(greeting[0]["send_time"], "2015-4-8 14:2:6")
+        self.assertEqual(
+            [(f["type"], f["from"], f["payload"]) for f in alice.take()],
+            [("join", second.id, "bob")],
+        )
+
+    def test_leave(self) -> None:
+        """
+        The others get C{leave} once, however often leave is called.
+        """
+        service, _ = _service()
+        alice, bob = Collector(), Collector()
+        service.join("room", "alice", alice)
+        member = service.join("room", "bob", bob)
+        alice.take()
+        service.leave(member)
+        service.leave(member)
+        self.assertEqual(
+            [(f["type"], f["from"], f["payload"]) for f in alice.take()],
+            [("leave", member.id, "leave")],
+        )
+        self.assertEqual(bob.frames[-1]["type"], "history")
+
+    def test_rooms_are_separate(self) -> None:
+        """
+        Messages in one room do not reach another.
+        """
+        service, _ = _service()
+        one, two = Collector(), Collector()
+        member = service.join("one", "a", one)
+        service.join("two", "b", two)
+        two.take()
+        service.receive(member, "hi")
+        self.assertEqual(two.frames, [])
+        self.assertEqual(one.frames[-1]["payload"], "hi")
+
+
+class MessageTests(SynchronousTestCase):
+    """
+    Chat, commands and their errors.
+    """
+
+    def setUp(self) -> None:
+        self.service, self.clock = _service()
+        self.alice, self.bob = Collector(), Collector()
+        self.a = self.service.join("room", "alice", self.alice)
+        self.b = self.service.join("room", "bob", self.bob)
+        self.alice.take()
+        self.bob.take()
+
+    def test_chat_encoded_once(self) -> None:
+        """
+        Everyone, the sender included, gets the very same frame object.
+        """
+        self.service.receive(self.a, "你好")
+        self.assertIs(self.alice.objects[-1], self.bob.objects[-1])
+        self.assertEqual(self.bob.frames[-1]["payload"], "你好")
+        self.assertEqual(self.bob.frames[-1]["from"], self.a.id)
+
+    def test_whitespace_ignored(self) -> None:
+        """
+        White-space-only text does nothing and is not stored.
+        """
+        self.service.receive(self.a, "  \n")
+        self.assertEqual(self.alice.frames + self.bob.frames, [])
+        self.assertEqual(self.service.history_page("room", 0), "[]")
+
+    def test_history_entries(self) -> None:
+        """
+        History entries carry from, nickname, type, payload and send_time.
+        """
+        self.service.receive(self.a, "one")
+        self.clock.advance(61)
+        self.service.receive(self.b, "two")
+        self.service.receive(self.a, "@history:0")
+        page = self.alice.frames[-1]
+        self.assertEqual(page["type"], "history")
+        self.assertEqual(
+            page["payload"],
+            [
+                {
+                    "from": self.b.id,
+                    "nickname": "bob",
+                    "type": "normal",
+                    "payload": "two",
+                    "send_time": "2015-4-8 14:3:7",
+                },
+                {
+                    "from": self.a.id,
+                    "nickname": "alice",
+                    "type": "normal",
+                    "payload": "one",
+                    "send_time": "2015-4-8 14:2:6",
+                },
+            ],
+        )
+        self.assertEqual(self.bob.types(), ["normal", "normal"])
+
+    def test_changename(self) -> None:
+        """
+        A valid name is broadcast trimmed; an invalid one is an error to the
+        sender only and changes nothing.
+        """
+        self.service.receive(self.a, "@changename:  Alicia ")
+        self.assertEqual(self.bob.frames[-1]["type"], "changename")
+        self.assertEqual(self.bob.frames[-1]["payload"], "Alicia")
+        self.assertEqual(self.a.nickname, "Alicia")
+        self.bob.take()
+        self.service.receive(self.a, "@changename:" + "x" * 40)
+        self.assertEqual(self.alice.frames[-1]["type"], "error")
+        self.assertEqual(self.bob.frames, [])
+        self.assertEqual(self.a.nickname, "Alicia")
+
+    def test_private(self) -> None:
+        """
+        Target and sender get C{private} with C{to}; nothing is stored.
+        """
+        carol_sink = Collector()
+        self.service.join("room", "carol", carol_sink)
+        carol_sink.take()
+        self.alice.take()
+        self.bob.take()
+        self.service.receive(self.a, f"@to:{self.b.id}|secret")
+        for sink in (self.alice, self.bob):
+            frame = sink.frames[-1]
+            self.assertEqual(
+                (frame["type"], frame["payload"], frame["from"], frame["to"]),
+                ("private", "secret", self.a.id, self.b.id),
+            )
+        self.assertEqual(carol_sink.frames, [])
+        self.assertEqual(self.service.history_page("room", 0), "[]")
+
+    def test_private_to_self(self) -> None:
+        """
+        A private message to oneself arrives once.
+        """
+        self.service.receive(self.a, f"@to:{self.a.id}|note")
+        self.assertEqual(self.alice.types(), ["private"])
+
+    def test_errors(self) -> None:
+        """
+        Unknown private target and malformed cursor answer C{error} frames
+        whose C{from} is the receiver.
+        """
+        self.service.receive(self.a, "@to:nobody|x")
+        self.service.receive(self.a, "@history:x")
+        errors = self.alice.take()
+        self.assertEqual([f["type"] for f in errors], ["error", "error"])
+        self.assertIn("nobody", errors[0]["payload"])
+        self.assertIn("cursor", errors[1]["payload"])
+        self.assertTrue(all(f["from"] == self.a.id for f in errors))
+        self.assertEqual(self.bob.frames, [])
+
+
+class LifecycleTests(SynchronousTestCase):
+    """
+    Empty rooms keep their history in a bounded LRU.
+    """
+
+    def _say(self, service: RoomService, xnest: str, text: str) -> None:
+        member = service.join(xnest, "n", Collector())
+        service.receive(member, text)
+        service.leave(member)
+
+    def test_history_outlives_members(self) -> None:
+        """
+        The next joiner of an emptied room sees its history.
+        """
+        service, _ = _service()
+        self._say(service, "room", "kept")
+        self.assertEqual((service.active_rooms, service.idle_rooms), (0, 1))
+        sink = Collector()
+        service.join("room", "late", sink)
+        self.assertEqual(sink.frames[3]["payload"][0]["payload"], "kept")
+
+    def test_idle_rooms_bounded(self) -> None:
+        """
+        Beyond C{max_idle_rooms}, the least recently used is forgotten.
+        """
+        service, _ = _service(max_idle_rooms=2)
+        for name in ["a", "b", "c"]:
+            self._say(service, name, name)
+        self.assertEqual(service.idle_rooms, 2)
+        self.assertIsNone(service.find("a"))
+        self._say(service, "b", "again")
+        self._say(service, "d", "d")
+        self.assertIsNone(service.find("c"))
+        self.assertIsNotNone(service.find("b"))
+
+    def test_no_store_history(self) -> None:
+        """
+        A room created without history keeps none, and is not kept idle.
+        """
+        service, _ = _service()
+        member = service.join("quiet", "n", Collector(), store_history=False)
+        service.receive(member, "gone")
+        self.assertEqual(service.history_page("quiet", 0), "[]")
+        service.leave(member)
+        self.assertIsNone(service.find("quiet"))
+
+    def test_history_size(self) -> None:
+        """
+        Only C{history_size} messages are kept.
+        """
+        service, _ = _service(history_size=3)
+        member = service.join("room", "n", Collector())
+        for number in range(5):
+            service.receive(member, str(number))
+        payloads = [e["payload"] for e in json.loads(service.history_page("room", 0))]
+        self.assertEqual(payloads, ["4", "3", "2"])

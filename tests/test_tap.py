@@ -1,0 +1,235 @@
+"""
+Tests for L{xmeet.tap}, the twistd plugin and C{twistd -n xmeet} itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+
+from twisted.application.service import IServiceMaker
+from twisted.internet import defer, protocol, reactor
+from twisted.internet.task import deferLater
+from twisted.plugin import getPlugins
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import Agent, readBody
+
+from xmeet.config import Settings
+from xmeet.tap import Options, port_description
+
+
+def _parse(*argv: str) -> Options:
+    options = Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    Options become L{Settings}; bad values are usage errors.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        With no options: port 8080 on every interface and the defaults of
+        PROTOCOL.md section 0.
+        """
+        options = _parse()
+        self.assertEqual(options["port"], "tcp:8080")
+        self.assertEqual(options["settings"], Settings())
+        settings = options["settings"]
+        self.assertEqual(
+            (settings.history_size, settings.max_message_size, settings.rate, settings.burst),
+            (1000, 65536, 20, 40),
+        )
+        self.assertEqual((settings.ping_interval, settings.ping_timeout), (25, 20))
+        self.assertEqual(settings.timezone, "UTC")
+
+    def test_values(self) -> None:
+        """
+        Every option reaches the settings.
+        """
+        options = _parse(
+            "--port",
+            "tcp:0:interface=127.0.0.1",
+            "--history-size",
+            "5",
+            "--max-message-size",
+            "100",
+            "--rate",
+            "2.5",
+            "--burst",
+            "7",
+            "--ping-interval",
+            "3",
+            "--ping-timeout",
+            "4",
+            "--timezone",
+            "Asia/Shanghai",
+            "--max-idle-rooms",
+            "9",
+            "--max-connections",
+            "11",
+        )
+        self.assertEqual(options["port"], "tcp:0:interface=127.0.0.1")
+        self.assertEqual(
+            options["settings"],
+            Settings(
+                history_size=5,
+                max_message_size=100,
+                rate=2.5,
+                burst=7,
+                ping_interval=3,
+                ping_timeout=4,
+                timezone="Asia/Shanghai",
+                max_idle_rooms=9,
+                max_connections=11,
+            ),
+        )
+
+    def test_port_description(self) -> None:
+        """
+        A bare number is TCP; descriptions pass through.
+        """
+        self.assertEqual(port_description("8080"), "tcp:8080")
+        self.assertEqual(port_description("ssl:8443:privateKey=k"), "ssl:8443:privateKey=k")
+
+    def test_bad_values(self) -> None:
+        """
+        Each bad value is a L{usage.UsageError} naming the option.
+        """
+        cases = [
+            ("--history-size", "0"),
+            ("--history-size", "ten"),
+            ("--max-message-size", "-1"),
+            ("--rate", "fast"),
+            ("--rate", "0"),
+            ("--rate", "inf"),
+            ("--rate", "nan"),
+            ("--burst", "1.5"),
+            ("--ping-interval", "-3"),
+            ("--ping-timeout", "x"),
+            ("--timezone", "Mars/Olympus"),
+            ("--max-idle-rooms", "0"),
+            ("--max-connections", "-2"),
+            ("--port", "nonsense:1"),
+            ("--port", "tcp:notaport"),
+            ("--port", "ssl:8443:privateKey=/nonexistent.pem"),
+        ]
+        for option, value in cases:
+            with self.assertRaises(usage.UsageError, msg=f"{option} {value}") as raised:
+                _parse(option, value)
+            self.assertIn(option, str(raised.exception))
+
+    def test_help(self) -> None:
+        """
+        Every option has help text.
+        """
+        text = str(Options())
+        for option in [
+            "--port",
+            "--history-size",
+            "--max-message-size",
+            "--rate",
+            "--burst",
+            "--ping-interval",
+            "--ping-timeout",
+            "--timezone",
+        ]:
+            self.assertIn(option, text)
+
+    def test_plugin(self) -> None:
+        """
+        twistd finds the C{xmeet} service maker, which points at this module.
+        """
+        makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
+        self.assertIn("xmeet", makers)
+        self.assertIs(makers["xmeet"].options, Options)
+
+
+class _Collect(protocol.ProcessProtocol):
+    def __init__(self) -> None:
+        self.output = b""
+        self.ended: defer.Deferred[None] = defer.Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        self.output += data
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: object) -> None:
+        self.ended.callback(None)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class TwistdTests(TestCase):
+    """
+    The README's command, C{twistd -n xmeet --port ...}, serves.
+    """
+
+    @defer.inlineCallbacks
+    def test_twistd_serves(self):  # type: ignore[no-untyped-def]
+        """
+        A real twistd process answers C{/healthz} and stops on SIGTERM.
+        """
+        port = _free_port()
+        collector = _Collect()
+        argv = [
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            "-n",
+            "--pidfile=",
+            "xmeet",
+            "--port",
+            f"tcp:{port}:interface=127.0.0.1",
+        ]
+        process = reactor.spawnProcess(  # type: ignore[attr-defined]
+            collector, sys.executable, argv, env=dict(os.environ), path=os.getcwd()
+        )
+        agent = Agent(reactor)
+        body = None
+        for _ in range(100):
+            try:
+                response = yield agent.request(b"GET", f"http://127.0.0.1:{port}/healthz".encode())
+                body = yield readBody(response)
+                break
+            except Exception:
+                yield deferLater(reactor, 0.1, lambda: None)
+        process.signalProcess(signal.SIGTERM)
+        yield collector.ended
+        self.assertIsNotNone(body, collector.output.decode(errors="replace"))
+        self.assertEqual(json.loads(body)["status"], "ok")
+        self.assertIn(b"listening on", collector.output)
+
+    @defer.inlineCallbacks
+    def test_usage_error(self):  # type: ignore[no-untyped-def]
+        """
+        A bad option makes twistd print a usage error, not a traceback.
+        """
+        collector = _Collect()
+        argv = [
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            "-n",
+            "--pidfile=",
+            "xmeet",
+            "--rate",
+            "fast",
+        ]
+        reactor.spawnProcess(  # type: ignore[attr-defined]
+            collector, sys.executable, argv, env=dict(os.environ), path=os.getcwd()
+        )
+        yield collector.ended
+        self.assertIn(b"--rate must be a number", collector.output)
+        self.assertNotIn(b"Traceback", collector.output)
