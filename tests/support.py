@@ -5,13 +5,15 @@ Helpers shared by the tests that run xmeet on a real port.
 from __future__ import annotations
 
 import attrs
+from treq.client import HTTPClient
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, HTTPConnectionPool
 
 from xmeet.config import Settings
 from xmeet.service import Node, build_node
 
-__all__ = ["RunningNode", "start_xmeet"]
+__all__ = ["RunningNode", "http_client", "start_xmeet"]
 
 
 @attrs.frozen
@@ -47,3 +49,13 @@ def start_xmeet(testcase: TestCase, settings: Settings | None = None) -> Running
     port = reactor.listenTCP(0, node.site, interface="127.0.0.1")  # type: ignore[attr-defined]
     testcase.addCleanup(port.stopListening)
     return RunningNode(node=node, port=port.getHost().port)
+
+
+def http_client(testcase: TestCase) -> HTTPClient:
+    """
+    A treq client whose connections are closed when the test ends, so the
+    reactor is clean for trial.
+    """
+    pool = HTTPConnectionPool(reactor, persistent=False)
+    testcase.addCleanup(pool.closeCachedConnections)
+    return HTTPClient(Agent(reactor, pool=pool))

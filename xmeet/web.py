@@ -16,6 +16,7 @@ from twisted.web.static import File
 
 import xmeet
 from xmeet.core.frames import dumps
+from xmeet.handlers.xnest_api import XgateHTTPResource, XnestsResource
 from xmeet.rooms import RoomService
 from xmeet.web_errors import ErrorPage
 from xmeet.xgate import XgateResource
@@ -69,8 +70,8 @@ class HealthResource(Resource):
 
 def build_root(node_id: str, rooms: RoomService, gate: XgateResource) -> Any:
     """
-    The root resource: C{/} (demo page), C{/static/}, C{/healthz} and
-    C{/xgate/websocket/}.
+    The root resource: C{/} (demo page), C{/static/}, C{/healthz},
+    C{/xgate/websocket/}, C{/xgate/http} and C{/api/xnests/}.
     """
     static = files("xmeet") / "static"
     root = Resource()
@@ -79,5 +80,9 @@ def build_root(node_id: str, rooms: RoomService, gate: XgateResource) -> Any:
     root.putChild(b"healthz", HealthResource(node_id, rooms, gate))
     xgate = Resource()
     xgate.putChild(b"websocket", gate)
+    xgate.putChild(b"http", XgateHTTPResource(rooms, gate.settings.max_message_size))
     root.putChild(b"xgate", xgate)
+    api = Resource()
+    api.putChild(b"xnests", XnestsResource(rooms))
+    root.putChild(b"api", api)
     return root
