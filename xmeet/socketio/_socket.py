@@ -1,0 +1,308 @@
+# -*- test-case-name: tests.test_socketio_server -*-
+"""
+A client's connection to one namespace: the object application handlers get.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+
+from ._errors import AckTimeout, SocketDisconnected
+from .packets import RESERVED_EVENTS, Packet, PacketType
+
+if TYPE_CHECKING:
+    from ._engine import EngineSocket
+    from ._namespace import BroadcastOperator, Namespace, PreparedEvent
+    from ._server import Client
+
+__all__ = ["Handshake", "Socket", "ack_args", "ack_value", "check_event_name"]
+
+log = Logger()
+
+
+def ack_args(result: Any) -> list[Any]:
+    """
+    The acknowledgement arguments for a handler's result: C{None} gives
+    none, a C{tuple} gives one argument per item, anything else (a C{list}
+    included) is the single argument.
+    """
+    if result is None:
+        return []
+    if isinstance(result, tuple):
+        return list(result)
+    return [result]
+
+
+def ack_value(args: list[Any]) -> Any:
+    """
+    The inverse of L{ack_args}: what a L{Socket.call} fires with.
+    """
+    if not args:
+        return None
+    if len(args) == 1:
+        return args[0]
+    return tuple(args)
+
+
+def check_event_name(event: str) -> None:
+    """
+    Refuse to emit an event the client library reserves for itself, as the
+    official server does.
+    """
+    if event in RESERVED_EVENTS:
+        raise ValueError(f"{event!r} is a reserved event name")
+
+
+class _State(enum.Enum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+
+
+@attrs.frozen
+class Handshake:
+    """
+    What the client presented when it connected to the namespace.
+
+    @ivar auth: the CONNECT payload (protocol v5), or the namespace's query
+        parameters (protocol v4, socket.io 2.x clients).
+    @ivar query: the query parameters of the Engine.IO handshake request.
+    @ivar headers: the headers of the Engine.IO handshake request.
+    @ivar address: the peer's address.
+    @ivar protocol: the Socket.IO protocol revision, 5 or 4.
+    """
+
+    auth: Mapping[str, Any]
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    address: str
+    protocol: int
+
+
+@attrs.define(eq=False)
+class Socket:
+    """
+    One client connected to one namespace.
+
+    Emitting, calling, joining rooms and disconnecting all work from the
+    namespace's C{connect} handler already: what is emitted there is sent
+    right after the client is told it is connected.
+
+    @ivar id: the socket id, as the client sees it in C{socket.id}.
+    @ivar namespace: the L{Namespace}.
+    @ivar handshake: the L{Handshake}.
+    @ivar data: a dictionary for the application's own per-socket state.
+    """
+
+    namespace: Namespace
+    _client: Client = attrs.field(repr=False)
+    id: str
+    handshake: Handshake = attrs.field(repr=False)
+    data: dict[str, Any] = attrs.field(factory=dict, repr=False)
+    _rooms: set[str] = attrs.field(factory=set, init=False, repr=False)
+    _state: _State = attrs.field(default=_State.CONNECTING, init=False)
+    _outbox: list[Packet | PreparedEvent] = attrs.field(factory=list, init=False, repr=False)
+    _acks: dict[int, Deferred[Any]] = attrs.field(factory=dict, init=False, repr=False)
+    _next_ack_id: int = attrs.field(default=0, init=False, repr=False)
+
+    @property
+    def connected(self) -> bool:
+        """
+        Whether the client is connected to the namespace.
+        """
+        return self._state is _State.CONNECTED
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        """
+        The rooms this socket is in; it is always in the room named by its id.
+        """
+        return frozenset(self._rooms)
+
+    @property
+    def engine(self) -> EngineSocket:
+        """
+        The Engine.IO session under this socket (transport, address...).
+        """
+        return self._client.engine_socket
+
+    def emit(self, event: str, *args: Any) -> None:
+        """
+        Send the event C{event} with C{args} (JSON values and C{bytes}) to
+        the client, asking for no acknowledgement.
+        """
+        check_event_name(event)
+        self._send(Packet(PacketType.EVENT, self.namespace.name, [event, *args]))
+
+    def call(self, event: str, *args: Any, timeout: float | None = 30.0) -> Deferred[Any]:
+        """
+        Send the event and wait for the client's acknowledgement.
+
+        @param timeout: seconds to wait, or C{None} to wait as long as the
+            socket is connected.
+        @return: a L{Deferred} firing with the acknowledgement's arguments:
+            C{None} for none, the value for one, a C{tuple} for several.  It
+            fails with L{AckTimeout} after C{timeout}, or with
+            L{SocketDisconnected} if the socket disconnects first.
+            Cancelling it forgets the acknowledgement.
+        """
+        check_event_name(event)
+        if self._state is _State.DISCONNECTED:
+            return fail(SocketDisconnected("socket is disconnected"))
+        ack_id = self._next_ack_id
+        self._next_ack_id += 1
+        timer: IDelayedCall | None = None
+
+        def forget(_: object) -> None:
+            self._acks.pop(ack_id, None)
+
+        d: Deferred[Any] = Deferred(forget)
+        if timeout is not None:
+            timer = self._client.clock.callLater(timeout, self._ack_timed_out, ack_id, timeout)
+
+        def stop_timer(result: object) -> object:
+            if timer is not None and timer.active():
+                timer.cancel()
+            return result
+
+        d.addBoth(stop_timer)
+        self._acks[ack_id] = d
+        self._send(Packet(PacketType.EVENT, self.namespace.name, [event, *args], ack_id))
+        return d
+
+    def send_prepared(self, prepared: PreparedEvent) -> None:
+        """
+        Send an event prepared once with L{Namespace.prepare} for many
+        sockets of this namespace.
+        """
+        if prepared.namespace != self.namespace.name:
+            raise ValueError(
+                f"event prepared for {prepared.namespace!r}, socket is in {self.namespace.name!r}"
+            )
+        if self._state is _State.CONNECTED:
+            self._client.send_prepared(prepared)
+        elif self._state is _State.CONNECTING:
+            self._outbox.append(prepared)
+
+    def join(self, *rooms: str) -> None:
+        """
+        Enter C{rooms}; joining a room twice is harmless.
+        """
+        for room in rooms:
+            if room not in self._rooms:
+                self._rooms.add(room)
+                self.namespace._join(self, room)
+
+    def leave(self, *rooms: str) -> None:
+        """
+        Leave C{rooms}; leaving a room one is not in is harmless.
+        """
+        for room in rooms:
+            if room in self._rooms:
+                self._rooms.discard(room)
+                self.namespace._leave(self, room)
+
+    def to(self, *rooms: str) -> BroadcastOperator:
+        """
+        Broadcast to the sockets in C{rooms}, except this one.
+        """
+        return self.broadcast.to(*rooms)
+
+    in_ = to
+
+    @property
+    def broadcast(self) -> BroadcastOperator:
+        """
+        Broadcast to every socket of the namespace except this one.
+        """
+        return self.namespace.except_(self.id)
+
+    def disconnect(self, close: bool = False) -> None:
+        """
+        Disconnect the client from this namespace, with the reason
+        C{"server namespace disconnect"}.
+
+        @param close: also close the Engine.IO session, disconnecting the
+            client from every namespace.
+        """
+        if self._state is _State.CONNECTED:
+            self._client.send_packet(Packet(PacketType.DISCONNECT, self.namespace.name))
+            self._closed("server namespace disconnect")
+        if close:
+            self._client.disconnect()
+
+    def _send(self, packet: Packet) -> None:
+        if self._state is _State.CONNECTED:
+            self._client.send_packet(packet)
+        elif self._state is _State.CONNECTING:
+            self._outbox.append(packet)
+
+    def _ack_timed_out(self, ack_id: int, timeout: float) -> None:
+        d = self._acks.pop(ack_id, None)
+        if d is not None:
+            d.errback(AckTimeout(f"no acknowledgement within {timeout} seconds"))
+
+    def _connected(self) -> None:
+        """
+        The connect handler accepted the client: tell it, then send what was
+        emitted meanwhile.
+        """
+        self._state = _State.CONNECTED
+        self.join(self.id)
+        outbox, self._outbox = self._outbox, []
+        for item in outbox:
+            if isinstance(item, Packet):
+                self._client.send_packet(item)
+            else:
+                self._client.send_prepared(item)
+
+    def _received(self, packet: Packet) -> None:
+        """
+        Handle a packet the client sent to this namespace.
+        """
+        kind = packet.type
+        if kind in (PacketType.EVENT, PacketType.BINARY_EVENT):
+            if packet.data is not None:
+                self.namespace._dispatch(self, packet.data[0], packet.data[1:], packet.id)
+        elif kind in (PacketType.ACK, PacketType.BINARY_ACK):
+            self._acknowledged(packet)
+        elif kind is PacketType.DISCONNECT:
+            self._closed("client namespace disconnect")
+
+    def _acknowledged(self, packet: Packet) -> None:
+        d = self._acks.pop(packet.id, None) if packet.id is not None else None
+        if d is None:
+            log.debug("ignoring unknown ack {ack_id} on {socket}", ack_id=packet.id, socket=self.id)
+            return
+        d.callback(ack_value(packet.data or []))
+
+    def _acknowledge(self, ack_id: int, result: Any) -> None:
+        """
+        Send a handler's result as the acknowledgement the client asked for.
+        """
+        self._send(Packet(PacketType.ACK, self.namespace.name, ack_args(result), ack_id))
+
+    def _closed(self, reason: str) -> None:
+        """
+        The socket is gone: leave every room, fail pending calls, and run the
+        C{disconnect} handler if the client had been connected.
+        """
+        if self._state is _State.DISCONNECTED:
+            return
+        was_connected = self._state is _State.CONNECTED
+        self._state = _State.DISCONNECTED
+        self.leave(*self._rooms)
+        self._outbox.clear()
+        self._client.forget(self)
+        acks, self._acks = self._acks, {}
+        for d in acks.values():
+            d.errback(SocketDisconnected(reason))
+        if was_connected:
+            self.namespace._disconnected(self, reason)
