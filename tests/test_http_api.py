@@ -218,3 +218,25 @@ class XgateHTTPTests(TestCase):
         response = yield self.http.get(self.server.url + "/xgate/http")
         self.assertEqual(response.code, 405)
         yield response.content()
+
+
+class BodyLimitTests(TestCase):
+    """
+    Every endpoint refuses request bodies beyond the node's limit.
+    """
+
+    @defer.inlineCallbacks
+    def test_oversized_body(self):  # type: ignore[no-untyped-def]
+        """
+        A body larger than the largest message plus framing is answered 413
+        in the error object, whatever the resource.
+        """
+        server = start_xmeet(self, Settings(max_message_size=1000, max_payload=1000))
+        limit = server.node.site.max_body
+        http = http_client(self)
+        response = yield http.post(server.url + "/healthz", data=b"x" * (limit + 1))
+        body = json.loads((yield response.content()))
+        self.assertEqual((response.code, body["error"]["code"]), (413, "too_large"))
+        response = yield http.post(server.url + "/healthz", data=b"x" * limit)
+        yield response.content()
+        self.assertEqual(response.code, 405)

@@ -14,17 +14,22 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
-from twisted.web.server import Site
 
 from xmeet.config import Settings
 from xmeet.core.ids import IdGenerator, new_node_id
 from xmeet.rooms import RoomService
-from xmeet.web import build_root
+from xmeet.web import XmeetSite, build_root
 from xmeet.xgate import XgateResource
 
 __all__ = ["Node", "build_node", "make_service"]
 
 log = Logger()
+
+_BODY_SLACK = 4096
+"""
+Bytes of request body allowed beyond the largest message: room for the
+JSON or Engine.IO framing around one message of the largest size.
+"""
 
 
 @attrs.define
@@ -38,7 +43,7 @@ class Node:
     settings: Settings
     rooms: RoomService
     gate: XgateResource
-    site: Site
+    site: XmeetSite
 
 
 def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> Node:
@@ -48,8 +53,8 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
     node_id = node_id or new_node_id()
     rooms = RoomService(reactor, settings, IdGenerator(node_id))
     gate = XgateResource(rooms, settings, reactor, Random())
-    site = Site(build_root(node_id, rooms, gate))
-    site.displayTracebacks = False
+    max_body = max(settings.max_payload, settings.max_message_size) + _BODY_SLACK
+    site = XmeetSite(build_root(node_id, rooms, gate), max_body)
     return Node(node_id=node_id, settings=settings, rooms=rooms, gate=gate, site=site)
 
 

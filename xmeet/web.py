@@ -11,17 +11,73 @@ from importlib.resources import files
 from typing import Any
 
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.server import Request, Site
 from twisted.web.static import File
 
 import xmeet
 from xmeet.core.frames import dumps
 from xmeet.handlers.xnest_api import XgateHTTPResource, XnestsResource
 from xmeet.rooms import RoomService
-from xmeet.web_errors import ErrorPage
+from xmeet.web_errors import ErrorPage, error_body
 from xmeet.xgate import XgateResource
 
-__all__ = ["HealthResource", "StaticFiles", "build_root"]
+__all__ = ["BoundedRequest", "HealthResource", "StaticFiles", "XmeetSite", "build_root"]
+
+
+class BoundedRequest(Request):
+    """
+    A request whose body is kept only up to its site's C{max_body} bytes.
+
+    twisted.web would otherwise spool any body to memory or disk before a
+    resource can look at it; an oversized one is answered 413 without
+    being kept.
+    """
+
+    _body_length = 0
+    _oversized = False
+
+    def handleContentChunk(self, data: bytes) -> None:
+        """
+        Keep the chunk unless the body has grown past the limit.
+        """
+        self._body_length += len(data)
+        if self._body_length > self._max_body():
+            self._oversized = True
+        elif not self._oversized:
+            super().handleContentChunk(data)
+
+    def _max_body(self) -> int:
+        site: XmeetSite = self.channel.site  # type: ignore[attr-defined]
+        return site.max_body
+
+    def process(self) -> None:
+        """
+        Answer 413 for an oversized body, else serve as usual.
+        """
+        if not self._oversized:
+            super().process()
+            return
+        limit = self._max_body()
+        self.setResponseCode(413)
+        self.setHeader(b"content-type", b"application/json; charset=utf-8")
+        self.setHeader(b"connection", b"close")
+        self.write(error_body(413, f"request body is larger than {limit} bytes"))
+        self.finish()
+
+
+class XmeetSite(Site):
+    """
+    The node's C{Site}: no tracebacks to clients, bounded request bodies.
+
+    @ivar max_body: the largest request body kept, in bytes.
+    """
+
+    requestFactory = BoundedRequest
+    displayTracebacks = False
+
+    def __init__(self, resource: Any, max_body: int) -> None:
+        super().__init__(resource)
+        self.max_body = max_body
 
 
 class StaticFiles(File):
