@@ -67,16 +67,21 @@ class BoundedRequest(Request):
 
 class XmeetSite(Site):
     """
-    The node's C{Site}: no tracebacks to clients, bounded request bodies.
+    The node's C{Site}: no tracebacks to clients, bounded request bodies,
+    and idle keep-alive connections closed after a minute instead of
+    twisted.web's twelve hours (the timeout is off while a request is being
+    answered, so long-polls and WebSocket connections are not affected).
 
     @ivar max_body: the largest request body kept, in bytes.
     """
+
+    IDLE_TIMEOUT = 60
 
     requestFactory = BoundedRequest
     displayTracebacks = False
 
     def __init__(self, resource: Any, max_body: int) -> None:
-        super().__init__(resource)
+        super().__init__(resource, timeout=self.IDLE_TIMEOUT)
         self.max_body = max_body
 
 
