@@ -1,0 +1,160 @@
+# -*- test-case-name: tests.test_engineio_resource -*-
+"""
+The twisted.web resource of an Engine.IO endpoint.
+
+It checks each request the way the official server does (transport, origin,
+session id, method, protocol revision), answers refusals with the official
+JSON error bodies, adds CORS headers, and routes what is left to
+long-polling or, for WebSocket upgrades, to Autobahn's L{WebSocketResource},
+so one L{twisted.web.server.Site} on one port serves everything.
+"""
+
+from __future__ import annotations
+
+from autobahn.twisted.resource import WebSocketResource
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from .polling import bad_request
+from .server import EngineIOServer, ErrorCode
+
+__all__ = ["EngineIOResource"]
+
+log = Logger()
+
+_TRANSPORTS = ("polling", "websocket")
+_PREFLIGHT_METHODS = b"GET,HEAD,PUT,PATCH,POST,DELETE"
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "replace")
+
+
+def request_query(request: Request) -> dict[str, str]:
+    """
+    The query parameters of C{request}, first value of each, as text.
+    """
+    return {_text(name): _text(values[0]) for name, values in (request.args or {}).items()}
+
+
+def request_headers(request: Request) -> dict[str, str]:
+    """
+    The headers of C{request} with lowercase names, repeated ones joined.
+    """
+    return {
+        _text(name).lower(): ", ".join(_text(v) for v in values)
+        for name, values in request.requestHeaders.getAllRawHeaders()
+    }
+
+
+def _is_websocket_upgrade(request: Request) -> bool:
+    upgrade = request.getHeader(b"upgrade") or b""
+    return b"websocket" in upgrade.lower()
+
+
+def _invalid_header_value(value: bytes) -> bool:
+    return any((byte < 0x20 and byte != 0x09) or byte == 0x7F for byte in value)
+
+
+class EngineIOResource(Resource):
+    """
+    Serves one L{EngineIOServer} at the path it is mounted on (for example
+    C{/socket.io/} or C{/engine.io/}).
+    """
+
+    isLeaf = True
+
+    def __init__(self, server: EngineIOServer) -> None:
+        super().__init__()
+        self._server = server
+        self._websocket = WebSocketResource(server.websocket_factory)
+
+    def render(self, request: Request) -> bytes | int:
+        """
+        Answer one Engine.IO HTTP request (or WebSocket upgrade).
+        """
+        origin = request.getHeader(b"origin")
+        self._add_cors_headers(request, origin)
+        if request.method == b"OPTIONS" and self._server.cors_origins:
+            return self._preflight(request)
+        query = request_query(request)
+        transport = query.get("transport")
+        if transport not in _TRANSPORTS:
+            return self._refuse(request, ErrorCode.UNKNOWN_TRANSPORT)
+        if origin is not None and _invalid_header_value(origin):
+            return self._refuse(request, ErrorCode.BAD_REQUEST)
+        if "sid" in query:
+            return self._existing_session(request, query, transport)
+        return self._handshake(request, query, transport)
+
+    def _refuse(self, request: Request, code: ErrorCode) -> bytes:
+        log.debug(
+            "refused {method} {uri}: {message}",
+            method=request.method,
+            uri=request.uri,
+            message=code.message,
+        )
+        status = 403 if code is ErrorCode.FORBIDDEN else 400
+        return bad_request(request, int(code), code.message, status)
+
+    def _handshake(self, request: Request, query: dict[str, str], transport: str) -> bytes | int:
+        if request.method != b"GET":
+            return self._refuse(request, ErrorCode.BAD_HANDSHAKE_METHOD)
+        upgrade = _is_websocket_upgrade(request)
+        if transport == "websocket" and not upgrade:
+            return self._refuse(request, ErrorCode.BAD_REQUEST)
+        protocol = self._server.protocol_of(query)
+        if protocol is None:
+            return self._refuse(request, ErrorCode.UNSUPPORTED_PROTOCOL_VERSION)
+        if transport == "websocket":
+            return self._upgrade(request)
+        address = request.getClientAddress()
+        return self._server.open_polling(
+            request, protocol, query, request_headers(request), getattr(address, "host", "")
+        )
+
+    def _existing_session(
+        self, request: Request, query: dict[str, str], transport: str
+    ) -> bytes | int:
+        socket = self._server.sockets.get(query["sid"])
+        if socket is None:
+            return self._refuse(request, ErrorCode.UNKNOWN_SID)
+        upgrade = transport == "websocket" and _is_websocket_upgrade(request)
+        if not upgrade and socket.transport != transport:
+            return self._refuse(request, ErrorCode.BAD_REQUEST)
+        if self._server.protocol_of(query) != socket.protocol:
+            return self._refuse(request, ErrorCode.UNSUPPORTED_PROTOCOL_VERSION)
+        if upgrade:
+            return self._upgrade(request)
+        polling = socket.polling_transport()
+        if polling is None:
+            return self._refuse(request, ErrorCode.BAD_REQUEST)
+        if request.method == b"GET":
+            return polling.handle_get(request)
+        if request.method == b"POST":
+            return polling.handle_post(request)
+        return self._refuse(request, ErrorCode.BAD_REQUEST)
+
+    def _upgrade(self, request: Request) -> bytes | int:
+        result: bytes | int = self._websocket.render(request)
+        return result
+
+    def _add_cors_headers(self, request: Request, origin: bytes | None) -> None:
+        origins = self._server.cors_origins
+        if not origins:
+            return
+        request.setHeader(b"vary", b"Origin")
+        if origin is not None and ("*" in origins or _text(origin) in origins):
+            request.setHeader(b"access-control-allow-origin", origin)
+            request.setHeader(b"access-control-allow-credentials", b"true")
+
+    def _preflight(self, request: Request) -> bytes:
+        request.setResponseCode(204)
+        request.setHeader(b"access-control-allow-methods", _PREFLIGHT_METHODS)
+        asked = request.getHeader(b"access-control-request-headers")
+        if asked is not None:
+            request.setHeader(b"access-control-allow-headers", asked)
+            request.setHeader(b"vary", b"Origin, Access-Control-Request-Headers")
+        request.setHeader(b"content-length", b"0")
+        return b""

@@ -1,0 +1,379 @@
+# -*- test-case-name: tests.test_engineio_session -*-
+"""
+One Engine.IO session: its state machine, heartbeat and transport upgrade.
+
+The session owns no sockets and no HTTP requests: it talks to its current
+transport (polling or WebSocket) through the small L{Transport} protocol, so
+its rules (heartbeat direction per revision, close reasons, the upgrade
+dance) are tested with a L{twisted.internet.task.Clock} and fake transports.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+
+from .packets import Packet, PacketType
+from .polling import PollingTransport
+from .prepared import PreparedPacket
+
+if TYPE_CHECKING:
+    from .server import EngineIOServer
+
+__all__ = ["EngineIOSocket", "Transport"]
+
+log = Logger()
+
+PING = PreparedPacket(Packet(PacketType.PING))
+PONG = PreparedPacket(Packet(PacketType.PONG))
+PROBE_PONG = PreparedPacket(Packet(PacketType.PONG, "probe"))
+
+
+class Transport(Protocol):
+    """
+    What a session needs from a transport.
+    """
+
+    name: str
+
+    def write(self, packet: PreparedPacket) -> None:
+        """
+        Send (or buffer) one packet.
+        """
+
+    def shutdown(self, polite: bool) -> None:
+        """
+        Stop the transport for good; when C{polite}, tell the client first
+        (a close packet on a pending poll, a close frame on a WebSocket).
+        """
+
+    def drain_and_close(self, done: Callable[[], None]) -> None:
+        """
+        Deliver what is buffered and a close packet, then call C{done}.
+        """
+
+    def prompt_upgrade(self) -> None:
+        """
+        A WebSocket probe succeeded: answer polls at once with a noop.
+        """
+
+    def cancel_upgrade(self) -> None:
+        """
+        The probe went away: polls wait for data again.
+        """
+
+    def hand_over(self) -> list[PreparedPacket]:
+        """
+        Stop for good and return the packets not yet delivered, for the
+        transport that replaces this one.
+        """
+
+    def take_over(self, socket: EngineIOSocket) -> None:
+        """
+        Become C{socket}'s active transport after an upgrade.
+        """
+
+
+class _State(enum.Enum):
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class EngineIOSocket:
+    """
+    One Engine.IO session, as seen by the layer above.
+
+    @ivar sid: the session id.
+    @ivar protocol: the protocol revision, 3 or 4.
+    @ivar query: decoded query parameters of the handshake request.
+    @ivar headers: headers of the handshake request, lowercase names.
+    @ivar remote_address: the client's IP address.
+    """
+
+    def __init__(
+        self,
+        server: EngineIOServer,
+        sid: str,
+        protocol: int,
+        transport: Transport,
+        query: dict[str, str],
+        headers: dict[str, str],
+        remote_address: str,
+    ) -> None:
+        self.server = server
+        self.sid = sid
+        self.protocol = protocol
+        self.query = query
+        self.headers = headers
+        self.remote_address = remote_address
+        self._transport = transport
+        self._state = _State.OPEN
+        self._awaiting_pong = False
+        self._heartbeat: IDelayedCall | None = None
+        self._probe: Transport | None = None
+        self._probed = False
+        self._upgrade_timer: IDelayedCall | None = None
+        self.upgraded = False
+
+    def __repr__(self) -> str:
+        return f"<EngineIOSocket {self.sid} EIO={self.protocol} {self.transport}>"
+
+    @property
+    def transport(self) -> str:
+        """
+        The name of the current transport, C{"polling"} or C{"websocket"}.
+        """
+        return self._transport.name
+
+    def polling_transport(self) -> PollingTransport | None:
+        """
+        The long-polling transport, while the session still uses one.
+        """
+        transport = self._transport
+        return transport if isinstance(transport, PollingTransport) else None
+
+    @property
+    def closed(self) -> bool:
+        """
+        Whether the session has ended (or is ending).
+        """
+        return self._state is not _State.OPEN
+
+    @property
+    def upgrading(self) -> bool:
+        """
+        Whether a WebSocket is probing this session.
+        """
+        return self._probe is not None
+
+    # --- sending ------------------------------------------------------------
+
+    def send(self, data: str | bytes) -> None:
+        """
+        Send one message packet; ignored once the session is closing.
+        """
+        self.send_prepared(PreparedPacket.message(data))
+
+    def send_prepared(self, packet: PreparedPacket) -> None:
+        """
+        Send a packet prepared once by L{EngineIOServer.prepare}.
+        """
+        if self._state is _State.OPEN:
+            self._transport.write(packet)
+
+    # --- life cycle ---------------------------------------------------------
+
+    def open(self, open_packet: PreparedPacket) -> None:
+        """
+        Send the open packet and start the heartbeat.
+        """
+        self._transport.write(open_packet)
+        clock = self.server.clock
+        if self.protocol == 4:
+            self._heartbeat = clock.callLater(self.server.ping_interval, self._on_heartbeat)
+        else:
+            self._heartbeat = clock.callLater(self._v3_timeout, self._on_heartbeat)
+
+    @property
+    def _v3_timeout(self) -> float:
+        return self.server.ping_interval + self.server.ping_timeout
+
+    def close(self) -> None:
+        """
+        Close the session from the server side (C{"forced close"}).
+
+        Packets already sent are delivered first, then a close packet; the
+        handler hears C{connection_lost} once the transport is done.
+        """
+        self._close_politely("forced close")
+
+    def shut_down(self) -> None:
+        """
+        Close at once because the server stops (C{"server shutting down"}).
+        """
+        self._end("server shutting down", polite=True)
+
+    def _close_politely(self, reason: str) -> None:
+        if self._state is not _State.OPEN:
+            return
+        self._state = _State.CLOSING
+        self._cancel_heartbeat()
+        self._abort_upgrade()
+        self._transport.drain_and_close(lambda: self._end(reason, polite=True))
+
+    def _end(self, reason: str, polite: bool) -> None:
+        """
+        The one place a session ends: timers, transports, registry, handler.
+        """
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        self._cancel_heartbeat()
+        self._abort_upgrade()
+        self._transport.shutdown(polite)
+        self.server.forget(self)
+        log.debug("session {sid} closed: {reason}", sid=self.sid, reason=reason)
+        self.server.notify("connection_lost", self, reason)
+
+    def _cancel_heartbeat(self) -> None:
+        if self._heartbeat is not None and self._heartbeat.active():
+            self._heartbeat.cancel()
+        self._heartbeat = None
+
+    # --- events from transports ---------------------------------------------
+
+    def transport_closed(self, transport: Transport) -> None:
+        """
+        The client went away (WebSocket closed, close packet received).
+        """
+        if transport is self._transport:
+            self._end("transport close", polite=False)
+        elif transport is self._probe:
+            self._abort_upgrade()
+
+    def transport_error(self, transport: Transport, description: str) -> None:
+        """
+        A transport broke a rule or failed (C{"transport error"}).
+        """
+        if transport is self._transport:
+            log.info(
+                "session {sid}: transport error: {description}",
+                sid=self.sid,
+                description=description,
+            )
+            self._end("transport error", polite=True)
+        elif transport is self._probe:
+            self._abort_upgrade()
+
+    def parse_error(self, transport: Transport) -> None:
+        """
+        The client sent something that does not decode (C{"parse error"}).
+        """
+        if transport is self._transport:
+            log.info("session {sid}: parse error", sid=self.sid)
+            self._end("parse error", polite=True)
+        elif transport is self._probe:
+            self._abort_upgrade()
+
+    def packet_received(self, transport: Transport, packet: Packet) -> None:
+        """
+        Dispatch one decoded packet from C{transport}.
+        """
+        if transport is self._probe:
+            self._probe_packet(packet)
+        elif transport is self._transport and self._state is _State.OPEN:
+            handler = self._handlers.get(packet.type)
+            if handler is not None:
+                handler(self, packet)
+
+    def _on_ping(self, packet: Packet) -> None:
+        if self.protocol != 3:
+            self.transport_error(self._transport, "invalid heartbeat direction")
+            return
+        if self._heartbeat is not None:
+            self._heartbeat.reset(self._v3_timeout)
+        self._transport.write(PONG)
+
+    def _on_pong(self, packet: Packet) -> None:
+        if self.protocol == 3:
+            self.transport_error(self._transport, "invalid heartbeat direction")
+            return
+        self._awaiting_pong = False
+        if self._heartbeat is not None:
+            self._heartbeat.reset(self.server.ping_interval)
+
+    def _on_message(self, packet: Packet) -> None:
+        self.server.notify("message_received", self, packet.data)
+
+    def _on_close(self, packet: Packet) -> None:
+        self._end("transport close", polite=False)
+
+    _handlers: dict[PacketType, Callable[[EngineIOSocket, Packet], None]] = {
+        PacketType.PING: _on_ping,
+        PacketType.PONG: _on_pong,
+        PacketType.MESSAGE: _on_message,
+        PacketType.CLOSE: _on_close,
+    }
+
+    def _on_heartbeat(self) -> None:
+        """
+        The one heartbeat timer fired: time to ping (revision 4, between
+        pings) or the client was silent too long.
+        """
+        self._heartbeat = None
+        if self.protocol == 3 or self._awaiting_pong:
+            self._end("ping timeout", polite=True)
+            return
+        self._awaiting_pong = True
+        self._transport.write(PING)
+        self._heartbeat = self.server.clock.callLater(self.server.ping_timeout, self._on_heartbeat)
+
+    # --- upgrade ------------------------------------------------------------
+
+    def can_upgrade(self) -> bool:
+        """
+        Whether a new WebSocket may start probing this session.
+        """
+        return (
+            self._state is _State.OPEN
+            and self._probe is None
+            and not self.upgraded
+            and self._transport.name == "polling"
+        )
+
+    def start_upgrade(self, transport: Transport) -> None:
+        """
+        A WebSocket with this session id opened: wait for its probe.
+        """
+        self._probe = transport
+        self._probed = False
+        self._upgrade_timer = self.server.clock.callLater(
+            self.server.upgrade_timeout, self._abort_upgrade
+        )
+
+    def _probe_packet(self, packet: Packet) -> None:
+        assert self._probe is not None
+        if packet.type is PacketType.PING and packet.data == "probe":
+            self._probe.write(PROBE_PONG)
+            self._probed = True
+            self._request_noop()
+        elif packet.type is PacketType.UPGRADE and self._probed:
+            self._complete_upgrade()
+        else:
+            self._abort_upgrade()
+
+    def _request_noop(self) -> None:
+        """
+        Make the polling transport answer its pending (and next) poll so the
+        client can pause it and finish the upgrade quickly.
+        """
+        self._transport.prompt_upgrade()
+
+    def _complete_upgrade(self) -> None:
+        probe = self._probe
+        assert probe is not None
+        self._stop_upgrade_timer()
+        self._probe = None
+        old, self._transport = self._transport, probe
+        self.upgraded = True
+        probe.take_over(self)
+        for packet in old.hand_over():
+            probe.write(packet)
+        log.debug("session {sid} upgraded to {transport}", sid=self.sid, transport=probe.name)
+
+    def _abort_upgrade(self) -> None:
+        probe, self._probe = self._probe, None
+        self._stop_upgrade_timer()
+        if probe is not None:
+            probe.shutdown(True)
+            self._transport.cancel_upgrade()
+
+    def _stop_upgrade_timer(self) -> None:
+        if self._upgrade_timer is not None and self._upgrade_timer.active():
+            self._upgrade_timer.cancel()
+        self._upgrade_timer = None

@@ -1,0 +1,191 @@
+# -*- test-case-name: tests.test_engineio_session -*-
+"""
+The WebSocket transport, on Autobahn.
+
+Each Engine.IO packet is one WebSocket message. Sending goes through
+L{PreparedPacket.frame}, so a broadcast frames a message once and every
+WebSocket-transport socket writes the same bytes with
+C{sendPreparedMessage}. Autobahn's own auto-ping stays off: the Engine.IO
+heartbeat is made of Engine.IO packets and is run by the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionRequest
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from .packets import PacketDecodeError, decode_packet_v3, decode_packet_v4
+from .prepared import PreparedPacket, WebSocketFlavour
+
+if TYPE_CHECKING:
+    from .server import EngineIOServer
+    from .socket import EngineIOSocket
+
+__all__ = ["EngineIOWebSocketProtocol", "WebSocketTransport", "make_websocket_factory"]
+
+log = Logger()
+
+
+def _flavour(protocol: int, query: dict[str, str]) -> WebSocketFlavour:
+    base64 = "b64" in query
+    if protocol == 4:
+        return WebSocketFlavour.V4_BASE64 if base64 else WebSocketFlavour.V4
+    return WebSocketFlavour.V3_BASE64 if base64 else WebSocketFlavour.V3
+
+
+class WebSocketTransport:
+    """
+    A session's view of one WebSocket connection.
+
+    @ivar name: C{"websocket"}.
+    """
+
+    name = "websocket"
+
+    def __init__(self, connection: EngineIOWebSocketProtocol, protocol: int) -> None:
+        self.connection = connection
+        self.protocol = protocol
+        self.flavour = _flavour(protocol, connection.query)
+        self._decode = decode_packet_v4 if protocol == 4 else decode_packet_v3
+        self._socket: EngineIOSocket | None = None
+        self._open = True
+
+    def take_over(self, socket: EngineIOSocket) -> None:
+        """
+        Report this connection's packets to C{socket}.
+        """
+        self._socket = socket
+
+    def write(self, packet: PreparedPacket) -> None:
+        """
+        Send one packet as one WebSocket message.
+        """
+        if self._open:
+            self.connection.sendPreparedMessage(packet.frame(self.flavour))
+
+    def shutdown(self, polite: bool) -> None:
+        """
+        Close the connection (with a close frame; WebSocket has no ruder
+        way that clients tell apart).
+        """
+        if self._open:
+            self._open = False
+            self.connection.sendClose()
+
+    def drain_and_close(self, done: Callable[[], None]) -> None:
+        """
+        Everything written is already on its way: done at once.
+        """
+        done()
+
+    def prompt_upgrade(self) -> None:
+        """
+        Nothing to prompt: a WebSocket is never upgraded.
+        """
+
+    def cancel_upgrade(self) -> None:
+        """
+        Nothing to cancel: a WebSocket is never upgraded.
+        """
+
+    def hand_over(self) -> list[PreparedPacket]:
+        """
+        A WebSocket is never replaced; nothing is left over.
+        """
+        return []
+
+    def message(self, payload: bytes, is_binary: bool) -> None:
+        """
+        Decode one incoming message and pass it to the session.
+        """
+        if self._socket is None:
+            return
+        try:
+            packet = self._decode(payload if is_binary else payload.decode("utf-8"))
+        except (PacketDecodeError, UnicodeDecodeError):
+            self._socket.parse_error(self)
+            return
+        self._socket.packet_received(self, packet)
+
+    def closed(self, failed: bool) -> None:
+        """
+        The connection ended; tell the session how.
+        """
+        self._open = False
+        if self._socket is None:
+            return
+        if failed:
+            self._socket.transport_error(self, "websocket failed")
+        else:
+            self._socket.transport_closed(self)
+
+
+class EngineIOWebSocketProtocol(WebSocketServerProtocol):
+    """
+    Autobahn protocol of Engine.IO WebSocket connections.
+
+    The request was already verified by L{xmeet.engineio.EngineIOResource};
+    on open, the server makes it a new session or an upgrade probe.
+
+    @ivar query: the request's query parameters (first value of each).
+    @ivar request_headers: its headers, lowercase names.
+    @ivar transport_adapter: the L{WebSocketTransport} once attached.
+    """
+
+    factory: EngineIOWebSocketFactory
+    query: dict[str, str]
+    request_headers: dict[str, str]
+    transport_adapter: WebSocketTransport | None = None
+
+    def onConnect(self, request: ConnectionRequest) -> None:
+        self.query = {name: values[0] for name, values in request.params.items() if values}
+        self.request_headers = {name.lower(): value for name, value in request.headers.items()}
+
+    def onOpen(self) -> None:
+        self.transport_adapter = self.factory.server.websocket_opened(self)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if self.transport_adapter is not None:
+            self.transport_adapter.message(payload, isBinary)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        adapter = self.transport_adapter
+        if adapter is not None:
+            self.transport_adapter = None
+            adapter.closed(failed=self.closedByMe and adapter._open)
+
+
+class EngineIOWebSocketFactory(WebSocketServerFactory):
+    """
+    Autobahn factory that knows its Engine.IO server.
+    """
+
+    protocol = EngineIOWebSocketProtocol  # type: ignore[assignment]
+
+    def __init__(self, server: EngineIOServer, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.server = server
+
+
+def make_websocket_factory(
+    server: EngineIOServer, clock: IReactorTime, max_payload: int, options: dict[str, Any] | None
+) -> EngineIOWebSocketFactory:
+    """
+    Build the Autobahn factory, capped at C{max_payload} like the official
+    server's C{ws} (close 1009 beyond it), without Autobahn auto-ping.
+    """
+    factory = EngineIOWebSocketFactory(server, reactor=clock)
+    settings: dict[str, Any] = {
+        "maxFramePayloadSize": max_payload,
+        "maxMessagePayloadSize": max_payload,
+        "autoPingInterval": 0,
+        "autoFragmentSize": 0,
+    }
+    settings.update(options or {})
+    factory.setProtocolOptions(**settings)
+    return factory
