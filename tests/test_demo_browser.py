@@ -1,0 +1,240 @@
+"""
+End-to-end test of the demo chat page served at C{/}, in a real browser.
+
+The page is the client every visitor of a node sees first, and only a
+browser can tell whether it turns the frames of PROTOCOL.md section 1 into
+a member list, a chat log, history pages and visible errors. So this test
+runs Debian's Chromium, headless, through playwright-core
+(C{tests/clients/demo_browser.js}) against a node listening in the trial
+reactor, and then checks what each person's page showed.
+
+The driver is a separate process started with C{getProcessOutputAndValue}:
+the server runs in this same reactor, so nothing here may block it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import SkipTest, TestCase
+
+from tests.support import start_xmeet
+from xmeet.config import Settings
+
+CLIENTS = Path(__file__).resolve().parent / "clients"
+DRIVER = CLIENTS / "demo_browser.js"
+CHROMIUM = Path(os.environ.get("XMEET_CHROMIUM", "/usr/bin/chromium"))
+
+# Set to a directory to keep the driver's screenshots, for a human to look at.
+SCREENSHOTS_ENV = "XMEET_DEMO_SCREENSHOTS"
+
+SEEDS = 60
+PAGE_SIZE = 50
+
+
+def _texts(state: dict[str, Any]) -> list[str]:
+    return [item["text"] for item in state["log"] if item["kind"] == "message"]
+
+
+def _messages(state: dict[str, Any]) -> list[dict[str, Any]]:
+    return [item for item in state["log"] if item["kind"] == "message"]
+
+
+def _events(state: dict[str, Any], kind: str) -> list[str]:
+    return [item["text"] for item in state["log"] if item["kind"] == kind]
+
+
+def _names(state: dict[str, Any]) -> list[str]:
+    return sorted(member["nickname"] for member in state["members"])
+
+
+class DemoPageInBrowserTests(TestCase):
+    """
+    Three people use the demo page in one room: they see each other, chat,
+    whisper, page through history, rename, and leave and come back.
+    """
+
+    # Chromium's start and the run are bounded by the driver (75 s); this
+    # only catches a driver that never exits.
+    timeout = 150
+
+    def setUp(self) -> None:
+        """
+        Skip, saying what is missing, where the browser toolchain is not
+        installed (C{tests/run} installs all of it).
+        """
+        node = shutil.which("node")
+        if node is None:
+            raise SkipTest("node is not installed")
+        if not os.access(CHROMIUM, os.X_OK):
+            raise SkipTest(f"{CHROMIUM} is missing: apt-get install chromium")
+        if not (CLIENTS / "node_modules" / "playwright-core").is_dir():
+            raise SkipTest("playwright-core is missing: npm ci in tests/clients")
+        self.node_executable = node
+
+    async def _start_server(self) -> Any:
+        """
+        A node on 127.0.0.1, allowing the driver's burst of 60 messages
+        (the default rate limit would rightly drop most of them).
+        """
+        server = start_xmeet(self, Settings(rate=1000.0, burst=1000))
+        if inspect.isawaitable(server):
+            server = await server
+        return server
+
+    async def _run_driver(self, url: str) -> dict[str, Any]:
+        """
+        Run the browser driver against C{url} and return its JSON report;
+        fail the test with the driver's own account when it fails.
+        """
+        args = [str(DRIVER), url]
+        screenshots = os.environ.get(SCREENSHOTS_ENV)
+        if screenshots:
+            args += ["--screenshots", screenshots]
+        out, err, code = await getProcessOutputAndValue(
+            self.node_executable, args, env=dict(os.environ), path=str(CLIENTS)
+        )
+        stderr = err.decode("utf-8", "replace")[-3000:]
+        try:
+            result: dict[str, Any] = json.loads(out.decode("utf-8").strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            self.fail(f"driver exited with {code} without a JSON report; stderr:\n{stderr}")
+        if code != 0 or not result.get("ok"):
+            failed = json.dumps(result.get("snapshots", {}).get("failed"), ensure_ascii=False)
+            self.fail(
+                f"driver exited with {code} at step {result.get('step')!r}: "
+                f"{result.get('error')}\nlast page state: {failed[:4000]}\nstderr:\n{stderr}"
+            )
+        return result
+
+    def _wait_for_disconnects(self, server: Any) -> Deferred[None]:
+        """
+        Let the server notice the browser's connections closing, so the
+        test ends with a clean reactor: the driver exits as soon as
+        Chromium is gone, before this reactor has read the FINs.
+        """
+
+        async def wait() -> None:
+            for _ in range(100):
+                if server.node.gate.connections == 0:
+                    break
+                await deferLater(reactor, 0.05, lambda: None)
+            await deferLater(reactor, 0.2, lambda: None)
+
+        return Deferred.fromCoroutine(wait())
+
+    async def test_chat_in_one_room(self) -> None:
+        """
+        Each page shows what happened in the room, as that person should
+        see it.
+        """
+        server = await self._start_server()
+        self.addCleanup(self._wait_for_disconnects, server)
+        result = await self._run_driver(server.url)
+        shots = result["snapshots"]
+
+        self.assertEqual(result["pageErrors"], [])
+        self.assertEqual(result["foreignRequests"], [], "the page must load nothing from elsewhere")
+
+        loaded = shots["alice_loaded"]
+        self.assertEqual((loaded["state"], loaded["tabs"]), ("idle", ["Rooms"]))
+        self.assertEqual(loaded["members"], [])
+
+        alone = shots["alice_alone"]
+        self.assertEqual((alone["count"], _names(alone)), ("1", ["alice"]))
+        self.assertEqual(alone["historyStatus"], "No more history.")
+
+        hello = "Hello from alice <b>not bold</b> & <script>x()</script>"
+        hi = "Hi alice, bob here"
+
+        # Alice and Bob see each other, and each other's messages, by name.
+        alice = shots["alice_chat"]
+        bob = shots["bob_chat"]
+        for state in (alice, bob):
+            self.assertEqual((state["count"], _names(state)), ("2", ["alice", "bob"]))
+            chat = [(m["nickname"], m["text"], m["type"]) for m in _messages(state)]
+            self.assertEqual(
+                chat,
+                [
+                    ("alice", hello, "normal"),
+                    ("bob", hi, "normal"),
+                    ("alice", "psst bob", "private"),
+                ],
+            )
+            # Shown as text: the markup in the message made no elements.
+            self.assertEqual(_messages(state)[0]["elements"], 0)
+        self.assertIn("bob joined", _events(alice, "join"))
+        self.assertEqual(_messages(alice)[2]["privateTag"], "private to bob")
+        self.assertEqual(_messages(bob)[2]["privateTag"], "private to you")
+        alice_id = next(m["pid"] for m in alice["members"] if m["self"])
+        bob_id = next(m["pid"] for m in bob["members"] if m["self"])
+        self.assertEqual((alice["self"], bob["self"]), (alice_id, bob_id))
+        self.assertNotEqual(alice_id, bob_id)
+        self.assertEqual({m["pid"] for m in alice["members"]}, {alice_id, bob_id})
+        self.assertEqual(_messages(bob)[0]["from"], alice_id)
+
+        # Carol came without a nickname: the server named her, and she got
+        # the newest history page, oldest at the top.
+        joined = shots["carol_joined"]
+        guest = joined["selfNickname"]
+        self.assertRegex(guest, r"^guest-\d+$")
+        self.assertEqual(joined["nicknameInput"], guest)
+        self.assertEqual(joined["count"], "3")
+        self.assertEqual(
+            _texts(joined), [f"seed {n}" for n in range(SEEDS - PAGE_SIZE + 1, SEEDS + 1)]
+        )
+        self.assertEqual({m["source"] for m in _messages(joined)}, {"history"})
+
+        # Loading older history while others chatted shows every message
+        # exactly once, in order; the private message was never history.
+        paged = shots["carol_history"]
+        expected = [hello, hi, *(f"seed {n}" for n in range(1, SEEDS + 1))]
+        expected += ["live 1", "live 2", "live 3"]
+        self.assertEqual(_texts(paged), expected)
+        self.assertEqual(paged["historyStatus"], "No more history.")
+        self.assertTrue(paged["historyDisabled"])
+
+        # Bob renamed himself; a bad name got a visible error.
+        bob_final = shots["bob_final"]
+        self.assertEqual(bob_final["selfNickname"], "bobby")
+        self.assertEqual(bob_final["nicknameInput"], "bobby")
+        errors = _events(bob_final, "error")
+        self.assertEqual(len(errors), 1)
+        self.assertIn("32", errors[0])
+
+        # Carol left with a normal close, which her page reports, and came
+        # back under the same name.
+        closed = shots["carol_closed"]
+        self.assertEqual((closed["state"], closed["closeCode"]), ("closed", "1000"))
+        self.assertIn("code 1000", closed["status"])
+        carol_final = shots["carol_final"]
+        self.assertEqual((carol_final["state"], carol_final["selfNickname"]), ("open", guest))
+        self.assertNotEqual(carol_final["self"], joined["self"])
+
+        alice_final = shots["alice_final"]
+        self.assertEqual(alice_final["count"], "3")
+        self.assertEqual(_names(alice_final), sorted(["alice", "bobby", guest]))
+        self.assertEqual(
+            {m["pid"] for m in alice_final["members"]}, {alice_id, bob_id, carol_final["self"]}
+        )
+        self.assertIn("bob is now known as bobby", _events(alice_final, "changename"))
+        self.assertIn(f"{guest} left", _events(alice_final, "leave"))
+        self.assertEqual(
+            [re.sub(r"\s+", " ", text) for text in _events(alice_final, "join")],
+            ["bob joined", f"{guest} joined", f"{guest} joined"],
+        )
+
+        # What the pages showed is what the server recorded.
+        room = server.node.rooms.find(result["room"])
+        self.assertIsNotNone(room)
+        self.assertEqual(len(room.history), len(expected))
