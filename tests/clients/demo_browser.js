@@ -81,6 +81,7 @@ function readPage() {
     closeCode: status.dataset.code || null,
     self: q('#rooms-self-id').textContent,
     selfNickname: q('#rooms-self-nick').textContent,
+    roomInput: q('#rooms-room').value,
     nicknameInput: q('#rooms-nickname').value,
     count: q('#rooms-member-count').textContent,
     members: Array.from(document.querySelectorAll('#rooms-members [data-testid="member"]')).map(
@@ -286,7 +287,17 @@ async function run(options) {
     await until(carol, 'carol is back with the same nickname',
       (s) => s.state === 'open' && s.count === '3' &&
         s.members.some((m) => m.self && m.nickname === guest));
-    await until(alice, 'alice sees carol again', (s) => s.count === '3');
+    await snapshot(carol, 'carol_reconnected');
+
+    step('carol reloads the page and is known again by her cookie');
+    await carol.reload({ waitUntil: 'load' });
+    await snapshot(carol, 'carol_reloaded');
+    await carol.click('#rooms-connect');
+    await until(carol, 'carol is back under her saved nickname',
+      (s) => s.state === 'open' && s.count === '3' &&
+        s.members.some((m) => m.self && m.nickname === guest));
+    await until(alice, 'alice sees carol again',
+      (s) => s.count === '3' && s.log.filter((i) => i.kind === 'join').length === 4);
     await snapshot(carol, 'carol_final');
     await snapshot(alice, 'alice_final');
 
