@@ -529,12 +529,10 @@
       }
       if (socket) { socket.close(1000, 'switching rooms'); }
 
+      // The previous session stays on screen until the new one opens, so a
+      // failed attempt does not wipe what was said.
       session = newSession(room);
-      ui.log.textContent = '';
-      setHistoryStatus('');
-      setPrivateTarget(null);
-      renderSelf();
-      renderMembers();
+      ui.privateBox.hidden = true;
       try {
         history.replaceState(null, '', '#' + encodeURIComponent(room));
       } catch (e) { /* not essential */ }
@@ -558,6 +556,11 @@
       ws.onopen = function () {
         if (socket !== ws) { return; }
         mine.opened = true;
+        ui.log.textContent = '';
+        setHistoryStatus('');
+        setPrivateTarget(null);
+        renderSelf();
+        renderMembers();
         setStatus('open', 'Connected to room ' + room + '.');
         updateControls();
         ui.message.focus();
