@@ -177,7 +177,8 @@ def make_websocket_factory(
 ) -> EngineIOWebSocketFactory:
     """
     Build the Autobahn factory, capped at C{max_payload} like the official
-    server's C{ws} (close 1009 beyond it), without Autobahn auto-ping.
+    server's C{ws}: beyond it, a close frame with 1009 (not a dropped
+    connection). Autobahn's auto-ping stays off.
     """
     factory = EngineIOWebSocketFactory(server, reactor=clock)
     settings: dict[str, Any] = {
@@ -185,6 +186,7 @@ def make_websocket_factory(
         "maxMessagePayloadSize": max_payload,
         "autoPingInterval": 0,
         "autoFragmentSize": 0,
+        "failByDrop": False,
     }
     settings.update(options or {})
     factory.setProtocolOptions(**settings)
