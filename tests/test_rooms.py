@@ -16,7 +16,9 @@ from zope.interface.verify import verifyObject
 from xmeet.config import Settings
 from xmeet.core.frames import Frame
 from xmeet.core.ids import IdGenerator
+from xmeet.core.room import Member
 from xmeet.rooms import IMemberSink, RoomService
+from xmeet.store.memory import MemoryRoomBackend
 
 
 @implementer(IMemberSink)
@@ -44,7 +46,37 @@ class Collector:
 def _service(**settings: Any) -> tuple[RoomService, Clock]:
     clock = Clock()
     clock.advance(1428501726)
-    return RoomService(clock, Settings(**settings), IdGenerator("node")), clock
+    config = Settings(**settings)
+    backend = MemoryRoomBackend("node", config.max_idle_rooms)
+    return RoomService(clock, config, IdGenerator("node"), backend), clock
+
+
+def _join(service: RoomService, xnest: str, nickname: str, sink: Collector, **kw: Any) -> Member:
+    """
+    Join with the in-memory backend, where joining completes at once.
+    """
+    joined = service.join(xnest, nickname, sink, **kw)
+    result: list[Member] = []
+    joined.addCallback(result.append)
+    return result[0]
+
+
+def _page(service: RoomService, xnest: str, cursor: int) -> str:
+    """
+    A history page as the HTTP API sees it, live room or not.
+    """
+    pages: list[str] = []
+    service.view(xnest).addCallback(lambda view: pages.append(view.history_page(cursor)))
+    return pages[0]
+
+
+def _known(service: RoomService, xnest: str) -> bool:
+    """
+    Whether the node still knows anything of C{xnest}.
+    """
+    states: list[object] = []
+    service.backend.peek(xnest, 1000).addCallback(states.append)
+    return service.live(xnest) is not None or states[0] is not None
 
 
 class JoinLeaveTests(SynchronousTestCase):
@@ -64,9 +96,9 @@ class JoinLeaveTests(SynchronousTestCase):
         """
         service, _ = _service()
         alice, bob = Collector(), Collector()
-        first = service.join("room", "alice", alice)
+        first = _join(service, "room", "alice", alice)
         alice.take()
-        second = service.join("room", "bob", bob)
+        second = _join(service, "room", "bob", bob)
         greeting = bob.take()
         self.assertEqual(
             [f["type"] for f in greeting], ["self", "member_count", "members", "history"]
@@ -91,8 +123,8 @@ class JoinLeaveTests(SynchronousTestCase):
         """
         service, _ = _service()
         alice, bob = Collector(), Collector()
-        service.join("room", "alice", alice)
-        member = service.join("room", "bob", bob)
+        _join(service, "room", "alice", alice)
+        member = _join(service, "room", "bob", bob)
         alice.take()
         service.leave(member)
         service.leave(member)
@@ -108,8 +140,8 @@ class JoinLeaveTests(SynchronousTestCase):
         """
         service, _ = _service()
         one, two = Collector(), Collector()
-        member = service.join("one", "a", one)
-        service.join("two", "b", two)
+        member = _join(service, "one", "a", one)
+        _join(service, "two", "b", two)
         two.take()
         service.receive(member, "hi")
         self.assertEqual(two.frames, [])
@@ -124,8 +156,8 @@ class MessageTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.service, self.clock = _service()
         self.alice, self.bob = Collector(), Collector()
-        self.a = self.service.join("room", "alice", self.alice)
-        self.b = self.service.join("room", "bob", self.bob)
+        self.a = _join(self.service, "room", "alice", self.alice)
+        self.b = _join(self.service, "room", "bob", self.bob)
         self.alice.take()
         self.bob.take()
 
@@ -144,7 +176,7 @@ class MessageTests(SynchronousTestCase):
         """
         self.service.receive(self.a, "  \n")
         self.assertEqual(self.alice.frames + self.bob.frames, [])
-        self.assertEqual(self.service.history_page("room", 0), "[]")
+        self.assertEqual(_page(self.service, "room", 0), "[]")
 
     def test_history_entries(self) -> None:
         """
@@ -197,7 +229,7 @@ class MessageTests(SynchronousTestCase):
         Target and sender get C{private} with C{to}; nothing is stored.
         """
         carol_sink = Collector()
-        self.service.join("room", "carol", carol_sink)
+        _join(self.service, "room", "carol", carol_sink)
         carol_sink.take()
         self.alice.take()
         self.bob.take()
@@ -209,7 +241,7 @@ class MessageTests(SynchronousTestCase):
                 ("private", "secret", self.a.id, self.b.id),
             )
         self.assertEqual(carol_sink.frames, [])
-        self.assertEqual(self.service.history_page("room", 0), "[]")
+        self.assertEqual(_page(self.service, "room", 0), "[]")
 
     def test_private_to_self(self) -> None:
         """
@@ -239,7 +271,7 @@ class LifecycleTests(SynchronousTestCase):
     """
 
     def _say(self, service: RoomService, xnest: str, text: str) -> None:
-        member = service.join(xnest, "n", Collector())
+        member = _join(service, xnest, "n", Collector())
         service.receive(member, text)
         service.leave(member)
 
@@ -249,9 +281,9 @@ class LifecycleTests(SynchronousTestCase):
         """
         service, _ = _service()
         self._say(service, "room", "kept")
-        self.assertEqual((service.active_rooms, service.idle_rooms), (0, 1))
+        self.assertEqual((service.active_rooms, service.backend.idle_rooms), (0, 1))
         sink = Collector()
-        service.join("room", "late", sink)
+        _join(service, "room", "late", sink)
         self.assertEqual(sink.frames[3]["payload"][0]["payload"], "kept")
 
     def test_idle_rooms_bounded(self) -> None:
@@ -261,31 +293,31 @@ class LifecycleTests(SynchronousTestCase):
         service, _ = _service(max_idle_rooms=2)
         for name in ["a", "b", "c"]:
             self._say(service, name, name)
-        self.assertEqual(service.idle_rooms, 2)
-        self.assertIsNone(service.find("a"))
+        self.assertEqual(service.backend.idle_rooms, 2)
+        self.assertFalse(_known(service, "a"))
         self._say(service, "b", "again")
         self._say(service, "d", "d")
-        self.assertIsNone(service.find("c"))
-        self.assertIsNotNone(service.find("b"))
+        self.assertFalse(_known(service, "c"))
+        self.assertTrue(_known(service, "b"))
 
     def test_no_store_history(self) -> None:
         """
         A room created without history keeps none, and is not kept idle.
         """
         service, _ = _service()
-        member = service.join("quiet", "n", Collector(), store_history=False)
+        member = _join(service, "quiet", "n", Collector(), store_history=False)
         service.receive(member, "gone")
-        self.assertEqual(service.history_page("quiet", 0), "[]")
+        self.assertEqual(_page(service, "quiet", 0), "[]")
         service.leave(member)
-        self.assertIsNone(service.find("quiet"))
+        self.assertFalse(_known(service, "quiet"))
 
     def test_history_size(self) -> None:
         """
         Only C{history_size} messages are kept.
         """
         service, _ = _service(history_size=3)
-        member = service.join("room", "n", Collector())
+        member = _join(service, "room", "n", Collector())
         for number in range(5):
             service.receive(member, str(number))
-        payloads = [e["payload"] for e in json.loads(service.history_page("room", 0))]
+        payloads = [e["payload"] for e in json.loads(_page(service, "room", 0))]
         self.assertEqual(payloads, ["4", "3", "2"])

@@ -1,21 +1,30 @@
 # -*- test-case-name: tests.test_rooms -*-
 """
-The room service: every xnest of this node, who is in it, and what a
+The room service: every xnest live on this node, who is in it, and what a
 member's message does.
 
 Front ends (the xgate WebSocket protocol, Socket.IO handlers, the HTTP API)
 call this service and never change a room themselves. A broadcast builds
-its frame once and hands the same L{Frame} to every member's sink.
+its frame once and hands the same L{Frame} to every local member's sink;
+the backend tells the other nodes, which rebuild the same frame for their
+own members.
+
+A room is live on a node while the node has members in it. Taking a room
+live asks the backend for its state (its history, the members on other
+nodes), which in a cluster takes a round trip: L{RoomService.join}
+therefore answers with a L{Deferred}. With the in-memory backend it has
+fired already when returned.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from zoneinfo import ZoneInfo
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from zope.interface import Interface
+from twisted.python.failure import Failure
+from zope.interface import Interface, implementer
 
 from xmeet.config import Settings
 from xmeet.core.commands import (
@@ -27,12 +36,15 @@ from xmeet.core.commands import (
     PrivateMessage,
     parse_command,
 )
+from xmeet.core.events import RoomEvent
 from xmeet.core.frames import Frame, SendTimeFormatter, dumps, frame_json
+from xmeet.core.history import History
 from xmeet.core.ids import IdGenerator
 from xmeet.core.room import Member, Room
 from xmeet.core.rules import InvalidName, normalize_nickname
+from xmeet.store.interfaces import IRoomBackend, IRoomListener, RoomState
 
-__all__ = ["IMemberSink", "RoomService"]
+__all__ = ["IMemberSink", "RoomService", "RoomView"]
 
 log = Logger()
 
@@ -49,52 +61,69 @@ class IMemberSink(Interface):
         """
 
 
+class RoomView:
+    """
+    A read-only look at a room for the HTTP API: its members and history,
+    live or not.
+    """
+
+    def __init__(self, members: list[dict[str, str]], history: History | None) -> None:
+        self.members = members
+        self._history = history
+
+    def history_page(self, cursor: int) -> str:
+        """
+        Page C{cursor} of the history as JSON.
+        """
+        return self._history.page_json(cursor) if self._history is not None else "[]"
+
+
+@implementer(IRoomListener)
 class RoomService:
     """
     All xnests of one node.
 
-    Rooms with members live in C{_active}. A room whose last member left
-    keeps its history in C{_idle}, a least-recently-used map bounded by
-    C{settings.max_idle_rooms}, so clients inventing room ids cannot
-    exhaust memory.
+    @ivar backend: where rooms are kept and how other nodes are told.
     """
 
-    def __init__(self, clock: IReactorTime, settings: Settings, ids: IdGenerator) -> None:
+    def __init__(
+        self,
+        clock: IReactorTime,
+        settings: Settings,
+        ids: IdGenerator,
+        backend: IRoomBackend,
+    ) -> None:
         self._clock = clock
         self._settings = settings
         self._ids = ids
+        self.backend = backend
         self._send_time = SendTimeFormatter(ZoneInfo(settings.timezone))
-        self._active: dict[str, Room] = {}
-        self._idle: OrderedDict[str, Room] = OrderedDict()
+        self._live: dict[str, Room] = {}
+        self._loading: dict[str, list[Deferred[Room]]] = {}
+        backend.start(self)
 
     @property
     def active_rooms(self) -> int:
         """
-        How many rooms have members now.
+        How many rooms have members on this node now.
         """
-        return len(self._active)
+        return len(self._live)
 
-    @property
-    def idle_rooms(self) -> int:
+    def live(self, xnest_id: str) -> Room | None:
         """
-        How many empty rooms still keep their history.
+        The room C{xnest_id} if it has members on this node.
         """
-        return len(self._idle)
+        return self._live.get(xnest_id)
 
-    def find(self, xnest_id: str) -> Room | None:
+    def view(self, xnest_id: str) -> Deferred[RoomView]:
         """
-        The room C{xnest_id}, with members or idle, without creating it or
-        refreshing its place in the idle list.
+        The members and history of a room, live here or not, without taking
+        it live.
         """
-        return self._active.get(xnest_id) or self._idle.get(xnest_id)
-
-    def history_page(self, xnest_id: str, cursor: int) -> str:
-        """
-        Page C{cursor} of a room's history as JSON; an unknown room has an
-        empty history.
-        """
-        room = self.find(xnest_id)
-        return room.history.page_json(cursor) if room is not None else "[]"
+        room = self._live.get(xnest_id)
+        if room is not None:
+            return succeed(RoomView(room.members_payload(), room.history))
+        return self.backend.peek(xnest_id, self._settings.history_size).addCallback(_view_of)
 
     def _now(self) -> str:
         return self._send_time.format(self._clock.seconds())
@@ -105,64 +134,79 @@ class RoomService:
         room: Room,
         frame_type: str,
         payload_json: str,
-        send_time: str | None = None,
+        send_time: str,
         extra: dict[str, str] | None = None,
     ) -> Frame:
         return Frame(
-            frame_json(
-                sender_id,
-                room.xnest_json,
-                frame_type,
-                payload_json,
-                send_time or self._now(),
-                extra,
-            )
+            frame_json(sender_id, room.xnest_json, frame_type, payload_json, send_time, extra)
         )
 
-    def _open_room(self, xnest_id: str, store_history: bool) -> Room:
-        room = self._active.get(xnest_id)
-        if room is None:
-            room = self._idle.pop(xnest_id, None)
-            if room is None:
-                room = Room(xnest_id, self._settings.history_size, store_history)
-                log.debug("xnest {xnest!r} created", xnest=xnest_id)
-            self._active[xnest_id] = room
-        return room
+    def _room(self, xnest_id: str, store_history: bool) -> Deferred[Room]:
+        room = self._live.get(xnest_id)
+        if room is not None:
+            return succeed(room)
+        waiting = self._loading.get(xnest_id)
+        result: Deferred[Room] = Deferred()
+        if waiting is not None:
+            waiting.append(result)
+            return result
+        self._loading[xnest_id] = [result]
+        loading = self.backend.load(xnest_id, store_history, self._settings.history_size)
+        loading.addCallback(self._loaded, xnest_id)
+        loading.addErrback(self._load_failed, xnest_id, store_history)
+        return result
 
-    def _close_room(self, room: Room) -> None:
-        del self._active[room.xnest_id]
-        if not len(room.history):
-            return
-        self._idle[room.xnest_id] = room
-        while len(self._idle) > self._settings.max_idle_rooms:
-            forgotten, _ = self._idle.popitem(last=False)
-            log.debug("idle xnest {xnest!r} forgotten", xnest=forgotten)
+    def _loaded(self, state: RoomState, xnest_id: str) -> None:
+        history = state.history or History(
+            self._settings.history_size if state.store_history else 0
+        )
+        room = Room(xnest_id, history, state.store_history)
+        for remote in state.members:
+            room.add(Member(remote.id, remote.nickname))
+        self._live[xnest_id] = room
+        for waiter in self._loading.pop(xnest_id):
+            waiter.callback(room)
+
+    def _load_failed(self, failure: Failure, xnest_id: str, store_history: bool) -> None:
+        log.failure("loading xnest {xnest!r} failed; starting it empty", failure, xnest=xnest_id)
+        self._loaded(RoomState(store_history), xnest_id)
 
     def join(
-        self, xnest_id: str, nickname: str, sink: IMemberSink, store_history: bool = True
-    ) -> Member:
+        self,
+        xnest_id: str,
+        nickname: str,
+        sink: IMemberSink,
+        store_history: bool = True,
+        greet: bool = True,
+    ) -> Deferred[Member]:
         """
-        Add a new member to C{xnest_id}, creating the room if needed
-        (C{store_history} matters only then).
+        Add a new member to C{xnest_id}, taking the room live if needed
+        (C{store_history} matters only for a new room).
 
-        The new member gets C{self}, C{member_count}, C{members} and the
-        newest C{history} page, in that order; every other member gets
-        C{join}.
+        With C{greet}, the new member gets C{self}, C{member_count},
+        C{members} and the newest C{history} page, in that order; front ends
+        that answer the join otherwise pass C{greet=False}. Every other
+        member gets C{join}.
 
         @param nickname: an already validated nickname.
         """
-        room = self._open_room(xnest_id, store_history)
+        return self._room(xnest_id, store_history).addCallback(self._admit, nickname, sink, greet)
+
+    def _admit(self, room: Room, nickname: str, sink: IMemberSink, greet: bool) -> Member:
         member = Member(self._ids.next_id(), nickname, sink)
         room.add(member)
         now = self._now()
-        for frame_type, payload_json in (
-            ("self", dumps(member.id)),
-            ("member_count", str(len(room))),
-            ("members", dumps(room.members_payload())),
-            ("history", room.history.page_json(0)),
-        ):
-            sink.deliver(self._frame(member.id, room, frame_type, payload_json, now))
-        self._broadcast(room, self._frame(member.id, room, "join", dumps(nickname), now), member)
+        if greet:
+            for frame_type, payload_json in (
+                ("self", dumps(member.id)),
+                ("member_count", str(len(room))),
+                ("members", dumps(room.members_payload())),
+                ("history", room.history.page_json(0)),
+            ):
+                sink.deliver(self._frame(member.id, room, frame_type, payload_json, now))
+        event = RoomEvent("join", self.backend.node_id, room.xnest_id, member.id, nickname, now)
+        self._broadcast(room, self._join_frame(room, event), member)
+        self.backend.publish(event, None)
         return member
 
     def leave(self, member: Member) -> None:
@@ -173,17 +217,22 @@ class RoomService:
         room = member.room
         if room is None or not room.remove(member):
             return
-        if len(room):
-            self._broadcast(room, self._frame(member.id, room, "leave", '"leave"'))
-        else:
-            self._close_room(room)
+        event = RoomEvent(
+            "leave", self.backend.node_id, room.xnest_id, member.id, member.nickname, self._now()
+        )
+        self._broadcast(room, self._leave_frame(room, event))
+        self.backend.publish(event, None)
+        if not room.local:
+            del self._live[room.xnest_id]
+            self.backend.unload(room)
 
     def receive(self, member: Member, text: str) -> None:
         """
         Act on one message from C{member}: chat, or one of the C{@}
         commands. Malformed commands get an C{error} frame.
         """
-        if member.room is None:
+        room = member.room
+        if room is None:
             return
         try:
             command = parse_command(text)
@@ -191,13 +240,13 @@ class RoomService:
             self.send_error(member, str(error))
             return
         if isinstance(command, Chat):
-            self._chat(member, member.room, command.text)
+            self._chat(member, room, command.text)
         elif isinstance(command, ChangeName):
-            self._change_name(member, member.room, command.nickname)
+            self._change_name(member, room, command.nickname)
         elif isinstance(command, HistoryRequest):
-            self._send_history(member, member.room, command.cursor)
+            self._send_history(member, room, command.cursor)
         elif isinstance(command, PrivateMessage):
-            self._private(member, member.room, command)
+            self._private(member, room, command)
         else:
             assert isinstance(command, Ignored)
 
@@ -205,18 +254,34 @@ class RoomService:
         """
         Send an C{error} frame to C{member} alone.
         """
-        if member.room is not None:
-            member.sink.deliver(self._frame(member.id, member.room, "error", dumps(message)))
+        if member.room is not None and member.sink is not None:
+            frame = self._frame(member.id, member.room, "error", dumps(message), self._now())
+            member.sink.deliver(frame)
 
     def _broadcast(self, room: Room, frame: Frame, excluded: Member | None = None) -> None:
-        for other in room.members.values():
+        for other in room.local.values():
             if other is not excluded:
                 other.sink.deliver(frame)
 
+    def _event(
+        self, kind: str, member: Member, room: Room, payload: str = "", to: str = ""
+    ) -> RoomEvent:
+        return RoomEvent(
+            kind,
+            self.backend.node_id,
+            room.xnest_id,
+            member.id,
+            member.nickname,
+            self._now(),
+            payload,
+            to,
+        )
+
     def _chat(self, member: Member, room: Room, text: str) -> None:
-        now = self._now()
-        room.record(member, "normal", text, now)
-        self._broadcast(room, self._frame(member.id, room, "normal", dumps(text), now))
+        event = self._event("normal", member, room, text)
+        entry = room.record(member.id, member.nickname, text, event.send_time)
+        self._broadcast(room, self._normal_frame(room, event))
+        self.backend.publish(event, entry)
 
     def _change_name(self, member: Member, room: Room, nickname: str) -> None:
         try:
@@ -225,19 +290,76 @@ class RoomService:
             self.send_error(member, str(error))
             return
         member.nickname = nickname
-        self._broadcast(room, self._frame(member.id, room, "changename", dumps(nickname)))
+        event = self._event("rename", member, room)
+        self._broadcast(room, self._rename_frame(room, event))
+        self.backend.publish(event, None)
 
     def _send_history(self, member: Member, room: Room, cursor: int) -> None:
-        member.sink.deliver(self._frame(member.id, room, "history", room.history.page_json(cursor)))
+        page = room.history.page_json(cursor)
+        member.sink.deliver(self._frame(member.id, room, "history", page, self._now()))
 
     def _private(self, member: Member, room: Room, message: PrivateMessage) -> None:
         target = room.members.get(message.to)
         if target is None:
             self.send_error(member, f"no member {message.to!r} in this xnest")
             return
-        frame = self._frame(
-            member.id, room, "private", dumps(message.text), extra={"to": target.id}
+        event = self._event("private", member, room, message.text, target.id)
+        frame = self._private_frame(room, event)
+        member.sink.deliver(frame)
+        if target.sink is None:
+            self.backend.publish(event, None)
+        elif target is not member:
+            target.sink.deliver(frame)
+
+    def _join_frame(self, room: Room, event: RoomEvent) -> Frame:
+        return self._frame(event.member, room, "join", dumps(event.nickname), event.send_time)
+
+    def _leave_frame(self, room: Room, event: RoomEvent) -> Frame:
+        return self._frame(event.member, room, "leave", '"leave"', event.send_time)
+
+    def _rename_frame(self, room: Room, event: RoomEvent) -> Frame:
+        return self._frame(event.member, room, "changename", dumps(event.nickname), event.send_time)
+
+    def _normal_frame(self, room: Room, event: RoomEvent) -> Frame:
+        return self._frame(event.member, room, "normal", dumps(event.payload), event.send_time)
+
+    def _private_frame(self, room: Room, event: RoomEvent) -> Frame:
+        return self._frame(
+            event.member, room, "private", dumps(event.payload), event.send_time, {"to": event.to}
         )
-        target.sink.deliver(frame)
-        if target is not member:
-            member.sink.deliver(frame)
+
+    def room_event(self, event: RoomEvent) -> None:
+        """
+        Apply another node's event to the live room it concerns.
+        """
+        room = self._live.get(event.xnest)
+        if room is None:
+            return
+        if event.kind == "join":
+            if event.member not in room.members:
+                room.add(Member(event.member, event.nickname))
+                self._broadcast(room, self._join_frame(room, event))
+        elif event.kind == "leave":
+            gone = room.members.get(event.member)
+            if gone is not None and gone.sink is None:
+                room.remove(gone)
+                self._broadcast(room, self._leave_frame(room, event))
+        elif event.kind == "rename":
+            renamed = room.members.get(event.member)
+            if renamed is not None:
+                renamed.nickname = event.nickname
+                self._broadcast(room, self._rename_frame(room, event))
+        elif event.kind == "normal":
+            room.record(event.member, event.nickname, event.payload, event.send_time)
+            self._broadcast(room, self._normal_frame(room, event))
+        else:
+            target = room.local.get(event.to)
+            if target is not None:
+                target.sink.deliver(self._private_frame(room, event))
+
+
+def _view_of(state: RoomState | None) -> RoomView:
+    if state is None:
+        return RoomView([], None)
+    members = [{"pid": remote.id, "nickname": remote.nickname} for remote in state.members]
+    return RoomView(members, state.history)

@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from xmeet.config import Settings
 from xmeet.core.ids import IdGenerator, new_node_id
 from xmeet.rooms import RoomService
+from xmeet.store.memory import MemoryRoomBackend
 from xmeet.web import XmeetSite, build_root
 from xmeet.xgate import XgateResource
 
@@ -51,7 +52,8 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
     Build a node's services and its C{Site}, without listening anywhere.
     """
     node_id = node_id or new_node_id()
-    rooms = RoomService(reactor, settings, IdGenerator(node_id))
+    backend = MemoryRoomBackend(node_id, settings.max_idle_rooms)
+    rooms = RoomService(reactor, settings, IdGenerator(node_id), backend)
     gate = XgateResource(rooms, settings, reactor, Random())
     max_body = max(settings.max_payload, settings.max_message_size) + _BODY_SLACK
     site = XmeetSite(build_root(node_id, rooms, gate), max_body)

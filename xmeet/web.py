@@ -123,7 +123,6 @@ class HealthResource(Resource):
             "node": self._node_id,
             "uptime": round(time.monotonic() - self._started, 3),
             "xnests": self._rooms.active_rooms,
-            "idle_xnests": self._rooms.idle_rooms,
             "xgate_connections": self._gate.connections,
         }
         return dumps(status).encode("utf-8")

@@ -22,13 +22,14 @@ class Member:
     @ivar id: the member id, unique across nodes and restarts.
     @ivar nickname: the current, validated nickname.
     @ivar sink: what takes this member's frames (a WebSocket connection, a
-        Socket.IO socket); opaque to the core.
+        Socket.IO socket), opaque to the core; C{None} for a member
+        connected to another node.
     @ivar room: the room, or C{None} once the member has left.
     """
 
     __slots__ = ("id", "nickname", "room", "sink")
 
-    def __init__(self, member_id: str, nickname: str, sink: Any) -> None:
+    def __init__(self, member_id: str, nickname: str, sink: Any = None) -> None:
         self.id = member_id
         self.nickname = nickname
         self.sink = sink
@@ -40,31 +41,37 @@ class Member:
 
 class Room:
     """
-    An xnest: members keyed by id in joining order, and a bounded history.
+    An xnest: every member of the cluster keyed by id in joining order, the
+    members of this node among them, and a bounded history.
 
     @ivar xnest_id: the decoded room id.
     @ivar xnest_json: C{xnest_id} encoded as JSON once, for every frame.
     @ivar store_history: C{False} for rooms created with
         C{is_store_history=false}: their history stays empty.
+    @ivar members: every member, local or remote.
+    @ivar local: the members connected to this node, who get frames.
     """
 
-    def __init__(self, xnest_id: str, history_size: int, store_history: bool = True) -> None:
+    def __init__(self, xnest_id: str, history: History, store_history: bool = True) -> None:
         self.xnest_id = xnest_id
         self.xnest_json = dumps(xnest_id)
         self.store_history = store_history
-        self.history = History(history_size if store_history else 0)
+        self.history = history
         self.members: dict[str, Member] = {}
+        self.local: dict[str, Member] = {}
 
     def __len__(self) -> int:
         return len(self.members)
 
     def add(self, member: Member) -> None:
         """
-        Add a member that is in no room yet.
+        Add a member that is in no room yet; it is local when it has a sink.
         """
         if member.room is not None:
             raise ValueError(f"{member!r} is already in a room")
         self.members[member.id] = member
+        if member.sink is not None:
+            self.local[member.id] = member
         member.room = self
 
     def remove(self, member: Member) -> bool:
@@ -74,6 +81,7 @@ class Room:
         if self.members.get(member.id) is not member:
             return False
         del self.members[member.id]
+        self.local.pop(member.id, None)
         member.room = None
         return True
 
@@ -83,19 +91,21 @@ class Room:
         """
         return [{"pid": member.id, "nickname": member.nickname} for member in self.members.values()]
 
-    def record(self, sender: Member, frame_type: str, payload: str, send_time: str) -> None:
+    def record(self, sender_id: str, nickname: str, payload: str, send_time: str) -> str | None:
         """
-        Append one message to the history (a no-op for rooms that keep none).
+        Record a C{normal} message in the history; return the entry as JSON,
+        or C{None} for rooms that keep no history.
         """
-        if self.store_history:
-            self.history.append(
-                dumps(
-                    {
-                        "from": sender.id,
-                        "nickname": sender.nickname,
-                        "type": frame_type,
-                        "payload": payload,
-                        "send_time": send_time,
-                    }
-                )
-            )
+        if not self.store_history:
+            return None
+        entry = dumps(
+            {
+                "from": sender_id,
+                "nickname": nickname,
+                "type": "normal",
+                "payload": payload,
+                "send_time": send_time,
+            }
+        )
+        self.history.append(entry)
+        return entry

@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.server import NOT_DONE_YET, Request
 
 from xmeet.core.frames import dumps
 from xmeet.web_errors import error_body
@@ -18,6 +21,8 @@ from xmeet.web_errors import error_body
 __all__ = ["HTTPError", "JSONResource", "read_json", "write_json"]
 
 _JSON_TYPES = (b"application/json", b"text/json")
+
+log = Logger()
 
 
 class HTTPError(Exception):
@@ -65,33 +70,51 @@ def read_json(request: Request, limit: int) -> Any:
 class JSONResource(Resource):
     """
     A leaf resource whose C{handle_METHOD(request)} methods return a
-    C{(status, document)} pair or raise L{HTTPError}; other methods get 405
-    with an C{Allow} header.
+    C{(status, document)} pair, or a L{Deferred} of one, or raise
+    L{HTTPError}; other methods get 405 with an C{Allow} header.
     """
 
     isLeaf = True
 
-    def render(self, request: Request) -> bytes:
+    def render(self, request: Request) -> int:
         """
         Dispatch on the method; every error becomes the JSON error object.
         """
         method = (request.method or b"").decode("ascii", "replace")
         handler = getattr(self, f"handle_{method}", None)
-        try:
-            if handler is None:
-                raise HTTPError(
-                    405,
-                    f"method {method} is not allowed here",
-                    {b"allow": ", ".join(self._allowed()).encode("ascii")},
-                )
-            status, document = handler(request)
-        except HTTPError as error:
-            for name, value in error.headers.items():
-                request.setHeader(name, value)
-            request.setResponseCode(error.status)
-            request.setHeader(b"content-type", b"application/json; charset=utf-8")
-            return error_body(error.status, error.message)
-        return write_json(request, status, document)
+        if handler is None:
+            allow = ", ".join(self._allowed()).encode("ascii")
+            answer: Deferred[Any] = Deferred()
+            answer.errback(
+                HTTPError(405, f"method {method} is not allowed here", {b"allow": allow})
+            )
+        else:
+            answer = maybeDeferred(handler, request)
+        answer.addCallback(self._answer, request).addErrback(self._fail, request)
+        return NOT_DONE_YET
+
+    def _answer(self, result: tuple[int, Any], request: Request) -> None:
+        status, document = result
+        self._finish(request, write_json(request, status, document))
+
+    def _fail(self, failure: Failure, request: Request) -> None:
+        if failure.check(HTTPError):
+            error: HTTPError = failure.value  # type: ignore[assignment]
+        else:
+            log.failure("{uri} failed", failure, uri=request.uri)
+            error = HTTPError(500, "internal error")
+        for name, value in error.headers.items():
+            request.setHeader(name, value)
+        request.setResponseCode(error.status)
+        request.setHeader(b"content-type", b"application/json; charset=utf-8")
+        self._finish(request, error_body(error.status, error.message))
+
+    @staticmethod
+    def _finish(request: Request, body: bytes) -> None:
+        if request.finished or request.channel is None:
+            return
+        request.write(body)
+        request.finish()
 
     def _allowed(self) -> list[str]:
         return sorted(name[len("handle_") :] for name in dir(self) if name.startswith("handle_"))

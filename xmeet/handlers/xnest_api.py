@@ -9,24 +9,35 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.web.server import Request
 
 from xmeet.core.commands import CommandError, parse_cursor
 from xmeet.core.rules import InvalidName, decode_xnest_segment, validate_xnest_id
 from xmeet.handlers.http_json import HTTPError, JSONResource, read_json
-from xmeet.rooms import RoomService
+from xmeet.rooms import RoomService, RoomView
 
 __all__ = ["XgateHTTPResource", "XnestsResource"]
 
 
-def _room_view(rooms: RoomService, xnest_id: str) -> tuple[int, list[dict[str, str]]]:
-    room = rooms.find(xnest_id)
-    members = room.members_payload() if room is not None else []
-    return len(members), members
+def _members_body(xnest_id: str, view: RoomView) -> dict[str, Any]:
+    return {"xnest": xnest_id, "member_count": len(view.members), "members": view.members}
 
 
-def _history(rooms: RoomService, xnest_id: str, cursor: int) -> Any:
-    return json.loads(rooms.history_page(xnest_id, cursor))
+def _history_body(xnest_id: str, cursor: int, view: RoomView) -> dict[str, Any]:
+    return {"xnest": xnest_id, "cursor": cursor, "history": json.loads(view.history_page(cursor))}
+
+
+def _ok(body: Any) -> tuple[int, Any]:
+    return 200, {"statusCode": 200, "body": body}
+
+
+def _result(method: str, view: RoomView, cursor: int) -> Any:
+    if method == "members":
+        return view.members
+    if method == "member_count":
+        return len(view.members)
+    return json.loads(view.history_page(cursor))
 
 
 class XnestsResource(JSONResource):
@@ -56,23 +67,22 @@ class XnestsResource(JSONResource):
         except InvalidName as error:
             raise HTTPError(400, str(error)) from None
 
-    def handle_GET(self, request: Request) -> tuple[int, Any]:
+    def handle_GET(self, request: Request) -> Deferred[tuple[int, Any]]:
         """
         The room's members, or one page of its history.
         """
         xnest_id, wants_history = self._target(request)
+        view = self._rooms.view(xnest_id)
         if wants_history:
             raw = (request.args or {}).get(b"cursor", [b"0"])[-1]
             try:
                 cursor = parse_cursor(raw.decode("utf-8", "replace"))
             except CommandError as error:
                 raise HTTPError(400, str(error)) from None
-            history = _history(self._rooms, xnest_id, cursor)
-            body = {"xnest": xnest_id, "cursor": cursor, "history": history}
+            view.addCallback(lambda found: _history_body(xnest_id, cursor, found))
         else:
-            count, members = _room_view(self._rooms, xnest_id)
-            body = {"xnest": xnest_id, "member_count": count, "members": members}
-        return 200, {"statusCode": 200, "body": body}
+            view.addCallback(lambda found: _members_body(xnest_id, found))
+        return view.addCallback(_ok)
 
 
 class XgateHTTPResource(JSONResource):
@@ -87,7 +97,7 @@ class XgateHTTPResource(JSONResource):
         self._rooms = rooms
         self._limit = body_limit
 
-    def handle_POST(self, request: Request) -> tuple[int, Any]:
+    def handle_POST(self, request: Request) -> tuple[int, Any] | Deferred[tuple[int, Any]]:
         """
         Answer one query.
         """
@@ -109,13 +119,9 @@ class XgateHTTPResource(JSONResource):
             cursor = self._cursor(params.get("cursor", 0))
         except (InvalidName, CommandError) as error:
             raise HTTPError(400, str(error)) from None
-        count, members = _room_view(self._rooms, xnest_id)
-        results = {
-            "members": lambda: members,
-            "member_count": lambda: count,
-            "history": lambda: _history(self._rooms, xnest_id, cursor),
-        }
-        return 200, {"request_id": request_id, "result": results[method]()}
+        return self._rooms.view(xnest_id).addCallback(
+            lambda view: (200, {"request_id": request_id, "result": _result(method, view, cursor)})
+        )
 
     @staticmethod
     def _cursor(value: Any) -> int:

@@ -120,7 +120,9 @@ class XgateProtocol(WebSocketServerProtocol):
     member: Member | None = None
     _nickname = ""
     _store_history = True
+    _ended = False
     _limiter: RateLimiter
+    _early: list[str] | None = None
 
     def onConnect(self, request: ConnectionRequest) -> tuple[None, dict[str, str]]:
         """
@@ -149,22 +151,32 @@ class XgateProtocol(WebSocketServerProtocol):
     def onOpen(self) -> None:
         """
         Join the room: the service greets this member and tells the others.
+        Messages that arrive while the room is being taken live are kept
+        and handled, in order, once the member is in.
         """
         factory = self.factory
         self._limiter = RateLimiter(
             factory.settings.rate, factory.settings.burst, factory.clock.seconds()
         )
-        self.member = factory.rooms.join(
-            factory.xnest_id, self._nickname, self, self._store_history
-        )
+        self._early = []
+        joining = factory.rooms.join(factory.xnest_id, self._nickname, self, self._store_history)
+        joining.addCallback(self._joined)
+
+    def _joined(self, member: Member) -> None:
+        if self._ended:
+            self.factory.rooms.leave(member)
+            return
+        self.member = member
+        early, self._early = self._early or [], None
+        for text in early:
+            self.factory.rooms.receive(member, text)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         """
         A complete message from the client (Autobahn has already checked
         its size and UTF-8).
         """
-        member = self.member
-        if member is None:
+        if self._ended:
             return
         if isBinary:
             self.close_with(CLOSE_BINARY, "binary messages are not accepted")
@@ -174,16 +186,28 @@ class XgateProtocol(WebSocketServerProtocol):
             self.close_with(CLOSE_POLICY, "sending far above the rate limit")
             return
         if not self._limiter.allow(now):
-            if self._limiter.should_warn(now):
-                self.factory.rooms.send_error(member, "rate limit exceeded: message dropped")
+            if self.member is not None and self._limiter.should_warn(now):
+                self.factory.rooms.send_error(self.member, "rate limit exceeded: message dropped")
             return
-        self.factory.rooms.receive(member, payload.decode("utf-8"))
+        text = payload.decode("utf-8")
+        if self.member is not None:
+            self.factory.rooms.receive(self.member, text)
+        elif self._early is not None:
+            self._early.append(text)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         """
         However the connection ended, the member leaves and the others are
         told.
+
+        Autobahn leaves its closing handshake timer running when it drops
+        the connection itself before the handshake ends (a second UTF-8
+        error in the message that failed it); it is cancelled here, so a
+        closed connection holds no timer.
         """
+        timer, self.closeHandshakeTimeoutCall = self.closeHandshakeTimeoutCall, None
+        if timer is not None:
+            timer.cancel()
         self._leave()
         self.factory.connection_ended(self)
 
@@ -202,6 +226,7 @@ class XgateProtocol(WebSocketServerProtocol):
         self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8"), isReply=False)
 
     def _leave(self) -> None:
+        self._ended = True
         member, self.member = self.member, None
         if member is not None:
             self.factory.rooms.leave(member)

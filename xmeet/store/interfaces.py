@@ -1,0 +1,102 @@
+# -*- test-case-name: tests.test_store -*-
+"""
+What the room service needs from the world outside its process: somewhere
+to keep rooms that have no local members, and a way to hear and tell the
+other nodes of the cluster.
+
+L{xmeet.store.memory} keeps everything in this process (one node);
+L{xmeet.store.redis} mirrors to Redis and fans out through its pub/sub.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+from twisted.internet.defer import Deferred
+from zope.interface import Attribute, Interface
+
+from xmeet.core.events import RoomEvent
+from xmeet.core.history import History
+from xmeet.core.room import Room
+
+__all__ = ["IRoomBackend", "IRoomListener", "RemoteMember", "RoomState"]
+
+
+@attrs.frozen
+class RemoteMember:
+    """
+    A member connected to another node.
+    """
+
+    id: str
+    nickname: str
+    node: str
+
+
+@attrs.frozen
+class RoomState:
+    """
+    What a node needs to take a room live: whether it keeps history, its
+    history, and the members connected to other nodes.
+    """
+
+    store_history: bool
+    history: History | None = None
+    members: Sequence[RemoteMember] = ()
+
+
+class IRoomListener(Interface):
+    """
+    The room service, as its backend sees it.
+    """
+
+    def room_event(event: RoomEvent) -> None:
+        """
+        An event of another node, for a room this node has live (or is
+        taking live).
+        """
+
+
+class IRoomBackend(Interface):
+    """
+    Keeps rooms and tells other nodes what happens in them.
+    """
+
+    node_id = Attribute("This node's id, unique across the cluster and restarts.")
+
+    def start(listener: IRoomListener) -> None:
+        """
+        Deliver other nodes' events to C{listener} from now on.
+        """
+
+    def load(xnest_id: str, store_history: bool, history_size: int) -> Deferred[RoomState]:
+        """
+        Take room C{xnest_id} live on this node: start hearing its events
+        and fetch its state. C{store_history} is used when the room is new.
+        Never fails: when the shared state cannot be had, the room starts
+        from what this node knows.
+        """
+
+    def unload(room: Room) -> None:
+        """
+        C{room} has no local member any more: stop hearing its events and
+        keep what must outlive it.
+        """
+
+    def publish(event: RoomEvent, history_entry: str | None) -> None:
+        """
+        Store the effect of C{event} (the member lists, and
+        C{history_entry} when given) and pass the event to other nodes.
+        """
+
+    def peek(xnest_id: str, history_size: int) -> Deferred[RoomState | None]:
+        """
+        The state of a room that is not live on this node, without taking
+        it live; C{None} when nothing is known of it.
+        """
+
+    def stop() -> Deferred[None]:
+        """
+        Leave the cluster cleanly.
+        """
