@@ -9,28 +9,17 @@ from __future__ import annotations
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from xmeet.core.errors import ERROR_CODES, error_code
 from xmeet.core.frames import dumps
 
 __all__ = ["ERROR_CODES", "ErrorPage", "error_body"]
-
-ERROR_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "too_large",
-    415: "unsupported_media_type",
-    429: "rate_limited",
-    503: "unavailable",
-}
 
 
 def error_body(status: int, message: str) -> bytes:
     """
     The JSON error object for HTTP status C{status}.
     """
-    error = {"code": ERROR_CODES.get(status, "error"), "message": message}
+    error = {"code": error_code(status), "message": message}
     return dumps({"statusCode": status, "error": error}).encode("utf-8")
 
 
