@@ -21,6 +21,7 @@ from twisted.web.server import Site
 
 from xmeet.engineio import EngineIOResource, EngineIOServer
 from xmeet.engineio.prepared import WebSocketFlavour
+from xmeet.engineio.websocket import WebSocketTransport
 
 from .test_engineio_session import PollingSession, RecordingHandler
 
@@ -214,3 +215,57 @@ class WebSocketTests(TestCase):
         client.sendMessage(b"4still here")
         self.assertEqual((yield factory.messages.get()), "4still here")
         self.assertEqual(session.socket.transport, "websocket")
+
+    @inlineCallbacks
+    def test_paused_connection_queues(self) -> Any:
+        """
+        While TCP pushes back, packets wait in order and go out on resume.
+        """
+        factory, opened = yield self.open_session()
+        socket = self.server.sockets[opened["sid"]]
+        transport = socket._transport
+        assert isinstance(transport, WebSocketTransport)
+        transport.pauseProducing()
+        for n in range(3):
+            socket.send(str(n))
+        self.assertEqual(len(transport._queue), 3)
+        transport.resumeProducing()
+        for n in range(3):
+            self.assertEqual((yield factory.messages.get()), f"4{n}")
+
+    @inlineCallbacks
+    def test_slow_client_dropped(self) -> Any:
+        """
+        A client that cannot keep up is dropped once its queue is full.
+        """
+        factory, opened = yield self.open_session()
+        socket = self.server.sockets[opened["sid"]]
+        transport = socket._transport
+        assert isinstance(transport, WebSocketTransport)
+        transport.pauseProducing()
+        for _ in range(self.server.max_buffered_packets):
+            socket.send("x")
+        self.assertEqual(self.handler.lost, [])
+        socket.send("one too many")
+        self.assertEqual(self.handler.lost, ["transport error"])
+        yield factory.closed
+
+    @inlineCallbacks
+    def test_tcp_pushback(self) -> Any:
+        """
+        The real TCP connection pauses the WebSocket when its buffer fills
+        and resumes it when drained: a burst far beyond the buffer arrives
+        whole and in order.
+        """
+        factory, opened = yield self.open_session()
+        socket = self.server.sockets[opened["sid"]]
+        transport = socket._transport
+        assert isinstance(transport, WebSocketTransport)
+        filler = "x" * 1000
+        for n in range(500):
+            socket.send(f"{n} {filler}")
+        self.assertTrue(transport._queue, "the TCP transport never paused the WebSocket")
+        for n in range(500):
+            self.assertEqual((yield factory.messages.get()), f"4{n} {filler}")
+        self.assertFalse(transport._queue)
+        self.assertEqual(self.handler.lost, [])

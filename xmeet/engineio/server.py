@@ -63,6 +63,10 @@ _MESSAGES = {
 }
 
 
+def _may_probe(socket: EngineIOSocket | None, protocol: int) -> bool:
+    return socket is not None and socket.protocol == protocol and socket.can_upgrade()
+
+
 class EngineIOServer:
     """
     All Engine.IO sessions of one endpoint and the settings they share.
@@ -71,6 +75,8 @@ class EngineIOServer:
     @ivar handler: the L{IEngineIOHandler} told about every session.
     @ivar websocket_factory: the Autobahn factory of the WebSocket transport.
     @ivar upgrade_timeout: seconds a probing WebSocket has to complete.
+    @ivar max_buffered_packets: packets a session may have waiting for a
+        slow client (polling buffer, paused WebSocket) before it is dropped.
     """
 
     def __init__(
@@ -85,7 +91,7 @@ class EngineIOServer:
         allow_eio3: bool = True,
         websocket_options: dict[str, Any] | None = None,
         upgrade_timeout: float = 10.0,
-        max_buffered_packets: int = 1000,
+        max_buffered_packets: int = 10_000,
     ) -> None:
         self.clock = clock
         self.handler = handler
@@ -186,28 +192,25 @@ class EngineIOServer:
         """
         protocol = self.protocol_of(connection.query)
         sid = connection.query.get("sid")
-        if protocol is None:
-            connection.sendClose()
-            return None
-        transport = WebSocketTransport(connection, protocol)
-        if sid is None:
-            peer = connection.transport.getPeer() if connection.transport else None
-            socket = self._open(
-                transport,
-                protocol,
-                connection.query,
-                connection.request_headers,
-                getattr(peer, "host", ""),
-            )
-            self.notify("connection_made", socket)
-            return transport
-        existing = self.sockets.get(sid)
-        if existing is None or existing.protocol != protocol or not existing.can_upgrade():
+        existing = None if sid is None else self.sockets.get(sid)
+        if protocol is None or (sid is not None and not _may_probe(existing, protocol)):
             log.debug("refusing websocket for session {sid}", sid=sid)
             connection.sendClose()
             return None
-        transport.take_over(existing)
-        existing.start_upgrade(transport)
+        transport = WebSocketTransport(connection, protocol, self.max_buffered_packets)
+        if existing is not None:
+            transport.take_over(existing)
+            existing.start_upgrade(transport)
+            return transport
+        peer = connection.transport.getPeer() if connection.transport else None
+        socket = self._open(
+            transport,
+            protocol,
+            connection.query,
+            connection.request_headers,
+            getattr(peer, "host", ""),
+        )
+        self.notify("connection_made", socket)
         return transport
 
     def forget(self, socket: EngineIOSocket) -> None:

@@ -11,13 +11,15 @@ heartbeat is made of Engine.IO packets and is run by the session.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionRequest
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from .packets import PacketDecodeError, decode_packet_v3, decode_packet_v4
 from .prepared import PreparedPacket, WebSocketFlavour
@@ -38,22 +40,37 @@ def _flavour(protocol: int, query: dict[str, str]) -> WebSocketFlavour:
     return WebSocketFlavour.V3_BASE64 if base64 else WebSocketFlavour.V3
 
 
+@implementer(IPushProducer)
 class WebSocketTransport:
     """
     A session's view of one WebSocket connection.
+
+    It is the push producer of its TCP connection: while the kernel buffer
+    is full, packets wait in a bounded queue (shared prepared packets, not
+    copies) and a client that cannot keep up is dropped once the queue is
+    full, instead of the server's memory growing without bound.
 
     @ivar name: C{"websocket"}.
     """
 
     name = "websocket"
 
-    def __init__(self, connection: EngineIOWebSocketProtocol, protocol: int) -> None:
+    def __init__(
+        self, connection: EngineIOWebSocketProtocol, protocol: int, max_queued: int
+    ) -> None:
         self.connection = connection
         self.protocol = protocol
         self.flavour = _flavour(protocol, connection.query)
         self._decode = decode_packet_v4 if protocol == 4 else decode_packet_v3
         self._socket: EngineIOSocket | None = None
         self._open = True
+        self._paused = False
+        self._queue: deque[PreparedPacket] = deque()
+        self._max_queued = max_queued
+        # The HTTP channel that accepted the upgrade is still registered as
+        # the connection's producer; the WebSocket now produces instead.
+        connection.unregisterProducer()
+        connection.registerProducer(self, True)
 
     def take_over(self, socket: EngineIOSocket) -> None:
         """
@@ -63,10 +80,43 @@ class WebSocketTransport:
 
     def write(self, packet: PreparedPacket) -> None:
         """
-        Send one packet as one WebSocket message.
+        Send one packet as one WebSocket message, or queue it while the
+        connection is paused.
         """
-        if self._open:
+        if not self._open:
+            return
+        if self._paused or self._queue:
+            self._enqueue(packet)
+        else:
             self.connection.sendPreparedMessage(packet.frame(self.flavour))
+
+    def _enqueue(self, packet: PreparedPacket) -> None:
+        if len(self._queue) >= self._max_queued:
+            self._queue.clear()
+            if self._socket is not None:
+                self._socket.transport_error(self, "send queue full: client too slow")
+            return
+        self._queue.append(packet)
+
+    def pauseProducing(self) -> None:
+        """
+        The connection's send buffer is full: queue from now on.
+        """
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        """
+        The send buffer drained: send what waited, until paused again.
+        """
+        self._paused = False
+        while self._queue and not self._paused and self._open:
+            self.connection.sendPreparedMessage(self._queue.popleft().frame(self.flavour))
+
+    def stopProducing(self) -> None:
+        """
+        The connection is gone; nothing more will be sent.
+        """
+        self._queue.clear()
 
     def shutdown(self, polite: bool) -> None:
         """
