@@ -165,6 +165,29 @@ class NoEIO3Tests(ResourceTestCase):
         )
 
 
+class AllowRequestTests(ResourceTestCase):
+    """
+    The C{allow_request} hook can refuse handshakes.
+    """
+
+    server_settings = {"allow_request": lambda query, headers: query.get("token") == "ok"}
+
+    def test_refused(self) -> None:
+        """
+        A refused handshake gets HTTP 403 with code 4, and no session.
+        """
+        request = self.request(EIO="4", transport="polling", token="bad")
+        self.assertEqual(request.responseCode, 403)
+        self.assertEqual(json.loads(body_of(request)), {"code": 4, "message": "Forbidden"})
+        self.assertEqual(self.server.sockets, {})
+
+    def test_allowed(self) -> None:
+        """
+        An accepted handshake opens a session.
+        """
+        self.assertIn(self.handshake(token="ok"), self.server.sockets)
+
+
 class PollingThroughResourceTests(ResourceTestCase):
     """
     A whole long-polling exchange through the resource.

@@ -176,7 +176,9 @@ class PollingTransport:
         """
         A poll: answer now if packets wait, else hold the request.
         """
-        if self._poll is not None or self._done:
+        if self._done:
+            return bad_request(request, 3, "Bad request")
+        if self._poll is not None:
             self._error("overlap from client")
             return bad_request(request, 3, "Bad request")
         self._poll = request

@@ -104,6 +104,9 @@ class EngineIOResource(Resource):
         upgrade = _is_websocket_upgrade(request)
         if transport == "websocket" and not upgrade:
             return self._refuse(request, ErrorCode.BAD_REQUEST)
+        headers = request_headers(request)
+        if not self._server.allows(query, headers):
+            return self._refuse(request, ErrorCode.FORBIDDEN)
         protocol = self._server.protocol_of(query)
         if protocol is None:
             return self._refuse(request, ErrorCode.UNSUPPORTED_PROTOCOL_VERSION)
@@ -111,7 +114,7 @@ class EngineIOResource(Resource):
             return self._upgrade(request)
         address = request.getClientAddress()
         return self._server.open_polling(
-            request, protocol, query, request_headers(request), getattr(address, "host", "")
+            request, protocol, query, headers, getattr(address, "host", "")
         )
 
     def _existing_session(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import json
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -77,6 +78,9 @@ class EngineIOServer:
     @ivar upgrade_timeout: seconds a probing WebSocket has to complete.
     @ivar max_buffered_packets: packets a session may have waiting for a
         slow client (polling buffer, paused WebSocket) before it is dropped.
+    @ivar allow_request: called with the query and headers of each
+        handshake; returning false refuses it with the official "Forbidden"
+        answer (HTTP 403, code 4), like the official C{allowRequest}.
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class EngineIOServer:
         websocket_options: dict[str, Any] | None = None,
         upgrade_timeout: float = 10.0,
         max_buffered_packets: int = 10_000,
+        allow_request: Callable[[dict[str, str], dict[str, str]], bool] | None = None,
     ) -> None:
         self.clock = clock
         self.handler = handler
@@ -102,6 +107,7 @@ class EngineIOServer:
         self.allow_eio3 = allow_eio3
         self.upgrade_timeout = upgrade_timeout
         self.max_buffered_packets = max_buffered_packets
+        self.allow_request = allow_request
         self.sockets: dict[str, EngineIOSocket] = {}
         self.websocket_factory = make_websocket_factory(self, clock, max_payload, websocket_options)
 
@@ -117,6 +123,12 @@ class EngineIOServer:
         """
         for socket in list(self.sockets.values()):
             socket.shut_down()
+
+    def allows(self, query: dict[str, str], headers: dict[str, str]) -> bool:
+        """
+        Whether the C{allow_request} hook (if any) accepts a handshake.
+        """
+        return self.allow_request is None or bool(self.allow_request(query, headers))
 
     def protocol_of(self, query: dict[str, str]) -> int | None:
         """
