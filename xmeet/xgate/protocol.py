@@ -65,7 +65,9 @@ def apply_protocol_options(factory: WebSocketServerFactory, settings: Settings) 
     C{failByDrop=False}: when Autobahn fails a connection (message too big,
     invalid UTF-8) it sends the close frame with its code instead of
     dropping TCP, so the client learns why. The heartbeat is Autobahn's
-    auto-ping, whose timers Autobahn batches.
+    auto-ping, whose timers Autobahn batches. C{webStatus=False}: a plain
+    HTTP request gets 426 instead of Autobahn's status page, whose
+    C{?redirect=URL} would make every room URL an open redirect.
     """
     factory.setProtocolOptions(
         maxMessagePayloadSize=settings.max_message_size,
@@ -77,6 +79,7 @@ def apply_protocol_options(factory: WebSocketServerFactory, settings: Settings) 
         closeHandshakeTimeout=5,
         utf8validateIncoming=True,
         echoCloseCodeReason=False,
+        webStatus=False,
     )
 
 
