@@ -190,21 +190,18 @@ class EngineIOSocket:
         Packets already sent are delivered first, then a close packet; the
         handler hears C{connection_lost} once the transport is done.
         """
-        self._close_politely("forced close")
+        if self._state is not _State.OPEN:
+            return
+        self._state = _State.CLOSING
+        self._cancel_heartbeat()
+        self._abort_upgrade()
+        self._transport.drain_and_close(lambda: self._end("forced close", polite=True))
 
     def shut_down(self) -> None:
         """
         Close at once because the server stops (C{"server shutting down"}).
         """
         self._end("server shutting down", polite=True)
-
-    def _close_politely(self, reason: str) -> None:
-        if self._state is not _State.OPEN:
-            return
-        self._state = _State.CLOSING
-        self._cancel_heartbeat()
-        self._abort_upgrade()
-        self._transport.drain_and_close(lambda: self._end(reason, polite=True))
 
     def _end(self, reason: str, polite: bool) -> None:
         """
@@ -231,32 +228,29 @@ class EngineIOSocket:
         """
         The client went away (WebSocket closed, close packet received).
         """
-        if transport is self._transport:
-            self._end("transport close", polite=False)
-        elif transport is self._probe:
-            self._abort_upgrade()
+        self._transport_ended(transport, "transport close", polite=False)
 
     def transport_error(self, transport: Transport, description: str) -> None:
         """
         A transport broke a rule or failed (C{"transport error"}).
         """
-        if transport is self._transport:
-            log.info(
-                "session {sid}: transport error: {description}",
-                sid=self.sid,
-                description=description,
-            )
-            self._end("transport error", polite=True)
-        elif transport is self._probe:
-            self._abort_upgrade()
+        log.info("session {sid}: {description}", sid=self.sid, description=description)
+        self._transport_ended(transport, "transport error", polite=True)
 
     def parse_error(self, transport: Transport) -> None:
         """
         The client sent something that does not decode (C{"parse error"}).
         """
+        log.info("session {sid}: parse error", sid=self.sid)
+        self._transport_ended(transport, "parse error", polite=True)
+
+    def _transport_ended(self, transport: Transport, reason: str, polite: bool) -> None:
+        """
+        The active transport failing ends the session; a probing one failing
+        only ends the upgrade attempt.
+        """
         if transport is self._transport:
-            log.info("session {sid}: parse error", sid=self.sid)
-            self._end("parse error", polite=True)
+            self._end(reason, polite)
         elif transport is self._probe:
             self._abort_upgrade()
 
