@@ -519,6 +519,18 @@ class CloseTests(SynchronousTestCase):
         self.assertEqual(handler.lost, ["forced close"])
         self.assertEqual(server.sockets, {})
 
+    def test_failure_while_closing(self) -> None:
+        """
+        A session that fails while waiting to deliver its close packet ends
+        for that failure, and leaves no timer behind.
+        """
+        server, clock, handler = make_server()
+        session = PollingSession(server)
+        session.socket.close()
+        session.post(b"abc")
+        self.assertEqual(handler.lost, ["parse error"])
+        self.assertEqual(clock.getDelayedCalls(), [])
+
     def test_close_all(self) -> None:
         """
         C{close_all} ends every session at once.

@@ -124,12 +124,16 @@ class PollingTransport:
             self._close_timer = self._socket.server.clock.callLater(CLOSE_TIMEOUT, self._drained)
 
     def _drained(self) -> None:
+        done = self._forget_close()
+        if done is not None:
+            done()
+
+    def _forget_close(self) -> Callable[[], None] | None:
         done, self._on_drained = self._on_drained, None
         if self._close_timer is not None and self._close_timer.active():
             self._close_timer.cancel()
         self._close_timer = None
-        if done is not None:
-            done()
+        return done
 
     def shutdown(self, polite: bool) -> None:
         """
@@ -140,6 +144,7 @@ class PollingTransport:
             return
         self._done = True
         self._buffer = []
+        self._forget_close()
         if self._poll is not None:
             self._respond(self._poll, [CLOSE if polite else NOOP])
             self._poll = None
