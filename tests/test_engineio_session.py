@@ -12,6 +12,8 @@ from collections.abc import Callable
 from io import BytesIO
 from typing import Any, cast
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
@@ -29,6 +31,7 @@ from xmeet.engineio import (
     PacketType,
     PreparedPacket,
 )
+from xmeet.engineio.websocket import WebSocketTransport
 
 INTERVAL = 25.0
 TIMEOUT = 20.0
@@ -660,3 +663,61 @@ class UpgradeTests(SynchronousTestCase):
         self.websocket.receive(Packet(PacketType.UPGRADE))
         self.socket.transport_closed(self.websocket)
         self.assertEqual(self.handler.lost, ["transport close"])
+
+
+class FakeConnection:
+    """
+    Just enough of an Autobahn protocol for L{WebSocketTransport}.
+    """
+
+    def __init__(self, query: dict[str, str]) -> None:
+        self.query = query
+        self.sent: list[bytes] = []
+        self.closed = False
+
+    def unregisterProducer(self) -> None:
+        pass
+
+    def registerProducer(self, producer: object, streaming: bool) -> None:
+        pass
+
+    def sendPreparedMessage(self, message: Any) -> None:
+        self.sent.append(message.payload)
+
+    def sendClose(self) -> None:
+        self.closed = True
+
+
+class MalformedInputTests(SynchronousTestCase):
+    """
+    Whatever a client sends, nothing raises out of the session: it goes on
+    or ends with an official reason.
+    """
+
+    @given(st.binary(), st.sampled_from([3, 4]), st.booleans())
+    @settings(max_examples=300)
+    def test_polling_bodies(self, body: bytes, protocol: int, binary: bool) -> None:
+        """
+        Any POST body is answered 200, 400 or 413.
+        """
+        server, _, handler = make_server()
+        session = PollingSession(server, protocol=protocol)
+        content_type = b"application/octet-stream" if binary else None
+        post = session.post(body, content_type)
+        self.assertIn(post.responseCode, (None, 400, 413))
+        self.assertTrue(set(handler.lost) <= {"parse error", "transport error", "transport close"})
+
+    @given(st.binary(), st.booleans(), st.sampled_from([3, 4]))
+    @settings(max_examples=300)
+    def test_websocket_messages(self, payload: bytes, is_binary: bool, protocol: int) -> None:
+        """
+        Any WebSocket message, even invalid UTF-8 in a text frame, is a
+        packet or a parse error.
+        """
+        server, _, handler = make_server()
+        connection = FakeConnection({"EIO": str(protocol)})
+        transport = WebSocketTransport(connection, protocol, 10)  # type: ignore[arg-type]
+        socket = server._open(transport, protocol, {}, {}, "")
+        transport.message(payload, is_binary)
+        self.assertTrue(set(handler.lost) <= {"parse error", "transport error", "transport close"})
+        self.assertEqual(socket.closed, bool(handler.lost))
