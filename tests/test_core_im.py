@@ -93,12 +93,12 @@ _KEYS = [
 payloads = json_values | st.dictionaries(st.sampled_from(_KEYS) | st.text(max_size=8), json_values)
 
 
-def status_of(call: Callable[[], object]) -> int:
+def status_of(call: Callable[..., object], *args: Any, **kwargs: Any) -> int:
     """
-    The status code of the L{IMError} that C{call} raises.
+    The status code of the L{IMError} that C{call(*args, **kwargs)} raises.
     """
     try:
-        call()
+        call(*args, **kwargs)
     except IMError as error:
         return error.status_code
     raise AssertionError("no IMError raised")
@@ -165,7 +165,7 @@ class ParseLogInTests(SynchronousTestCase):
         """
         Not an object, a missing or wrong field: 400.
         """
-        for payload in (
+        cases: list[Any] = [
             None,
             [],
             "ann",
@@ -176,8 +176,9 @@ class ParseLogInTests(SynchronousTestCase):
             {"userId": "x" * (MAX_ID_LENGTH + 1), "socketId": "s"},
             {"userId": "\ud800", "socketId": "s"},
             {"userId": "ann", "socketId": None},
-        ):
-            self.assertEqual(status_of(lambda payload=payload: parse_log_in(payload)), 400)
+        ]
+        for payload in cases:
+            self.assertEqual(status_of(parse_log_in, payload), 400)
         parse_log_in({"userId": "x" * MAX_ID_LENGTH, "socketId": ""})
 
     def test_session_token(self) -> None:
@@ -199,9 +200,7 @@ class ParseLogInTests(SynchronousTestCase):
         check_signature(secret, "安妮", good)
         check_signature(secret, "安妮", good.upper())
         for wrong in (None, 1, "", good[:-1], sign(b"other", "安妮"), "é" * 64, "\ud800"):
-            self.assertEqual(
-                status_of(lambda wrong=wrong: check_signature(secret, "安妮", wrong)), 401
-            )
+            self.assertEqual(status_of(check_signature, secret, "安妮", wrong), 401)
 
 
 class ParseMessageTests(SynchronousTestCase):
@@ -224,7 +223,7 @@ class ParseMessageTests(SynchronousTestCase):
         """
         Wrong types, missing or empty fields: 400.
         """
-        for fields in (
+        cases: list[Any] = [
             {"targetIds": None},
             {"targetIds": "bob"},
             {"targetIds": []},
@@ -236,13 +235,14 @@ class ParseMessageTests(SynchronousTestCase):
             {"textContent": None},
             {"textContent": {"a": 1}},
             {"textContent": "\udc00"},
-        ):
+        ]
+        for fields in cases:
             payload = self.direct(**fields)
-            self.assertEqual(status_of(lambda p=payload: parse_direct_message(p, SIZE)), 400)
+            self.assertEqual(status_of(parse_direct_message, payload, SIZE), 400)
         for key in ("targetIds", "type", "textContent"):
             payload = self.direct()
             del payload[key]
-            self.assertEqual(status_of(lambda p=payload: parse_direct_message(p, SIZE)), 400)
+            self.assertEqual(status_of(parse_direct_message, payload, SIZE), 400)
 
     def test_direct_limits(self) -> None:
         """
@@ -297,11 +297,11 @@ class ParseMessageTests(SynchronousTestCase):
             {"content": "\ud800"},
         ):
             payload = self.conversation(**fields)
-            self.assertEqual(status_of(lambda p=payload: parse_conversation_message(p, SIZE)), 400)
+            self.assertEqual(status_of(parse_conversation_message, payload, SIZE), 400)
         for key in ("conversationId", "type", "content"):
             payload = self.conversation()
             del payload[key]
-            self.assertEqual(status_of(lambda p=payload: parse_conversation_message(p, SIZE)), 400)
+            self.assertEqual(status_of(parse_conversation_message, payload, SIZE), 400)
 
     def test_conversation_limits(self) -> None:
         """
@@ -369,9 +369,7 @@ class ParseConversationTests(SynchronousTestCase):
             {"name": "n", "custom": math.nan},
             {"name": "n", "\ud800": 1},
         ):
-            self.assertEqual(
-                status_of(lambda p=payload: parse_new_conversation(p, SIZE)), 400, payload
-            )
+            self.assertEqual(status_of(parse_new_conversation, payload, SIZE), 400, payload)
 
     def test_new_limits(self) -> None:
         """
@@ -386,7 +384,7 @@ class ParseConversationTests(SynchronousTestCase):
             {"name": "n", "protected": [f"f{n}" for n in range(MAX_PROTECTED + 1)]},
             {"name": "n", "blob": "x" * SIZE},
         ):
-            self.assertEqual(status_of(lambda p=payload: parse_new_conversation(p, SIZE)), 413)
+            self.assertEqual(status_of(parse_new_conversation, payload, SIZE), 413)
 
     def test_conversation_id(self) -> None:
         """
@@ -410,9 +408,10 @@ class ParseConversationTests(SynchronousTestCase):
         """
         request = parse_update({"conversationId": "c", "set": {"name": "m", "t": [1]}}, SIZE)
         self.assertEqual(request.changes, {"name": "m", "t": [1]})
-        for changes in (None, [], {}, {"id": "x"}, {"createdAt": 5}, {"members": "a"}):
+        cases: list[Any] = [None, [], {}, {"id": "x"}, {"createdAt": 5}, {"members": "a"}]
+        for changes in cases:
             self.assertEqual(
-                status_of(lambda c=changes: parse_update({"conversationId": "c", "set": c}, SIZE)),
+                status_of(parse_update, {"conversationId": "c", "set": changes}, SIZE),
                 400,
             )
         self.assertEqual(status_of(lambda: parse_update({"conversationId": "c"}, SIZE)), 400)
@@ -444,7 +443,7 @@ class ParseConversationTests(SynchronousTestCase):
             {"before": ""},
         ):
             payload = {"conversationId": "c", **fields}
-            self.assertEqual(status_of(lambda p=payload: parse_history(p)), 400, fields)
+            self.assertEqual(status_of(parse_history, payload), 400, fields)
 
 
 class ConversationTests(SynchronousTestCase):
@@ -496,9 +495,7 @@ class ConversationTests(SynchronousTestCase):
             ("bob", ["x", "members"]),
             ("bob", ["protected"]),
         ):
-            self.assertEqual(
-                status_of(lambda u=user, f=fields: conversation.check_change(u, f)), 403
-            )
+            self.assertEqual(status_of(conversation.check_change, user, fields), 403)
         open_one = attrs.evolve(conversation, protected=())
         open_one.check_change("bob", ["name", "admin"])
 
@@ -624,6 +621,13 @@ class MessageLogTests(SynchronousTestCase):
         self.assertEqual(_numbers(log.page("m8", 50)), [7, 6])
         self.assertEqual(log.page("m5", 50), [])
         self.assertEqual(len(_log(3, maxlen=0)), 0)
+
+    def test_index_bounded(self) -> None:
+        """
+        The index of ids forgets dropped messages too, or it would grow
+        with every message ever sent.
+        """
+        self.assertEqual(len(_log(10, maxlen=4)._sequence), 4)
 
 
 class PropertyTests(SynchronousTestCase):

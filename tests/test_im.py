@@ -27,6 +27,7 @@ __all__ = [
     "ConversationTests",
     "DirectMessageTests",
     "HistoryTests",
+    "OfflinePropertyTests",
     "OfflineTests",
     "PropertyTests",
     "ScenarioTests",
@@ -97,12 +98,12 @@ class Harness:
             client.take()
 
 
-def status_of(call: Callable[[], object]) -> int:
+def status_of(call: Callable[..., object], *args: Any, **kwargs: Any) -> int:
     """
-    The status code of the L{IMError} that C{call} raises.
+    The status code of the L{IMError} that C{call(*args, **kwargs)} raises.
     """
     try:
-        call()
+        call(*args, **kwargs)
     except IMError as error:
         return error.status_code
     raise AssertionError("no IMError raised")
@@ -154,8 +155,9 @@ class SessionTests(SynchronousTestCase):
         """
         service = Harness().service
         client = FakeClient("s1")
-        for payload in (None, [], {"socketId": "s1"}, {"userId": 5, "socketId": "s1"}):
-            self.assertEqual(status_of(lambda p=payload: service.log_in(client, p)), 400)
+        cases: list[Any] = [None, [], {"socketId": "s1"}, {"userId": 5, "socketId": "s1"}]
+        for payload in cases:
+            self.assertEqual(status_of(service.log_in, client, payload), 400)
         self.assertEqual(
             status_of(lambda: service.log_in(client, {"userId": "ann", "socketId": "s2"})), 403
         )
@@ -199,11 +201,9 @@ class SessionTests(SynchronousTestCase):
         harness = Harness()
         client, _ = harness.log_in("ann")
         for name, call in _calls(harness.service).items():
-            self.assertEqual(status_of(lambda c=call: c(client, {})), 401, name)
-            self.assertEqual(
-                status_of(lambda c=call: c(client, {"sessionToken": "0" * 32})), 401, name
-            )
-            self.assertEqual(status_of(lambda c=call: c(client, "x")), 400, name)
+            self.assertEqual(status_of(call, client, {}), 401, name)
+            self.assertEqual(status_of(call, client, {"sessionToken": "0" * 32}), 401, name)
+            self.assertEqual(status_of(call, client, "x"), 400, name)
 
     def test_token_of_another_socket(self) -> None:
         """
@@ -214,7 +214,7 @@ class SessionTests(SynchronousTestCase):
         thief = FakeClient("thief")
         for name, call in _calls(harness.service).items():
             self.assertEqual(
-                status_of(lambda c=call: c(thief, {"sessionToken": token, "name": "n"})),
+                status_of(call, thief, {"sessionToken": token, "name": "n"}),
                 403,
                 name,
             )
@@ -482,7 +482,9 @@ class _ConversationCase(SynchronousTestCase):
         self.conversation_id = ack["body"]["id"]
         self.harness.drain()
 
-    def call(self, name: str, client: FakeClient, token: str, **fields: Any) -> dict[str, Any]:
+    def call(
+        self, name: str, client: FakeClient | None, token: str, **fields: Any
+    ) -> dict[str, Any]:
         payload = {"sessionToken": token, "conversationId": self.conversation_id, **fields}
         return _calls(self.service)[name](client, payload)
 
@@ -496,7 +498,8 @@ class _ConversationCase(SynchronousTestCase):
 
     def conversation(self) -> dict[str, Any]:
         body = self.call("conversation/get", self.ann, self.ann_token)["body"]
-        return body["conversation"]  # type: ignore[no-any-return]
+        conversation: dict[str, Any] = body["conversation"]
+        return conversation
 
     def events(self, client: FakeClient) -> list[str]:
         return [event for event, _ in client.take()]
@@ -666,7 +669,12 @@ class ConversationTests(_ConversationCase):
         self.call("conversation/update", self.bob, self.bob_token, set={"topic": "t"})
         self.assertEqual(self.conversation()["topic"], "t")
         self.harness.drain()
-        for changes in ({"topic": "u", "name": "bob's"}, {"protected": []}, {"admin": ["bob"]}):
+        cases: list[dict[str, Any]] = [
+            {"topic": "u", "name": "bob's"},
+            {"protected": []},
+            {"admin": ["bob"]},
+        ]
+        for changes in cases:
             self.assertEqual(
                 status_of(
                     lambda c=changes: self.call(
@@ -989,6 +997,42 @@ class ScenarioTests(SynchronousTestCase):
                 ("conversation/updated", ["ann", "cid"]),
             ],
         )
+
+
+class OfflinePropertyTests(SynchronousTestCase):
+    """
+    Whatever the order of sends, logins, logouts and closes, a user gets
+    every message once and in order.
+    """
+
+    @given(st.lists(st.sampled_from(["send", "log in", "log out", "close"]), max_size=30))
+    def test_in_order_once(self, steps: list[str]) -> None:
+        """
+        Bob's successive sockets together receive exactly what ann sent.
+        """
+        harness = Harness(burst=100)
+        ann, token = harness.log_in("ann")
+        sent: list[str] = []
+        received: list[str] = []
+        bob: tuple[FakeClient, str] | None = None
+        for step in steps:
+            if step == "send":
+                sent.append(str(len(sent)))
+                payload = {"sessionToken": token, "targetIds": ["bob"], "type": "t"}
+                harness.service.direct_message(ann, {**payload, "textContent": sent[-1]})
+            elif step == "log in" and bob is None:
+                bob = harness.log_in("bob")
+            elif step == "log out" and bob is not None:
+                harness.service.log_out(bob[0], {"sessionToken": bob[1]})
+                bob = None
+            elif step == "close" and bob is not None:
+                harness.service.socket_closed(bob[0])
+                bob = None
+            if bob is not None:
+                received.extend(data["textContent"] for _, data in bob[0].take())
+        harness.log_in("bob")
+        received.extend(data["textContent"] for _, data in harness.clients[-1].take())
+        self.assertEqual(received, sent)
 
 
 class PropertyTests(SynchronousTestCase):
