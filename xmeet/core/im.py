@@ -309,7 +309,9 @@ def parse_direct_message(fields: Mapping[str, Any], max_size: int) -> DirectMess
     if not target_ids:
         raise _bad("targetIds must name at least one user")
     message_type = _type(fields)
-    text = _string(_required(fields, "textContent"), "textContent")
+    text = _required(fields, "textContent")
+    if not isinstance(text, str):
+        raise _bad("textContent must be a string")
     if _utf8_size(text, "textContent") > max_size:
         raise _too_large(f"textContent is larger than {max_size} bytes")
     return DirectMessageRequest(target_ids, message_type, text)
