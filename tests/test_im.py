@@ -596,6 +596,39 @@ class ConversationTests(_ConversationCase):
             400,
         )
 
+    def test_conversation_ids(self) -> None:
+        """
+        Every call on one conversation: a malformed id is 400, an unknown
+        one 404.
+        """
+        extra: dict[str, dict[str, Any]] = {
+            "message/conversation": {"type": "t", "content": 1},
+            "conversation/update": {"set": {"k": 1}},
+        }
+        names = [
+            "message/conversation",
+            "conversation/join",
+            "conversation/leave",
+            "conversation/update",
+            "conversation/get",
+            "conversation/history",
+        ]
+        for name in names:
+            fields = extra.get(name, {})
+            for conversation_id, status in ((1, 400), ("", 400), (None, 400), ("nope", 404)):
+                self.assertEqual(
+                    status_of(
+                        self.call,
+                        name,
+                        self.ann,
+                        self.ann_token,
+                        conversationId=conversation_id,
+                        **fields,
+                    ),
+                    status,
+                    (name, conversation_id),
+                )
+
     def test_add_member(self) -> None:
         """
         Adding another user (HTTP C{POST .../members}) takes the right to
