@@ -1101,3 +1101,22 @@ class PropertyTests(SynchronousTestCase):
             self.assertEqual(harness.service.queued("bob"), 0)
         else:
             self.assertIn(ack["statusCode"], (200, 201))
+
+    @given(payloads, st.booleans())
+    def test_log_in(self, payload: object, signed: bool) -> None:
+        """
+        C{logIn} with any payload, on an open and on a signed server: a
+        session or an error and none.
+        """
+        harness = Harness(auth_secret="k" if signed else None)
+        client = FakeClient("s1")
+        if isinstance(payload, dict) and signed and isinstance(payload.get("userId"), str):
+            payload = {**payload, "signature": sign(b"k", payload["userId"])}
+        try:
+            ack = harness.service.log_in(client, payload)
+        except IMError as error:
+            self.assertIn(error.status_code, (400, 401, 403))
+            if isinstance(payload, dict) and isinstance(payload.get("userId"), str):
+                self.assertFalse(harness.service.is_online(payload["userId"]))
+        else:
+            self.assertTrue(harness.service.is_online(ack["userId"]))
