@@ -1,0 +1,383 @@
+// Load generator of the xmeet benchmarks: one Node process, raw `ws` sockets.
+//
+// Usage: node bench/gen.js '<config JSON>'   (bench/run.py builds the config)
+//
+// It speaks two wire protocols with the same room workload:
+//   xgate: ws://HOST:PORT/xgate/websocket/ROOM?nickname=N, a text frame is a
+//          chat message, `normal` frames come back (PROTOCOL.md section 1);
+//   sio:   Engine.IO v4 + Socket.IO v5 over the websocket transport, written
+//          here on raw `ws` (no socket.io-client) so that the generator's own
+//          cost stays small: events `xnest/join` (acked) and `xnest/send`,
+//          room frames arriving as the event `xnest` (PROTOCOL.md section 3).
+//
+// It talks to bench/run.py over stdio: `MARK <name>` lines, each answered by
+// one line on stdin once the runner has sampled the server (CPU, RSS), and a
+// final `RESULT <json>` line.
+
+import { createInterface } from 'node:readline';
+import { performance } from 'node:perf_hooks';
+import WebSocket from 'ws';
+
+const config = JSON.parse(process.argv[2]);
+const HOST = '127.0.0.1';
+const CONNECT_TIMEOUT_MS = 30000;
+
+const stdinLines = createInterface({ input: process.stdin });
+const waiting = [];
+stdinLines.on('line', () => {
+  const resolve = waiting.shift();
+  if (resolve) resolve();
+});
+
+// Tell the runner where we are and wait until it has taken its samples.
+function mark(name) {
+  return new Promise((resolve) => {
+    waiting.push(resolve);
+    process.stdout.write(`MARK ${name}\n`);
+  });
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// A room member over one WebSocket. `onChat(payload)` gets the payload of
+// every `normal` frame; `connect()` resolves once the member is in its room.
+class Member {
+  constructor(proto, room, nickname) {
+    this.proto = proto;
+    this.room = room;
+    this.nickname = nickname;
+    this.onChat = null;
+    this.ws = null;
+    this.ackWaiters = new Map();
+    this.nextAck = 0;
+  }
+
+  connect() {
+    const path = this.proto === 'xgate'
+      ? `/xgate/websocket/${encodeURIComponent(this.room)}?nickname=${encodeURIComponent(this.nickname)}`
+      : '/socket.io/?EIO=4&transport=websocket';
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`ws://${HOST}:${config.port}${path}`, {
+        perMessageDeflate: false,
+        handshakeTimeout: CONNECT_TIMEOUT_MS,
+      });
+      this.ws = ws;
+      let settled = false;
+      const settle = (error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (error) reject(error); else resolve(this);
+      };
+      const timer = setTimeout(() => { settle(new Error('timeout')); ws.terminate(); }, CONNECT_TIMEOUT_MS);
+      ws.on('error', (error) => settle(error));
+      ws.on('close', () => settle(new Error('closed before joining')));
+      if (this.proto === 'xgate') {
+        ws.on('open', () => settle());
+        ws.on('message', (data) => this.onXgate(data));
+      } else {
+        this.sioJoined = settle;
+        ws.on('message', (data) => this.onSio(data.toString()));
+      }
+    });
+  }
+
+  onXgate(data) {
+    const frame = JSON.parse(data);
+    if (frame.type === 'normal' && this.onChat) this.onChat(frame.payload);
+  }
+
+  onSio(text) {
+    switch (text.charCodeAt(0)) {
+      case 50: // '2' Engine.IO ping
+        this.ws.send('3');
+        return;
+      case 48: // '0' Engine.IO open: connect to the default namespace
+        this.ws.send('40');
+        return;
+      case 52: // '4' Engine.IO message, Socket.IO packet follows
+        break;
+      default:
+        return;
+    }
+    const kind = text.charCodeAt(1);
+    if (kind === 50) { // '2' EVENT
+      const [name, frame] = JSON.parse(text.slice(2));
+      if (name === 'xnest' && frame.type === 'normal' && this.onChat) this.onChat(frame.payload);
+    } else if (kind === 51) { // '3' ACK: 43<id>[...]
+      const bracket = text.indexOf('[');
+      const waiter = this.ackWaiters.get(Number(text.slice(2, bracket)));
+      if (waiter) waiter(JSON.parse(text.slice(bracket))[0]);
+    } else if (kind === 48) { // '0' namespace connected: join the room
+      this.emitWithAck('xnest/join', { xnest: this.room, nickname: this.nickname }).then((ack) => {
+        if (ack && ack.statusCode === 200) this.sioJoined();
+        else this.sioJoined(new Error(`xnest/join refused: ${JSON.stringify(ack)}`));
+      });
+    } else if (kind === 52) { // '4' CONNECT_ERROR
+      this.sioJoined(new Error(`namespace refused: ${text}`));
+    }
+  }
+
+  emitWithAck(name, data) {
+    const id = this.nextAck++;
+    return new Promise((resolve) => {
+      this.ackWaiters.set(id, (value) => { this.ackWaiters.delete(id); resolve(value); });
+      this.ws.send(`42${id}${JSON.stringify([name, data])}`);
+    });
+  }
+
+  say(text) {
+    if (this.proto === 'xgate') this.ws.send(text);
+    else this.ws.send(`42${JSON.stringify(['xnest/send', { xnest: this.room, payload: text }])}`);
+  }
+
+  // Resolves when the socket is fully closed (closing handshake done).
+  close() {
+    return new Promise((resolve) => {
+      if (this.ws.readyState === WebSocket.CLOSED) { resolve(); return; }
+      this.ws.once('close', resolve);
+      this.ws.close();
+    });
+  }
+
+  // Stop reading from the socket: the kernel buffers fill, then the server's.
+  stall() {
+    this.ws._socket.pause();
+  }
+}
+
+// Run `fn` over `items`, at most `limit` at once; resolves to the settled results.
+async function pool(items, limit, fn) {
+  const results = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      try {
+        results[index] = { ok: true, value: await fn(items[index], index) };
+      } catch (error) {
+        results[index] = { ok: false, error: String(error && error.message) };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+// Latency samples in milliseconds, bounded so a long run cannot exhaust memory.
+class Samples {
+  constructor(capacity = 4_000_000) {
+    this.values = new Float64Array(capacity);
+    this.length = 0;
+  }
+
+  add(value) {
+    if (this.length < this.values.length) this.values[this.length++] = value;
+  }
+
+  percentiles(...ps) {
+    const sorted = this.values.subarray(0, this.length).sort();
+    return ps.map((p) => (sorted.length
+      ? round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))], 3)
+      : null));
+  }
+}
+
+const round = (value, digits) => Number(value.toFixed(digits));
+
+function failureSummary(results) {
+  const reasons = {};
+  for (const result of results) if (!result.ok) reasons[result.error] = (reasons[result.error] || 0) + 1;
+  return reasons;
+}
+
+// The shared body of `fanout` and `slow`: rooms x members, closed-loop senders.
+async function fanout() {
+  const { rooms, members, senders, payload_bytes: payloadBytes } = config;
+  const stalled = config.stalled || 0;
+  const specs = [];
+  for (let r = 0; r < rooms; r++) {
+    for (let m = 0; m < members; m++) specs.push({ room: `fan-${r}`, nickname: `u${r}-${m}` });
+  }
+  const connectStart = performance.now();
+  const results = await pool(specs, config.connect_concurrency, (spec) => (
+    new Member(config.proto, spec.room, spec.nickname).connect()));
+  const connectSeconds = (performance.now() - connectStart) / 1000;
+  const failures = results.filter((result) => !result.ok).length;
+  if (failures) {
+    return { error: 'connect failures', failures, reasons: failureSummary(results) };
+  }
+  const all = results.map((result) => result.value);
+  const perRoom = senders / rooms;
+  const senderList = all.filter((_, index) => index % members < perRoom);
+  // Stall non-senders, from the end of room 0.
+  const stalledList = stalled
+    ? all.slice(0, members).filter((_, index) => index >= perRoom).slice(-stalled)
+    : [];
+
+  let measuring = false;
+  let running = true;
+  let deliveries = 0;
+  let sent = 0;
+  const latencies = new Samples();
+  const padding = 'x'.repeat(Math.max(0, payloadBytes - 32));
+  // Payload: "<sender index>|<send time in ms>|padding"; the time comes from
+  // this process's monotonic clock, so end-to-end latency needs no clock sync.
+  const sendNext = (index) => {
+    if (!running) return;
+    sent += measuring ? 1 : 0;
+    senderList[index].say(`${index}|${performance.now().toFixed(3)}|${padding}`);
+  };
+  for (const member of all) {
+    member.onChat = (payload) => {
+      const first = payload.indexOf('|');
+      const second = payload.indexOf('|', first + 1);
+      if (measuring) {
+        deliveries++;
+        latencies.add(performance.now() - Number(payload.slice(first + 1, second)));
+      }
+    };
+  }
+  senderList.forEach((member, index) => {
+    const record = member.onChat;
+    member.onChat = (payload) => {
+      record(payload);
+      if (Number(payload.slice(0, payload.indexOf('|'))) === index) sendNext(index);
+    };
+  });
+  // Let the join traffic drain before sending.
+  await sleep(config.settle_ms);
+  senderList.forEach((_, index) => sendNext(index));
+  await sleep(config.warmup_ms);
+  for (const member of stalledList) member.stall();
+  await mark('measure_start');
+  measuring = true;
+  const start = performance.now();
+  const cpuStart = process.cpuUsage();
+  const seriesEvery = 1000;
+  const series = [];
+  let lastCount = 0;
+  const ticker = setInterval(() => {
+    series.push(deliveries - lastCount);
+    lastCount = deliveries;
+  }, seriesEvery);
+  await sleep(config.measure_ms);
+  clearInterval(ticker);
+  measuring = false;
+  const seconds = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpuStart);
+  await mark('measure_end');
+  running = false;
+  const [p50, p99] = latencies.percentiles(50, 99);
+  return {
+    connections: all.length,
+    connect_seconds: round(connectSeconds, 3),
+    deliveries,
+    deliveries_per_s: Math.round(deliveries / seconds),
+    messages_per_s: Math.round(sent / seconds),
+    latency_ms_p50: p50,
+    latency_ms_p99: p99,
+    stalled: stalledList.length,
+    deliveries_per_s_series: series,
+    gen_cpu_self_pct: round(((cpu.user + cpu.system) / 1e4) / seconds, 1),
+  };
+}
+
+async function hold() {
+  const { connections, room_size: roomSize } = config;
+  const specs = Array.from({ length: connections }, (_, index) => ({
+    room: `hold-${Math.floor(index / roomSize)}`, nickname: `h${index}`,
+  }));
+  await mark('measure_start');
+  const start = performance.now();
+  const results = await pool(specs, config.connect_concurrency, (spec) => (
+    new Member(config.proto, spec.room, spec.nickname).connect()));
+  const seconds = (performance.now() - start) / 1000;
+  const held = results.filter((result) => result.ok).map((result) => result.value);
+  await sleep(config.settle_ms);
+  await mark('held');
+  await sleep(config.hold_ms);
+  const open = held.filter((member) => member.ws.readyState === WebSocket.OPEN).length;
+  await mark('measure_end');
+  return {
+    connections,
+    connected: held.length,
+    failures: connections - held.length,
+    failure_reasons: failureSummary(results),
+    still_open: open,
+    connect_seconds: round(seconds, 3),
+    connects_per_s: Math.round(held.length / seconds),
+  };
+}
+
+async function churn() {
+  let measuring = false;
+  let running = true;
+  let sessions = 0;
+  let failures = 0;
+  const reasons = {};
+  const latencies = new Samples();
+  const session = async (loop, iteration) => {
+    const begin = performance.now();
+    const member = new Member(config.proto, `churn-${loop}`, `c${loop}-${iteration % 1000}`);
+    await member.connect();
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('echo timeout')), CONNECT_TIMEOUT_MS);
+      member.onChat = () => { clearTimeout(timer); resolve(); };
+      member.say(`${loop}|${begin.toFixed(3)}|churn`);
+    });
+    await member.close();
+    if (measuring) {
+      sessions++;
+      latencies.add(performance.now() - begin);
+    }
+  };
+  const loop = async (index) => {
+    for (let iteration = 0; running; iteration++) {
+      try {
+        await session(index, iteration);
+      } catch (error) {
+        if (measuring) {
+          failures++;
+          reasons[error.message] = (reasons[error.message] || 0) + 1;
+        }
+      }
+    }
+  };
+  const loops = Array.from({ length: config.concurrency }, (_, index) => loop(index));
+  await sleep(config.warmup_ms);
+  await mark('measure_start');
+  measuring = true;
+  const start = performance.now();
+  await sleep(config.measure_ms);
+  measuring = false;
+  const seconds = (performance.now() - start) / 1000;
+  await mark('measure_end');
+  running = false;
+  await Promise.race([Promise.all(loops), sleep(5000)]);
+  const [p50, p99] = latencies.percentiles(50, 99);
+  return {
+    concurrency: config.concurrency,
+    sessions,
+    sessions_per_s: Math.round(sessions / seconds),
+    failures,
+    failure_reasons: reasons,
+    session_ms_p50: p50,
+    session_ms_p99: p99,
+  };
+}
+
+const scenarios = { fanout, slow: fanout, hold, churn };
+
+async function main() {
+  let result;
+  try {
+    result = await scenarios[config.kind]();
+  } catch (error) {
+    result = { error: String(error && error.stack) };
+  }
+  process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+  process.exit(0);
+}
+
+main();
