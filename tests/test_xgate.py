@@ -603,19 +603,20 @@ class NicknameTests(XgateTestCase):
         The cookie value is the UTF-8 nickname percent-encoded, with no
         character left that would break the cookie syntax.
         """
-        client = await self.join("lobby", nickname='张 三;=,"')
+        client = await self.join("lobby", nickname='张 三;=,"/%')
         self.assertEqual(
             cookie_of(client),
-            "nickname=%E5%BC%A0%20%E4%B8%89%3B%3D%2C%22; Path=/xgate/; Max-Age=31536000; "
+            "nickname=%E5%BC%A0%20%E4%B8%89%3B%3D%2C%22%2F%25; Path=/xgate/; Max-Age=31536000; "
             "SameSite=Lax",
         )
 
     async def test_cookie_used_without_query(self) -> None:
         """
         Without a nickname in the query (absent or empty), the URL-encoded
-        C{nickname} cookie is used, among other cookies.
+        C{nickname} cookie is used, among other cookies (even one whose
+        name ends the same way).
         """
-        headers = {"Cookie": "theme=dark; nickname=%E5%BC%A0%20%E4%B8%89; lang=zh"}
+        headers = {"Cookie": "theme=dark; mynickname=no; nickname=%E5%BC%A0%20%E4%B8%89; lang=zh"}
         first = await self.join("lobby", headers=headers)
         second = await self.join("lobby", headers=headers, nickname="")
         self.assertEqual(
@@ -873,10 +874,10 @@ class BadFrameTests(XgateTestCase):
     async def test_too_large_after_reassembly(self) -> None:
         """
         A fragmented message whose frames are each small enough but whose
-        reassembly is too large closes the connection with 1009.
+        reassembly is one byte too large closes the connection with 1009.
         """
         await self.assert_closed_with(
-            lambda client: client.send_raw(b"y" * 1500, fragment_size=400), 1009
+            lambda client: client.send_raw(b"y" * 1001, fragment_size=334), 1009
         )
 
     async def test_largest_message(self) -> None:
