@@ -41,11 +41,13 @@ __all__ = [
     "AnyTime",
     "BadFrameTests",
     "CommandTests",
+    "ConnectionLimitTests",
     "FactoryLifecycleTests",
     "FloodTests",
     "GreetingTests",
     "HealthTests",
     "HeartbeatTests",
+    "HistoryBoundTests",
     "HistoryPagingTests",
     "LeaveTests",
     "MessageTests",
@@ -289,6 +291,41 @@ class GreetingTests(XgateTestCase):
                 self.frame(dave, "two", "normal", "end two"),
             ],
         )
+
+    async def test_ids_unique_across_nodes(self) -> None:
+        """
+        Two nodes (or one node restarted) never hand out the same member
+        id, even to their first members.
+        """
+        other = start_xmeet(self, self.settings)
+        here = await self.join("lobby")
+        there = await connect(self, xnest_url(other.ws_url, "lobby"))
+        await there.next_of_type("history")
+        self.assertNotEqual(here.id, there.id)
+        self.assertLessEqual(len(there.id), 32)
+        await there.close()
+        await wait_until(lambda: other.node.gate.connections == 0)
+
+
+class ConnectionLimitTests(XgateTestCase):
+    """
+    C{max_connections} bounds the xgate connections of a node.
+    """
+
+    settings = Settings(max_connections=2)
+
+    async def test_full_node_refuses(self) -> None:
+        """
+        Beyond C{max_connections}, the handshake gets 503; once a member
+        leaves, a new one gets in.
+        """
+        alice = await self.join("a")
+        await self.join("b")
+        self.assertEqual(await handshake_status(self, self.url("a")), 503)
+        await alice.close()
+        await wait_until(lambda: self.gate.connections == 1)
+        carol = await self.join("a")
+        self.assertEqual(self.greeting(carol)["member_count"], 1)
 
 
 class TimeZoneTests(XgateTestCase):
@@ -571,6 +608,38 @@ class HistoryPagingTests(XgateTestCase):
         self.assertEqual(self.greeting(bob)["history"], entries[:50])
         alice.send("@history:999999999")
         self.assertEqual((await alice.next_of_type("history"))["payload"], [])
+
+
+class HistoryBoundTests(XgateTestCase):
+    """
+    A room keeps only its C{history_size} most recent messages.
+    """
+
+    settings = Settings(history_size=60, rate=1000, burst=1000)
+
+    async def test_oldest_dropped(self) -> None:
+        """
+        With C{history_size=60}, after 70 messages the pages hold m69..m20
+        and m19..m10; m0..m9 are gone.
+        """
+        alice = await self.join("lobby")
+        for number in range(70):
+            alice.send(f"m{number}")
+        await alice.barrier()
+        pages = []
+        for cursor in range(3):
+            alice.send(f"@history:{cursor}")
+            pages.append(
+                [entry["payload"] for entry in (await alice.next_of_type("history"))["payload"]]
+            )
+        self.assertEqual(
+            pages,
+            [
+                [f"m{number}" for number in range(69, 19, -1)],
+                [f"m{number}" for number in range(19, 9, -1)],
+                [],
+            ],
+        )
 
 
 def cookie_of(client: XgateClient) -> str:
