@@ -48,7 +48,9 @@ def _service(**settings: Any) -> tuple[RoomService, Clock]:
     clock.advance(1428501726)
     config = Settings(**settings)
     backend = MemoryRoomBackend("node", config.max_idle_rooms)
-    return RoomService(clock, config, IdGenerator("node"), backend), clock
+    service = RoomService(clock, config, IdGenerator("node"), backend)
+    service.start()
+    return service, clock
 
 
 def _join(service: RoomService, xnest: str, nickname: str, sink: Collector, **kw: Any) -> Member:

@@ -74,6 +74,12 @@ class OptionsTests(SynchronousTestCase):
             "9",
             "--max-connections",
             "11",
+            "--redis",
+            "redis://:secret@127.0.0.1:6380/2",
+            "--redis-prefix",
+            "chat:",
+            "--node-timeout",
+            "4.5",
         )
         self.assertEqual(options["port"], "tcp:0:interface=127.0.0.1")
         self.assertEqual(
@@ -88,6 +94,9 @@ class OptionsTests(SynchronousTestCase):
                 timezone="Asia/Shanghai",
                 max_idle_rooms=9,
                 max_connections=11,
+                redis_url="redis://:secret@127.0.0.1:6380/2",
+                redis_prefix="chat:",
+                node_timeout=4.5,
             ),
         )
 
@@ -119,6 +128,13 @@ class OptionsTests(SynchronousTestCase):
             ("--port", "nonsense:1"),
             ("--port", "tcp:notaport"),
             ("--port", "ssl:8443:privateKey=/nonexistent.pem"),
+            ("--redis", "http://127.0.0.1:6379/0"),
+            ("--redis", "redis://127.0.0.1:port/0"),
+            ("--redis", "redis://127.0.0.1:6379/zero"),
+            ("--redis", "redis:///0"),
+            ("--redis-prefix", ""),
+            ("--redis-prefix", "has space"),
+            ("--node-timeout", "0"),
         ]
         for option, value in cases:
             with self.assertRaises(usage.UsageError, msg=f"{option} {value}") as raised:
@@ -233,3 +249,21 @@ class TwistdTests(TestCase):
         yield collector.ended
         self.assertIn(b"--rate must be a number", collector.output)
         self.assertNotIn(b"Traceback", collector.output)
+
+
+class RedisURLTests(SynchronousTestCase):
+    """
+    L{parse_redis_url}.
+    """
+
+    def test_parts(self) -> None:
+        """
+        Host, port, database and credentials, with defaults.
+        """
+        from xmeet.store.redis import RedisAddress, parse_redis_url
+
+        self.assertEqual(parse_redis_url("redis://h"), RedisAddress("h", 6379, 0))
+        self.assertEqual(
+            parse_redis_url("redis://u:p%40ss@10.0.0.1:6380/3"),
+            RedisAddress("10.0.0.1", 6380, 3, "u", "p@ss"),
+        )

@@ -36,6 +36,11 @@ class Settings:
         a browser; C{("*",)} allows any, C{()} sends no CORS headers.
     @ivar connect_timeout: seconds a Socket.IO client has, after the
         Engine.IO handshake, to connect to a namespace.
+    @ivar redis_url: C{redis://HOST:PORT/DB} to mirror to and cluster
+        through, or C{None} to keep everything in this process.
+    @ivar redis_prefix: prefix of every Redis key and channel.
+    @ivar node_timeout: seconds after which a silent node counts as dead
+        and its members leave.
     """
 
     history_size: int = 1000
@@ -50,3 +55,6 @@ class Settings:
     max_payload: int = 1_000_000
     cors_origins: tuple[str, ...] = ()
     connect_timeout: float = 45.0
+    redis_url: str | None = None
+    redis_prefix: str = "xmeet:"
+    node_timeout: float = 15.0

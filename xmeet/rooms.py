@@ -100,7 +100,18 @@ class RoomService:
         self._send_time = SendTimeFormatter(ZoneInfo(settings.timezone))
         self._live: dict[str, Room] = {}
         self._loading: dict[str, list[Deferred[Room]]] = {}
-        backend.start(self)
+
+    def start(self) -> None:
+        """
+        Start hearing other nodes through the backend.
+        """
+        self.backend.start(self)
+
+    def stop(self) -> Deferred[None]:
+        """
+        Leave the cluster: the backend removes this node's members.
+        """
+        return self.backend.stop()
 
     @property
     def active_rooms(self) -> int:
@@ -327,6 +338,28 @@ class RoomService:
         return self._frame(
             event.member, room, "private", dumps(event.payload), event.send_time, {"to": event.to}
         )
+
+    def room_resync(self, xnest_id: str, state: RoomState) -> None:
+        """
+        Take a live room's stored history, and bring its remote members in
+        line with the stored ones, telling local members who joined and
+        who left meanwhile.
+        """
+        room = self._live.get(xnest_id)
+        if room is None:
+            return
+        if room.store_history and state.history is not None:
+            room.history = state.history
+        now = self._now()
+        present = {remote.id for remote in state.members}
+        for gone in [m for m in room.members.values() if m.sink is None and m.id not in present]:
+            room.remove(gone)
+            self._broadcast(room, self._frame(gone.id, room, "leave", '"leave"', now))
+        for remote in state.members:
+            if remote.id not in room.members:
+                room.add(Member(remote.id, remote.nickname))
+                joined = dumps(remote.nickname)
+                self._broadcast(room, self._frame(remote.id, room, "join", joined, now))
 
     def room_event(self, event: RoomEvent) -> None:
         """

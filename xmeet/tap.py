@@ -82,6 +82,20 @@ class Options(usage.Options):
             "20",
             "Seconds to wait for a heartbeat answer before dropping the connection.",
         ],
+        [
+            "redis",
+            None,
+            None,
+            "redis://HOST:PORT/DB to mirror rooms to and cluster through; "
+            "without it everything lives in this process.",
+        ],
+        ["redis-prefix", None, "xmeet:", "Prefix of every Redis key and channel of this node."],
+        [
+            "node-timeout",
+            None,
+            "15",
+            "Seconds after which a silent node counts as dead; its members leave (needs --redis).",
+        ],
         ["timezone", None, "UTC", "IANA time zone of send_time in frames (e.g. Asia/Shanghai)."],
         [
             "max-idle-rooms",
@@ -115,6 +129,9 @@ class Options(usage.Options):
             ping_timeout=_positive_float("ping-timeout", self["ping-timeout"]),
             timezone=self._check_timezone(self["timezone"]),
             max_idle_rooms=_positive_int("max-idle-rooms", self["max-idle-rooms"]),
+            redis_url=self._check_redis(self["redis"]),
+            redis_prefix=self._check_prefix(self["redis-prefix"]),
+            node_timeout=_positive_float("node-timeout", self["node-timeout"]),
             max_connections=0
             if max_connections == "0"
             else _positive_int("max-connections", max_connections),
@@ -128,6 +145,24 @@ class Options(usage.Options):
             endpoints.serverFromString(reactor, description)
         except Exception as error:
             raise usage.UsageError(f"--port {description!r} is not usable: {error}") from None
+
+    @staticmethod
+    def _check_redis(url: str | None) -> str | None:
+        if url is None:
+            return None
+        from xmeet.store.redis import parse_redis_url
+
+        try:
+            parse_redis_url(url)
+        except ValueError as error:
+            raise usage.UsageError(f"--redis: {error}") from None
+        return url
+
+    @staticmethod
+    def _check_prefix(prefix: str) -> str:
+        if not prefix or any(character.isspace() for character in prefix):
+            raise usage.UsageError("--redis-prefix must be non-empty, without white space")
+        return prefix
 
     @staticmethod
     def _check_timezone(name: str) -> str:

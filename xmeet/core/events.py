@@ -17,7 +17,7 @@ import attrs
 
 __all__ = ["EVENT_KINDS", "EventError", "RoomEvent", "decode_event", "encode_event"]
 
-EVENT_KINDS = frozenset({"join", "leave", "rename", "normal", "private"})
+EVENT_KINDS = frozenset({"join", "leave", "rename", "normal", "private", "resync"})
 
 
 class EventError(ValueError):
@@ -31,7 +31,9 @@ class RoomEvent:
     """
     One thing that happened in an xnest.
 
-    @ivar kind: C{join}, C{leave}, C{rename}, C{normal} or C{private}.
+    @ivar kind: C{join}, C{leave}, C{rename}, C{normal}, C{private}, or
+        C{resync}: the room's stored state changed behind the events (a
+        node wrote what it kept during an outage), read it again.
     @ivar node: the node whose member did it.
     @ivar xnest: the room id.
     @ivar member: the acting member's id.

@@ -12,7 +12,24 @@ from typing import Any
 from xmeet.core.frames import dumps
 from xmeet.core.history import History
 
-__all__ = ["Member", "Room"]
+__all__ = ["Member", "Room", "history_entry"]
+
+
+def history_entry(sender_id: str, nickname: str, payload: str, send_time: str) -> str:
+    """
+    One C{normal} message as a history entry, in JSON. Every node builds
+    the same text from the same message, so entries can be compared as
+    strings.
+    """
+    return dumps(
+        {
+            "from": sender_id,
+            "nickname": nickname,
+            "type": "normal",
+            "payload": payload,
+            "send_time": send_time,
+        }
+    )
 
 
 class Member:
@@ -98,14 +115,6 @@ class Room:
         """
         if not self.store_history:
             return None
-        entry = dumps(
-            {
-                "from": sender_id,
-                "nickname": nickname,
-                "type": "normal",
-                "payload": payload,
-                "send_time": send_time,
-            }
-        )
+        entry = history_entry(sender_id, nickname, payload, send_time)
         self.history.append(entry)
         return entry

@@ -53,8 +53,14 @@ class IRoomListener(Interface):
 
     def room_event(event: RoomEvent) -> None:
         """
-        An event of another node, for a room this node has live (or is
-        taking live).
+        An event of another node, for a room this node has live.
+        """
+
+    def room_resync(xnest_id: str, state: RoomState) -> None:
+        """
+        The stored state of live room C{xnest_id} as it is now: after an
+        outage, events may have been missed. Its history replaces the
+        node's; its members are those of other nodes.
         """
 
 

@@ -1,0 +1,574 @@
+# -*- test-case-name: tests.test_store_redis -*-
+"""
+The backend of a cluster node: rooms mirrored to Redis, events fanned out
+through Redis pub/sub (PROTOCOL.md section 5), through txredisapi.
+
+Key layout, every key and channel under the configured prefix C{P}:
+
+  - C{P xnest:ID:history}: list of history entries, newest first, trimmed
+    to the history size;
+  - C{P xnest:ID:members}: hash, member id to C{[nickname, node, joined]};
+  - C{P xnest:ID:meta}: hash, C{store_history} = C{"0"} for rooms created
+    without history (absent for ordinary rooms);
+  - C{P node:NODE:xnests}: set of rooms where NODE has (had) members;
+  - C{P node:NODE:alive}: the node's heartbeat, expiring after the node
+    timeout;
+  - C{P node:NODE:reaper}: who is removing a dead NODE's members;
+  - C{P nodes}: set of node ids;
+  - channel C{P xnest:ID}: the room's events, subscribed to by the nodes
+    where the room is live.
+
+A node applies its own members' actions locally at once and writes to
+Redis without waiting for answers, so a burst of messages costs no round
+trip per message. While Redis is away the writes wait in a bounded
+backlog, replayed in order when it returns; the outage is logged once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import attrs
+import txredisapi
+from twisted.internet.defer import Deferred, DeferredList, gatherResults, inlineCallbacks, succeed
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from xmeet.core.events import EventError, RoomEvent, decode_event, encode_event
+from xmeet.core.history import History
+from xmeet.core.room import Room, history_entry
+from xmeet.store.interfaces import IRoomBackend, IRoomListener, RemoteMember, RoomState
+
+__all__ = ["RedisAddress", "RedisRoomBackend", "parse_redis_url"]
+
+log = Logger()
+
+READ_TIMEOUT = 3.0
+"""
+Seconds a read (taking a room live, peeking at one) waits for Redis before
+the node carries on with what it knows.
+"""
+
+
+@attrs.frozen
+class RedisAddress:
+    """
+    Where Redis is: C{redis://[[user]:password@]HOST[:PORT][/DB]}.
+    """
+
+    host: str
+    port: int = 6379
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_redis_url(url: str) -> RedisAddress:
+    """
+    Parse a C{redis://} URL.
+
+    @raise ValueError: with what is wrong.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "redis":
+        raise ValueError(f"{url!r} is not a redis:// URL")
+    if not parts.hostname:
+        raise ValueError(f"{url!r} names no host")
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        raise ValueError(f"{url!r} has an invalid port") from None
+    path = parts.path.strip("/")
+    if path and not path.isdigit():
+        raise ValueError(f"{url!r}: the database must be a number, not {path!r}")
+    return RedisAddress(
+        host=parts.hostname,
+        port=port,
+        db=int(path or 0),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+    )
+
+
+class _LinkFactory(txredisapi.RedisFactory):
+    """
+    The command connection, telling the backend when it is up or down.
+    """
+
+    def __init__(self, backend: RedisRoomBackend, address: RedisAddress) -> None:
+        super().__init__(
+            f"{address.host}:{address.port}",
+            address.db,
+            1,
+            isLazy=True,
+            password=address.password,
+            username=address.username,
+            replyTimeout=READ_TIMEOUT * 2,
+        )
+        self.backend = backend
+        self.initialDelay = 0.5
+        self.maxDelay = 5
+
+    def addConnection(self, conn: Any) -> None:
+        """
+        A connection is ready: the link is up.
+        """
+        super().addConnection(conn)
+        if conn.connected and not self.disconnectCalled:
+            self.backend._link_up(conn)
+
+    def delConnection(self, conn: Any) -> None:
+        """
+        The connection is gone: the link is down until the next one.
+        """
+        super().delConnection(conn)
+        self.backend._link_down(conn)
+
+
+class _Subscriber(txredisapi.SubscriberProtocol):
+    """
+    The pub/sub connection: subscribes to every live room's channel each
+    time it connects, so a reconnect resubscribes everything.
+    """
+
+    backend: RedisRoomBackend
+
+    @inlineCallbacks
+    def connectionMade(self) -> Any:
+        """
+        Once ready, become the backend's subscriber.
+        """
+        yield super().connectionMade()
+        if self.connected:
+            self.factory.backend._subscriber_up(self)
+
+    def connectionLost(self, why: Failure) -> None:
+        """
+        No events until the next connection.
+        """
+        super().connectionLost(why)
+        self.factory.backend._subscriber_down(self)
+
+    def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
+        """
+        An event on a room channel.
+        """
+        self.factory.backend._message(message)
+
+
+class _SubscriberFactory(txredisapi.SubscriberFactory):
+    protocol = _Subscriber
+
+    def __init__(self, backend: RedisRoomBackend) -> None:
+        super().__init__(isLazy=True)
+        self.backend = backend
+        self.initialDelay = 0.5
+        self.maxDelay = 5
+
+
+def _member_value(nickname: str, node: str, joined: float) -> str:
+    return json.dumps([nickname, node, joined], ensure_ascii=False)
+
+
+def _remote_members(fields: Any, exclude_node: str | None = None) -> list[RemoteMember]:
+    """
+    The members hash as remote members in joining order; malformed values
+    are skipped.
+    """
+    found = []
+    for member_id, value in (fields or {}).items():
+        try:
+            nickname, node, joined = json.loads(value)
+        except (TypeError, ValueError):
+            continue
+        if node != exclude_node:
+            found.append((joined, RemoteMember(member_id, nickname, node)))
+    found.sort(key=lambda pair: pair[0])
+    return [member for _, member in found]
+
+
+@implementer(IRoomBackend)
+class RedisRoomBackend:
+    """
+    Rooms in Redis, shared by every node using the same Redis and prefix.
+
+    @param clock: the reactor's time, for heartbeats and timeouts.
+    @param reactor: the reactor that connects to Redis.
+    @param now_text: the current C{send_time}, for the C{leave} events of
+        members of dead nodes.
+    @param node_timeout: seconds of silence after which a node is dead.
+    @param backlog_limit: writes kept while Redis is away; beyond it the
+        oldest are dropped (and counted).
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        reactor: IReactorTCP,
+        address: RedisAddress,
+        prefix: str,
+        node_id: str,
+        history_size: int,
+        node_timeout: float,
+        now_text: Callable[[], str],
+        backlog_limit: int = 10000,
+    ) -> None:
+        self.node_id = node_id
+        self._clock = clock
+        self._reactor = reactor
+        self._address = address
+        self._prefix = prefix
+        self._history_size = history_size
+        self._node_timeout = node_timeout
+        self._now_text = now_text
+        self._listener: IRoomListener | None = None
+        self._link: Any = None
+        self._subscriber: Any = None
+        self._channels: set[str] = set()
+        self._loading: dict[str, list[RoomEvent]] = {}
+        self._local: dict[str, tuple[str, str, float]] = {}
+        self._backlog: deque[tuple[Any, ...]] = deque(maxlen=backlog_limit)
+        self._touched_offline: set[str] = set()
+        self._dropped = 0
+        self._ever_up = False
+        self._stopping = False
+        self._link_factory = _LinkFactory(self, address)
+        self._subscriber_factory = _SubscriberFactory(self)
+        self._heartbeat = LoopingCall(self._beat)
+        self._heartbeat.clock = clock
+        self._reaper = LoopingCall(self._reap)
+        self._reaper.clock = clock
+        self.errors = 0
+        self.latency = 0.0
+
+    @property
+    def connected(self) -> bool:
+        """
+        Whether commands reach Redis now.
+        """
+        return self._link is not None
+
+    @property
+    def backlog(self) -> int:
+        """
+        Writes waiting for Redis to come back.
+        """
+        return len(self._backlog)
+
+    def _key(self, *parts: str) -> str:
+        return self._prefix + ":".join(parts)
+
+    def _channel(self, xnest_id: str) -> str:
+        return self._key("xnest", xnest_id)
+
+    def start(self, listener: IRoomListener) -> None:
+        """
+        Connect (retrying with backoff until Redis answers) and start the
+        heartbeat and the search for dead nodes.
+        """
+        self._listener = listener
+        endpoint = HostnameEndpoint(self._reactor, self._address.host, self._address.port, 5)
+        self._link_factory.startConnecting(endpoint)
+        self._subscriber_factory.startConnecting(endpoint)
+        self._heartbeat.start(self._node_timeout / 3, now=False)
+        self._reaper.start(self._node_timeout / 2, now=False)
+
+    def _link_up(self, conn: Any) -> None:
+        self._link = conn
+        if self._ever_up:
+            log.info(
+                "Redis link restored; replaying {count} writes ({dropped} dropped)",
+                count=len(self._backlog),
+                dropped=self._dropped,
+            )
+        else:
+            log.info(
+                "Redis link up at {host}:{port}", host=self._address.host, port=self._address.port
+            )
+        self._ever_up = True
+        backlog, self._backlog = list(self._backlog), deque(maxlen=self._backlog.maxlen)
+        self._dropped = 0
+        for command in backlog:
+            self._send(*command)
+        self._beat()
+        self._register_local_members()
+        touched, self._touched_offline = self._touched_offline, set()
+        self._announce_resync(touched)
+
+    def _announce_resync(self, xnest_ids: set[str]) -> None:
+        """
+        Tell every node hearing one of C{xnest_ids} to read it again: it now
+        holds what we kept during the outage.
+        """
+        for xnest_id in sorted(xnest_ids):
+            notice = RoomEvent("resync", self.node_id, xnest_id, "", "", "")
+            self._send("PUBLISH", self._channel(xnest_id), encode_event(notice))
+
+    def _link_down(self, conn: Any) -> None:
+        if self._link is conn:
+            self._link = None
+            if not self._stopping:
+                log.warn("Redis link lost; serving from memory and keeping writes until it returns")
+
+    def _subscriber_up(self, subscriber: Any) -> None:
+        self._subscriber = subscriber
+        if self._channels:
+            subscriber.subscribe(sorted(self._channels)).addErrback(self._failed, "subscribe")
+            for xnest_id in list(self._live_channels()):
+                self._resync(xnest_id)
+
+    def _subscriber_down(self, subscriber: Any) -> None:
+        if self._subscriber is subscriber:
+            self._subscriber = None
+
+    def _live_channels(self) -> list[str]:
+        start = len(self._key("xnest", ""))
+        return [channel[start:] for channel in self._channels]
+
+    def _failed(self, failure: Failure, what: str) -> None:
+        self.errors += 1
+        if self._link is not None and not self._stopping:
+            log.warn("Redis {what} failed: {error}", what=what, error=failure.getErrorMessage())
+
+    def _send(self, *command: Any) -> Deferred[Any] | None:
+        """
+        Write one command now, or keep it for when Redis is back.
+        """
+        if self._link is None:
+            if len(self._backlog) == self._backlog.maxlen:
+                self._dropped += 1
+            self._backlog.append(command)
+            return None
+        result: Deferred[Any] = self._link.execute_command(*command)
+        result.addErrback(self._failed, command[0])
+        return result
+
+    def _beat(self) -> None:
+        if self._link is None:
+            return
+        timeout_ms = int(self._node_timeout * 1000)
+        self._send("SET", self._key("node", self.node_id, "alive"), "1", "PX", timeout_ms)
+        self._send("SADD", self._key("nodes"), self.node_id)
+
+    def _register_local_members(self) -> None:
+        for member_id, (xnest_id, nickname, joined) in self._local.items():
+            self._store_member(xnest_id, member_id, nickname, joined)
+
+    def _store_member(self, xnest_id: str, member_id: str, nickname: str, joined: float) -> None:
+        value = _member_value(nickname, self.node_id, joined)
+        self._send("HSET", self._key("xnest", xnest_id, "members"), member_id, value)
+        self._send("SADD", self._key("node", self.node_id, "xnests"), xnest_id)
+
+    def publish(self, event: RoomEvent, history_entry: str | None) -> None:
+        """
+        Store the event's effect and publish it on the room's channel, in
+        the order the node's members acted.
+        """
+        if self._link is None:
+            self._touched_offline.add(event.xnest)
+        if event.kind == "join":
+            joined = self._clock.seconds()
+            self._local[event.member] = (event.xnest, event.nickname, joined)
+            self._store_member(event.xnest, event.member, event.nickname, joined)
+        elif event.kind == "rename":
+            known = self._local.get(event.member)
+            if known is not None:
+                self._local[event.member] = (event.xnest, event.nickname, known[2])
+                self._store_member(event.xnest, event.member, event.nickname, known[2])
+        elif event.kind == "leave":
+            self._local.pop(event.member, None)
+            self._send("HDEL", self._key("xnest", event.xnest, "members"), event.member)
+        if history_entry is not None:
+            history = self._key("xnest", event.xnest, "history")
+            self._send("LPUSH", history, history_entry)
+            self._send("LTRIM", history, 0, self._history_size - 1)
+        self._send("PUBLISH", self._channel(event.xnest), encode_event(event))
+
+    def _message(self, message: Any) -> None:
+        try:
+            event = decode_event(message)
+        except EventError as error:
+            log.warn("ignoring a malformed room event: {error}", error=error)
+            return
+        if event.node == self.node_id or self._listener is None:
+            return
+        if event.kind == "resync":
+            if event.xnest not in self._loading:
+                self._resync(event.xnest)
+            return
+        buffered = self._loading.get(event.xnest)
+        if buffered is not None:
+            buffered.append(event)
+        else:
+            self._listener.room_event(event)
+
+    def load(self, xnest_id: str, store_history: bool, history_size: int) -> Deferred[RoomState]:
+        """
+        Subscribe to the room's channel, then read its state; events that
+        arrive meanwhile are applied once the room is live, those already
+        in the state skipped.
+        """
+        channel = self._channel(xnest_id)
+        self._channels.add(channel)
+        self._loading[xnest_id] = []
+        result: Deferred[RoomState] = Deferred()
+        if self._link is None:
+            self._loaded(RoomState(store_history), xnest_id, result)
+            return result
+        subscribed = (
+            self._subscriber.subscribe(channel) if self._subscriber is not None else succeed(None)
+        )
+        reading = subscribed.addCallback(
+            lambda _: self._state(xnest_id, history_size, store_history)
+        )
+        reading.addTimeout(READ_TIMEOUT, self._clock)
+        reading.addErrback(self._read_failed, xnest_id, RoomState(store_history))
+        reading.addCallback(self._loaded, xnest_id, result)
+        return result
+
+    def _read_failed(self, failure: Failure, xnest_id: str, fallback: Any) -> Any:
+        self._failed(failure, f"read of xnest {xnest_id!r}")
+        return fallback
+
+    def _loaded(self, state: RoomState, xnest_id: str, result: Deferred[RoomState]) -> None:
+        buffered = self._loading.pop(xnest_id, [])
+        result.callback(state)
+        known = set(state.history.page(0)) if state.history is not None else set()
+        for event in buffered:
+            if event.kind == "normal" and (
+                history_entry(event.member, event.nickname, event.payload, event.send_time) in known
+            ):
+                continue
+            assert self._listener is not None
+            self._listener.room_event(event)
+
+    @inlineCallbacks
+    def _state(self, xnest_id: str, history_size: int, store_history: bool) -> Any:
+        meta = self._key("xnest", xnest_id, "meta")
+        if not store_history:
+            self._send("HSETNX", meta, "store_history", "0")
+        state = yield self._fetch(xnest_id, history_size)
+        return state or RoomState(store_history, History(history_size if store_history else 0))
+
+    @inlineCallbacks
+    def _fetch(self, xnest_id: str, history_size: int) -> Any:
+        started = self._clock.seconds()
+        replies = yield gatherResults(
+            [
+                self._link.hget(self._key("xnest", xnest_id, "meta"), "store_history"),
+                self._link.lrange(self._key("xnest", xnest_id, "history"), 0, history_size - 1),
+                self._link.hgetall(self._key("xnest", xnest_id, "members")),
+            ],
+            consumeErrors=True,
+        )
+        self.latency = self._clock.seconds() - started
+        flag, entries, members = replies
+        if flag is None and not entries and not members:
+            return None
+        store_history = flag != "0"
+        history = History(history_size if store_history else 0, reversed(entries or []))
+        return RoomState(store_history, history, _remote_members(members, self.node_id))
+
+    def unload(self, room: Room) -> None:
+        """
+        Stop hearing the room; Redis keeps its history.
+        """
+        channel = self._channel(room.xnest_id)
+        self._channels.discard(channel)
+        if self._subscriber is not None:
+            self._subscriber.unsubscribe(channel).addErrback(self._failed, "unsubscribe")
+
+    def peek(self, xnest_id: str, history_size: int) -> Deferred[RoomState | None]:
+        """
+        A room's state read from Redis; C{None} when Redis is away.
+        """
+        if self._link is None:
+            return succeed(None)
+        reading: Deferred[Any] = self._fetch(xnest_id, history_size)
+        reading.addTimeout(READ_TIMEOUT, self._clock)
+        return reading.addErrback(self._read_failed, xnest_id, None)
+
+    def _resync(self, xnest_id: str) -> None:
+        if self._link is None:
+            return
+        reading: Deferred[Any] = self._fetch(xnest_id, self._history_size)
+        reading.addCallback(self._resynced, xnest_id)
+        reading.addErrback(self._failed, "resync")
+
+    def _resynced(self, state: RoomState | None, xnest_id: str) -> None:
+        if self._listener is not None and state is not None:
+            self._listener.room_resync(xnest_id, state)
+
+    @inlineCallbacks
+    def _reap(self) -> Any:
+        """
+        Remove the members of nodes whose heartbeat expired; a lock makes
+        one node do it.
+        """
+        if self._link is None:
+            return
+        try:
+            nodes = yield self._link.execute_command("SMEMBERS", self._key("nodes"))
+            for node in nodes or ():
+                if node == self.node_id:
+                    continue
+                alive = yield self._link.execute_command("EXISTS", self._key("node", node, "alive"))
+                if alive:
+                    continue
+                reaper = self._key("node", node, "reaper")
+                timeout_ms = int(self._node_timeout * 1000)
+                claimed = yield self._link.execute_command(
+                    "SET", reaper, self.node_id, "NX", "PX", timeout_ms
+                )
+                if claimed:
+                    log.info("node {node} is silent: removing its members", node=node)
+                    yield self._remove_node(node)
+        except Exception:
+            self._failed(Failure(), "search for dead nodes")
+
+    @inlineCallbacks
+    def _remove_node(self, node: str) -> Any:
+        xnests = yield self._link.execute_command("SMEMBERS", self._key("node", node, "xnests"))
+        for xnest_id in xnests or ():
+            members_key = self._key("xnest", xnest_id, "members")
+            fields = yield self._link.hgetall(members_key)
+            for member in _remote_members(fields):
+                if member.node != node:
+                    continue
+                self._send("HDEL", members_key, member.id)
+                event = RoomEvent(
+                    "leave", node, xnest_id, member.id, member.nickname, self._now_text()
+                )
+                self._send("PUBLISH", self._channel(xnest_id), encode_event(event))
+        self._send("DEL", self._key("node", node, "xnests"), self._key("node", node, "alive"))
+        yield self._link.execute_command("SREM", self._key("nodes"), node)
+
+    @inlineCallbacks
+    def stop(self) -> Any:
+        """
+        Remove this node's members (the other nodes tell theirs who left)
+        and disconnect.
+        """
+        self._stopping = True
+        for loop in (self._heartbeat, self._reaper):
+            if loop.running:
+                loop.stop()
+        if self._link is not None:
+            try:
+                cleanup = self._remove_node(self.node_id)
+                cleanup.addTimeout(READ_TIMEOUT, self._clock)
+                yield cleanup
+            except Exception:
+                self._failed(Failure(), "removing this node's members")
+        yield DeferredList(
+            [self._link_factory.disconnect(), self._subscriber_factory.disconnect()],
+            consumeErrors=True,
+        )
