@@ -84,16 +84,26 @@ class Namespace:
     name: str
     _server: SocketIOServer = attrs.field(repr=False)
     _handlers: dict[str, Callable[..., Any]] = attrs.field(factory=dict, init=False, repr=False)
+    _ack_aware: set[str] = attrs.field(factory=set, init=False, repr=False)
     _sockets: dict[str, Socket] = attrs.field(factory=dict, init=False, repr=False)
     _rooms: dict[str, dict[Socket, None]] = attrs.field(factory=dict, init=False, repr=False)
 
-    def on(self, event: str) -> Callable[[_Handler], _Handler]:
+    def on(self, event: str, *, ack_aware: bool = False) -> Callable[[_Handler], _Handler]:
         """
         Decorator registering the handler of C{event}, replacing any other.
+
+        @param ack_aware: call the handler as C{handler(socket, acked,
+            *args)}, C{acked} telling whether the client asked for an
+            acknowledgement: a handler that reports errors otherwise (as an
+            C{error} event) needs to know.
         """
 
         def register(handler: _Handler) -> _Handler:
             self._handlers[event] = handler
+            if ack_aware:
+                self._ack_aware.add(event)
+            else:
+                self._ack_aware.discard(event)
             return handler
 
         return register
@@ -186,7 +196,10 @@ class Namespace:
         if handler is None:
             log.debug("no handler for {event} in {namespace}", event=name, namespace=self.name)
             return
-        d = maybeDeferred(handler, socket, *args)
+        if name in self._ack_aware:
+            d = maybeDeferred(handler, socket, ack_id is not None, *args)
+        else:
+            d = maybeDeferred(handler, socket, *args)
         if ack_id is not None:
             d.addCallback(lambda result: socket._acknowledge(ack_id, result))
         d.addErrback(self._handler_failed, name, socket)
