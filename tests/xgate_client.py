@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_xgate -*-
 """
 A small test client of the xgate protocol (PROTOCOL.md section 1) built on
 Autobahn's own Twisted WebSocket client, running in the test's reactor.
