@@ -670,6 +670,8 @@ class FakeConnection:
     Just enough of an Autobahn protocol for L{WebSocketTransport}.
     """
 
+    transport = None
+
     def __init__(self, query: dict[str, str]) -> None:
         self.query = query
         self.sent: list[bytes] = []
@@ -681,7 +683,7 @@ class FakeConnection:
     def registerProducer(self, producer: object, streaming: bool) -> None:
         pass
 
-    def sendPreparedMessage(self, message: Any) -> None:
+    def send_frame(self, message: Any) -> None:
         self.sent.append(message.payload)
 
     def sendClose(self) -> None:

@@ -9,9 +9,15 @@ WebSocket for one session) and the prepared broadcast path.
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any, cast
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from autobahn.websocket.compress import (
+    PerMessageDeflateOffer,
+    PerMessageDeflateOfferAccept,
+    PerMessageDeflateResponseAccept,
+)
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, DeferredQueue, inlineCallbacks
@@ -66,6 +72,8 @@ class WebSocketTests(TestCase):
     """
 
     timeout = 20
+    websocket_options: dict[str, Any] = {}
+    client_options: dict[str, Any] = {}
 
     def setUp(self) -> None:
         self.handler = RecordingHandler(echo=True)
@@ -75,7 +83,11 @@ class WebSocketTests(TestCase):
             ping_interval=5,
             ping_timeout=5,
             max_payload=1000,
-            websocket_options={"openHandshakeTimeout": 0, "closeHandshakeTimeout": 0},
+            websocket_options={
+                "openHandshakeTimeout": 0,
+                "closeHandshakeTimeout": 0,
+                **self.websocket_options,
+            },
         )
         root = Resource()
         root.putChild(b"engine.io", EngineIOResource(self.server))
@@ -90,6 +102,7 @@ class WebSocketTests(TestCase):
         Open a WebSocket to C{/engine.io/?query}; return its factory.
         """
         factory = RecordingClientFactory(f"ws://{self.address}/engine.io/?{query}")
+        factory.setProtocolOptions(**self.client_options)
         host, port = self.address.split(":")
         reactor.connectTCP(host, int(port), factory)
         yield factory.opened
@@ -261,11 +274,43 @@ class WebSocketTests(TestCase):
         socket = self.server.sockets[opened["sid"]]
         transport = socket._transport
         assert isinstance(transport, WebSocketTransport)
-        filler = "x" * 1000
-        for n in range(500):
-            socket.send(f"{n} {filler}")
+        # distinct random text, so that compression cannot shrink the burst
+        texts = [f"{n} {secrets.token_urlsafe(750)}" for n in range(500)]
+        for text in texts:
+            socket.send(text)
         self.assertTrue(transport._queue, "the TCP transport never paused the WebSocket")
-        for n in range(500):
-            self.assertEqual((yield factory.messages.get()), f"4{n} {filler}")
+        for text in texts:
+            self.assertEqual((yield factory.messages.get()), "4" + text)
         self.assertFalse(transport._queue)
         self.assertEqual(self.handler.lost, [])
+
+
+def _accept_deflate(offers: list[Any]) -> PerMessageDeflateOfferAccept | None:
+    for offer in offers:
+        if isinstance(offer, PerMessageDeflateOffer):
+            return PerMessageDeflateOfferAccept(offer)
+    return None
+
+
+class CompressedWebSocketTests(WebSocketTests):
+    """
+    Every WebSocket test again with permessage-deflate negotiated (through
+    C{websocket_options}): prepared packets are then compressed per
+    connection by Autobahn instead of written as prepared frames.
+    """
+
+    websocket_options = {"perMessageCompressionAccept": _accept_deflate}
+    client_options = {
+        "perMessageCompressionOffers": [PerMessageDeflateOffer()],
+        "perMessageCompressionAccept": PerMessageDeflateResponseAccept,
+    }
+
+    @inlineCallbacks
+    def test_compression_negotiated(self) -> Any:
+        """
+        The server side of the connection really compresses.
+        """
+        _, opened = yield self.open_session()
+        transport = self.server.sockets[opened["sid"]]._transport
+        assert isinstance(transport, WebSocketTransport)
+        self.assertIsNotNone(transport.connection._perMessageCompress)
