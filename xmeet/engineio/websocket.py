@@ -166,10 +166,17 @@ class WebSocketTransport:
             return
         self._socket.packet_received(self, packet)
 
-    def closed(self, failed: bool) -> None:
+    def closed(self, by_autobahn: bool) -> None:
         """
         The connection ended; tell the session how.
+
+        @param by_autobahn: whether the server side started the close.
+            Unless the session asked for it, that is Autobahn failing the
+            connection (oversized message, protocol violation): a
+            C{"transport error"}, as C{ws} errors are for the official
+            server.
         """
+        failed = by_autobahn and self._open
         self._open = False
         if self._socket is None:
             return
@@ -234,7 +241,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         adapter = self.transport_adapter
         if adapter is not None:
             self.transport_adapter = None
-            adapter.closed(failed=self.closedByMe and adapter._open)
+            adapter.closed(by_autobahn=self.closedByMe)
 
 
 class EngineIOWebSocketFactory(WebSocketServerFactory):
