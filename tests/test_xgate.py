@@ -92,7 +92,7 @@ def now() -> float:
     """
     The reactor's time, which the server stamps frames with.
     """
-    return reactor.seconds()  # type: ignore[attr-defined,no-any-return]
+    return reactor.seconds()
 
 
 def run_in_thread(coroutine: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
@@ -1331,6 +1331,7 @@ class MixedClientTests(XgateTestCase):
                 return lambda frame: frame["type"] == "normal" and frame["payload"] == text
 
             async with websockets_connect(wanda_url, proxy=None) as wanda:
+                assert wanda.response is not None
                 cookie = wanda.response.headers.get("Set-Cookie")
                 wanda_frames = [await receive(wanda) for _ in GREETING]
                 async with websockets_connect(wu_url, proxy=None) as wu:

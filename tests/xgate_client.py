@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlencode
 
 import attrs
@@ -24,6 +24,7 @@ from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientPr
 from autobahn.websocket.types import ConnectionResponse
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.interfaces import ITCPTransport
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
@@ -136,7 +137,8 @@ class _Factory(WebSocketClientFactory):
         self.client = client
 
     def buildProtocol(self, addr: Any) -> _Protocol:
-        protocol: _Protocol = super().buildProtocol(addr)
+        protocol = super().buildProtocol(addr)
+        assert isinstance(protocol, _Protocol)
         protocol.client = self.client
         self.client.protocol = protocol
         return protocol
@@ -216,7 +218,11 @@ class XgateClient:
         processed every message this client sent before.
         """
         payload = f"barrier-{next(self._barrier_numbers)}".encode("ascii")
-        waiting: Deferred[None] = Deferred(lambda d: self._barriers.pop(payload, None))
+
+        def cancel(_: Deferred[None]) -> None:
+            del self._barriers[payload]
+
+        waiting: Deferred[None] = Deferred(cancel)
         self._barriers[payload] = waiting
         self._protocol().sendPing(payload)
         return waiting.addTimeout(WAIT, reactor)
@@ -317,7 +323,8 @@ class XgateClient:
         """
         Drop the TCP connection without a closing handshake.
         """
-        self._protocol().transport.abortConnection()
+        transport = cast(ITCPTransport, self._protocol().transport)
+        transport.abortConnection()
         return self.when_closed()
 
     def disconnect(self) -> Deferred[Closed]:
@@ -327,7 +334,7 @@ class XgateClient:
         protocol = self.protocol
         if protocol is not None and protocol.state == protocol.STATE_OPEN:
             return self.close()
-        if protocol is not None:
+        if protocol is not None and protocol.transport is not None:
             protocol.transport.loseConnection()
         return self.when_closed()
 
@@ -345,7 +352,7 @@ def connect(
     """
     client = XgateClient(answer_pings)
     factory = _Factory(client, url, headers or {})
-    connector = reactor.connectTCP(factory.host, factory.port, factory)  # type: ignore[attr-defined]
+    connector = reactor.connectTCP(factory.host, factory.port, factory)
     testcase.addCleanup(connector.disconnect)
     testcase.addCleanup(client.disconnect)
     return client._open.addTimeout(WAIT, reactor)
@@ -361,7 +368,9 @@ def handshake_status(
 
     def refused(failure: Failure) -> int | None:
         failure.trap(HandshakeRefused)
-        return failure.value.status  # type: ignore[no-any-return,union-attr]
+        refusal = failure.value
+        assert isinstance(refusal, HandshakeRefused)
+        return refusal.status
 
     def opened(client: XgateClient) -> None:
         raise AssertionError(f"handshake for {url} succeeded: {client.frames}")
@@ -374,13 +383,12 @@ def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> Deferred
     Fires once C{condition()} is true, checking every few milliseconds;
     fails after C{timeout} seconds.
     """
-    deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
 
-    def check() -> Deferred[None] | None:
-        if condition():
-            return None
-        if reactor.seconds() > deadline:  # type: ignore[attr-defined]
-            raise AssertionError(f"{condition} still false after {timeout}s")
-        return deferLater(reactor, 0.01, check)  # type: ignore[arg-type]
+    async def poll() -> None:
+        deadline = reactor.seconds() + timeout
+        while not condition():
+            if reactor.seconds() > deadline:
+                raise AssertionError(f"{condition} still false after {timeout}s")
+            await deferLater(reactor, 0.01)
 
-    return deferLater(reactor, 0, check)  # type: ignore[arg-type]
+    return Deferred.fromCoroutine(poll())
