@@ -184,6 +184,20 @@ class WebSocketTests(TestCase):
         self.assertEqual(self.handler.lost, ["forced close"])
 
     @inlineCallbacks
+    def test_close_all(self) -> Any:
+        """
+        C{close_all} closes every WebSocket session: C{"server shutting
+        down"}.
+        """
+        first, _ = yield self.open_session()
+        second, _ = yield self.open_session()
+        self.server.close_all()
+        yield first.closed
+        yield second.closed
+        self.assertEqual(self.handler.lost, ["server shutting down"] * 2)
+        self.assertEqual(self.server.sockets, {})
+
+    @inlineCallbacks
     def test_v3_binary(self) -> Any:
         """
         Revision 3 binary frames carry the packet type byte; with C{b64}
