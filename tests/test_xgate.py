@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import treq
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
@@ -54,6 +55,7 @@ __all__ = [
     "NicknameTests",
     "RateLimitTests",
     "RoomIdTests",
+    "SlowJoinTests",
     "StoreHistoryTests",
     "TimeZoneTests",
 ]
@@ -419,7 +421,7 @@ class MessageTests(XgateTestCase):
         Chinese text and emoji survive in the room id, the nickname (both
         percent-encoded in the URL), messages and history.
         """
-        room = "会议室 🎉 #1?&=%"
+        room = '会议室 🎉 #1?&=%+"\\'
         alice = await self.join(room, nickname="张三 😀")
         bob = await self.join(room, nickname="Zoë")
         self.assertEqual(
@@ -436,6 +438,39 @@ class MessageTests(XgateTestCase):
             (entry["from"], entry["nickname"], entry["type"], entry["payload"]),
             (alice.id, "张三 😀", "normal", text),
         )
+
+    async def test_unsolicited_pongs_and_pings(self) -> None:
+        """
+        Unsolicited pongs from a client are fine, and its pings are
+        answered.
+        """
+        alice = await self.join("lobby")
+        assert alice.protocol is not None
+        for number in range(3):
+            alice.protocol.sendPong(b"unsolicited %d" % number)
+        await alice.barrier()
+        alice.send("still fine")
+        self.assertEqual(
+            await self.frames(alice, 1), [self.frame(alice, "lobby", "normal", "still fine")]
+        )
+
+    async def test_many_members(self) -> None:
+        """
+        With 40 members, every member's greeting counts those before it,
+        and one message reaches all 40.
+        """
+        clients = [await self.join("crowd", nickname=f"m{number}") for number in range(40)]
+        self.assertEqual(
+            [self.greeting(client)["member_count"] for client in clients], list(range(1, 41))
+        )
+        self.assertEqual(
+            self.greeting(clients[-1])["members"],
+            [{"pid": client.id, "nickname": f"m{number}"} for number, client in enumerate(clients)],
+        )
+        clients[7].send("to all")
+        expected = self.frame(clients[7], "crowd", "normal", "to all")
+        for client in clients:
+            self.assertEqual(contract(await client.next_of_type("normal")), expected)
 
 
 class CommandTests(XgateTestCase):
@@ -513,6 +548,21 @@ class CommandTests(XgateTestCase):
         carol.send("@history:0")
         page = (await carol.next_of_type("history"))["payload"]
         self.assertEqual([entry["payload"] for entry in page], ["public"])
+
+    async def test_private_to_self(self) -> None:
+        """
+        C{@to:} one's own id delivers the C{private} frame once.
+        """
+        alice = await self.join("lobby", nickname="alice")
+        alice.send(f"@to:{alice.id}|note to self")
+        alice.send("after")
+        self.assertEqual(
+            await self.frames(alice, 2),
+            [
+                self.frame(alice, "lobby", "private", "note to self", to=alice.id),
+                self.frame(alice, "lobby", "normal", "after"),
+            ],
+        )
 
     async def test_private_unknown_member(self) -> None:
         """
@@ -819,6 +869,18 @@ class RoomIdTests(XgateTestCase):
         second = await self.join("café")
         self.assertEqual(second.frames[0]["xnest"], "café")
         self.assertEqual(self.greeting(second)["member_count"], 2)
+
+    async def test_plus_is_not_space(self) -> None:
+        """
+        A path is not a form: C{a+b} and C{a%2Bb} are the room C{a+b}.
+        """
+        first = await connect(self, f"{self.running.ws_url}/xgate/websocket/a+b")
+        await first.next_of_type("history")
+        second = await connect(self, f"{self.running.ws_url}/xgate/websocket/a%2Bb")
+        await second.next_of_type("history")
+        self.assertEqual(
+            (second.frames[0]["xnest"], self.greeting(second)["member_count"]), ("a+b", 2)
+        )
 
 
 class StoreHistoryTests(XgateTestCase):
@@ -1405,3 +1467,77 @@ class MixedClientTests(XgateTestCase):
         )
         self.assertEqual({frame["xnest"] for frame in wanda_frames + wu_frames}, {"mixed"})
         self.assertEqual(cookie, "nickname=wanda; Path=/xgate/; Max-Age=31536000; SameSite=Lax")
+
+
+class SlowJoinTests(XgateTestCase):
+    """
+    Joins that wait for the room backend (as a Redis backend does): the
+    WebSocket is open before the member is in the room.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.held: list[Callable[[], None]] = []
+        load = self.rooms.backend.load
+
+        def held_load(*args: Any) -> Deferred[Any]:
+            loaded: Deferred[Any] = Deferred()
+            self.held.append(lambda: load(*args).chainDeferred(loaded))
+            return loaded
+
+        self.patch(self.rooms.backend, "load", held_load)
+
+    def release(self) -> None:
+        """
+        Let every held room load finish.
+        """
+        held, self.held = self.held, []
+        for finish in held:
+            finish()
+
+    async def test_early_messages_kept_in_order(self) -> None:
+        """
+        Messages sent before the join completes are handled after the
+        greeting, in order.
+        """
+        alice = await connect(self, self.url("lobby", nickname="alice"))
+        alice.send("early 1")
+        alice.send("early 2")
+        await alice.barrier()
+        self.assertEqual((alice.frames, len(self.held)), ([], 1))
+        self.release()
+        frames = [await alice.next_frame() for _ in range(6)]
+        self.assertEqual(
+            [(frame["type"], frame["payload"]) for frame in frames[3:]],
+            [("history", []), ("normal", "early 1"), ("normal", "early 2")],
+        )
+
+    async def test_joins_while_loading(self) -> None:
+        """
+        Two members connecting while their room loads are admitted in
+        the order they connected.
+        """
+        alice = await connect(self, self.url("lobby", nickname="alice"))
+        bob = await connect(self, self.url("lobby", nickname="bob"))
+        self.release()
+        for client in (alice, bob):
+            await client.next_of_type("history")
+        self.assertEqual(
+            (self.greeting(alice)["member_count"], self.greeting(bob)["member_count"]), (1, 2)
+        )
+        self.assertEqual(await self.frames(alice, 1), [self.frame(bob, "lobby", "join", "bob")])
+
+    async def test_gone_before_join_completes(self) -> None:
+        """
+        A connection that ends while its room loads leaves no member
+        behind: the next member of the room is alone in it.
+        """
+        alice = await connect(self, self.url("lobby", nickname="alice"))
+        await alice.close()
+        await wait_until(lambda: self.gate.connections == 0)
+        self.release()
+        self.assertEqual(self.rooms.active_rooms, 0)
+        bob = await connect(self, self.url("lobby", nickname="bob"))
+        self.release()
+        await bob.next_of_type("history")
+        self.assertEqual(self.greeting(bob)["members"], [{"pid": bob.id, "nickname": "bob"}])
