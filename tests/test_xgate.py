@@ -24,7 +24,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as websockets_connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 import xmeet
 from tests.support import RunningNode, start_xmeet
@@ -58,6 +58,7 @@ __all__ = [
     "SlowJoinTests",
     "StoreHistoryTests",
     "TimeZoneTests",
+    "WebsocketsCloseCodeTests",
 ]
 
 GREETING = ["self", "member_count", "members", "history"]
@@ -1477,7 +1478,7 @@ class SlowJoinTests(XgateTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.held: list[Callable[[], None]] = []
+        self.held: list[Callable[[], object]] = []
         load = self.rooms.backend.load
 
         def held_load(*args: Any) -> Deferred[Any]:
@@ -1541,3 +1542,46 @@ class SlowJoinTests(XgateTestCase):
         self.release()
         await bob.next_of_type("history")
         self.assertEqual(self.greeting(bob)["members"], [{"pid": bob.id, "nickname": "bob"}])
+
+
+class WebsocketsCloseCodeTests(XgateTestCase):
+    """
+    The close codes of bad frames as the C{websockets} client sees them.
+    """
+
+    settings = Settings(max_message_size=1000)
+
+    async def test_close_codes(self) -> None:
+        """
+        A binary message gets close 1003 and a message one byte too large
+        gets 1009, each with a reason; meanwhile an Autobahn member sees
+        both leave.
+        """
+        alice = await self.join("lobby", nickname="alice")
+        url = self.url("lobby", nickname="wanda")
+
+        async def close_code(message: str | bytes) -> tuple[int | None, str | None]:
+            async with websockets_connect(url, proxy=None) as connection:
+                for _ in GREETING:
+                    await receive(connection)
+                await connection.send(message)
+                try:
+                    await receive(connection)
+                except ConnectionClosedError:
+                    pass
+                await asyncio.wait_for(connection.wait_closed(), WAIT)
+                received = connection.close_exc.rcvd
+                assert received is not None, "no close frame from the server"
+                return received.code, received.reason
+
+        async def both() -> list[tuple[int | None, str | None]]:
+            return [await close_code(b"binary"), await close_code("x" * 1001)]
+
+        [binary, too_large] = await run_in_thread(both)
+        self.assertEqual(binary, (1003, "binary messages are not accepted"))
+        self.assertEqual(too_large[0], 1009)
+        self.assertTrue(too_large[1])
+        frames = [contract(frame) for frame in alice.frames[4:]]
+        self.assertEqual([frame["type"] for frame in frames], ["join", "leave", "join", "leave"])
+        self.assertEqual(frames[0]["from"], frames[1]["from"])
+        self.assertEqual(frames[2]["from"], frames[3]["from"])
