@@ -335,18 +335,13 @@ class EngineIOSocket:
         if packet.type is PacketType.PING and packet.data == "probe":
             self._probe.write(PROBE_PONG)
             self._probed = True
-            self._request_noop()
+            # Answer the pending (and next) poll at once so the client can
+            # pause polling and send the upgrade packet.
+            self._transport.prompt_upgrade()
         elif packet.type is PacketType.UPGRADE and self._probed:
             self._complete_upgrade()
         else:
             self._abort_upgrade()
-
-    def _request_noop(self) -> None:
-        """
-        Make the polling transport answer its pending (and next) poll so the
-        client can pause it and finish the upgrade quickly.
-        """
-        self._transport.prompt_upgrade()
 
     def _complete_upgrade(self) -> None:
         probe = self._probe
