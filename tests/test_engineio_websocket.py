@@ -143,13 +143,22 @@ class WebSocketTests(TestCase):
         self.assertEqual(self.handler.messages, ["hello", b"\x01\x02"])
 
     @inlineCallbacks
+    def close_code_after(self, message: bytes) -> Any:
+        """
+        Send C{message} on a new session; return the close code that ends
+        the connection.
+        """
+        factory, _ = yield self.open_session()
+        factory.client.sendMessage(message)
+        code = yield factory.closed
+        return code
+
+    @inlineCallbacks
     def test_parse_error(self) -> Any:
         """
         A malformed packet closes the connection: C{"parse error"}.
         """
-        factory, _ = yield self.open_session()
-        factory.client.sendMessage(b"abc")
-        yield factory.closed
+        yield self.close_code_after(b"abc")
         self.assertEqual(self.handler.lost, ["parse error"])
 
     @inlineCallbacks
@@ -157,10 +166,7 @@ class WebSocketTests(TestCase):
         """
         A message over C{maxPayload} closes with 1009: C{"transport error"}.
         """
-        factory, _ = yield self.open_session()
-        factory.client.sendMessage(b"4" + b"x" * 1000)
-        code = yield factory.closed
-        self.assertEqual(code, 1009)
+        self.assertEqual((yield self.close_code_after(b"4" + b"x" * 1000)), 1009)
         self.assertEqual(self.handler.lost, ["transport error"])
 
     @inlineCallbacks
@@ -168,9 +174,7 @@ class WebSocketTests(TestCase):
         """
         A close packet ends the session: C{"transport close"}.
         """
-        factory, _ = yield self.open_session()
-        factory.client.sendMessage(b"1")
-        yield factory.closed
+        yield self.close_code_after(b"1")
         self.assertEqual(self.handler.lost, ["transport close"])
 
     @inlineCallbacks
