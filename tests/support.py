@@ -46,8 +46,8 @@ def start_xmeet(testcase: TestCase, settings: Settings | None = None) -> Running
     127.0.0.1 until the test ends.
     """
     node = build_node(reactor, settings or Settings())
-    node.rooms.start()
-    testcase.addCleanup(node.rooms.stop)
+    node.start()
+    testcase.addCleanup(node.stop)
     port = reactor.listenTCP(0, node.site, interface="127.0.0.1")  # type: ignore[attr-defined]
     testcase.addCleanup(port.stopListening)
     return RunningNode(node=node, port=port.getHost().port)

@@ -41,6 +41,10 @@ class Settings:
     @ivar redis_prefix: prefix of every Redis key and channel.
     @ivar node_timeout: seconds after which a silent node counts as dead
         and its members leave.
+    @ivar auth_secret: with a secret, C{logIn} requires the HMAC-SHA256
+        signature of the user id; C{None} leaves the server open.
+    @ivar offline_limit: messages kept per user who has no socket, for
+        delivery at the next C{logIn}; the oldest are dropped beyond it.
     """
 
     history_size: int = 1000
@@ -58,3 +62,5 @@ class Settings:
     redis_url: str | None = None
     redis_prefix: str = "xmeet:"
     node_timeout: float = 15.0
+    auth_secret: str | None = None
+    offline_limit: int = 1000

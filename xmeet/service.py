@@ -20,7 +20,12 @@ from twisted.logger import Logger
 from xmeet.config import Settings
 from xmeet.core.frames import SendTimeFormatter
 from xmeet.core.ids import IdGenerator, new_node_id
+from xmeet.engineio import EngineIOResource, EngineIOServer
+from xmeet.handlers.im_api import ConversationsResource
+from xmeet.handlers.socketio_app import register_socketio_app
+from xmeet.im import IMService
 from xmeet.rooms import RoomService
+from xmeet.socketio import SocketIOServer
 from xmeet.store.interfaces import IRoomBackend
 from xmeet.store.memory import MemoryRoomBackend
 from xmeet.store.redis import RedisRoomBackend, parse_redis_url
@@ -48,8 +53,24 @@ class Node:
     node_id: str
     settings: Settings
     rooms: RoomService
+    im: IMService
     gate: XgateResource
+    engine: EngineIOServer
+    sio: SocketIOServer
     site: XmeetSite
+
+    def start(self) -> None:
+        """
+        Start hearing other nodes.
+        """
+        self.rooms.start()
+
+    def stop(self) -> Deferred[None]:
+        """
+        Close every Socket.IO session and leave the cluster cleanly.
+        """
+        self.engine.close_all()
+        return self.rooms.stop()
 
 
 def _backend(reactor: Any, settings: Settings, node_id: str) -> IRoomBackend:
@@ -68,28 +89,28 @@ def _backend(reactor: Any, settings: Settings, node_id: str) -> IRoomBackend:
     )
 
 
-class RoomsService(Service):
+class NodeService(Service):
     """
-    Connects the room service to its backend while the node runs, and
-    leaves the cluster cleanly when it stops.
+    Runs a node: connects it to its backend while the service runs, and
+    takes it out of the cluster cleanly when the service stops.
     """
 
-    def __init__(self, rooms: RoomService) -> None:
-        self._rooms = rooms
+    def __init__(self, node: Node) -> None:
+        self._node = node
 
     def startService(self) -> None:
         """
-        Start hearing other nodes.
+        Start the node.
         """
         super().startService()
-        self._rooms.start()
+        self._node.start()
 
     def stopService(self) -> Deferred[None]:
         """
-        Remove this node's members from the cluster.
+        Stop the node.
         """
         super().stopService()
-        return self._rooms.stop()
+        return self._node.stop()
 
 
 def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> Node:
@@ -97,13 +118,44 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
     Build a node's services and its C{Site}, without listening anywhere.
     """
     node_id = node_id or new_node_id()
-    rooms = RoomService(
-        reactor, settings, IdGenerator(node_id), _backend(reactor, settings, node_id)
+    ids = IdGenerator(node_id)
+    rooms = RoomService(reactor, settings, ids, _backend(reactor, settings, node_id))
+    im = IMService(
+        reactor,
+        settings,
+        ids,
+        auth_secret=settings.auth_secret,
+        offline_limit=settings.offline_limit,
     )
     gate = XgateResource(rooms, settings, reactor, Random())
+    engine = EngineIOServer(
+        reactor,
+        None,
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        max_payload=settings.max_payload,
+        cors_origins=settings.cors_origins,
+    )
+    sio = SocketIOServer(engine, reactor, connect_timeout=settings.connect_timeout)
+    register_socketio_app(sio.of("/"), im, rooms, settings, reactor)
+    root = build_root(
+        node_id,
+        rooms,
+        gate,
+        EngineIOResource(engine),
+        ConversationsResource(im, settings.max_message_size),
+    )
     max_body = max(settings.max_payload, settings.max_message_size) + _BODY_SLACK
-    site = XmeetSite(build_root(node_id, rooms, gate), max_body)
-    return Node(node_id=node_id, settings=settings, rooms=rooms, gate=gate, site=site)
+    return Node(
+        node_id=node_id,
+        settings=settings,
+        rooms=rooms,
+        im=im,
+        gate=gate,
+        engine=engine,
+        sio=sio,
+        site=XmeetSite(root, max_body),
+    )
 
 
 def make_service(reactor: Any, settings: Settings, port: str) -> MultiService:
@@ -114,7 +166,7 @@ def make_service(reactor: Any, settings: Settings, port: str) -> MultiService:
     node = build_node(reactor, settings)
     log.info("xmeet node {node} listening on {port}", node=node.node_id, port=port)
     top = MultiService()
-    RoomsService(node.rooms).setServiceParent(top)
+    NodeService(node).setServiceParent(top)
     listener = StreamServerEndpointService(serverFromString(reactor, port), node.site)
     listener.setServiceParent(top)
     return top

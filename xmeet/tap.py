@@ -53,6 +53,7 @@ class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
         "Realtime chat server: Xmeet rooms at /xgate/websocket/{xnest_id}, "
+        "Socket.IO (IM protocol) at /socket.io/, the HTTP API at /api/, "
         "a demo page at /, health at /healthz."
     )
 
@@ -96,6 +97,33 @@ class Options(usage.Options):
             "15",
             "Seconds after which a silent node counts as dead; its members leave (needs --redis).",
         ],
+        [
+            "auth-secret",
+            None,
+            None,
+            "Require logIn to carry the hex HMAC-SHA256 signature of the userId "
+            "under this secret; without it anyone may log in as anyone.",
+        ],
+        [
+            "offline-limit",
+            None,
+            "1000",
+            "Messages kept per offline user until the next logIn.",
+        ],
+        [
+            "max-payload",
+            None,
+            "1000000",
+            "Engine.IO maxPayload: largest long-polling body or Socket.IO "
+            "WebSocket message, in bytes.",
+        ],
+        [
+            "cors-origins",
+            None,
+            "",
+            "Comma-separated origins allowed to use /socket.io/ long-polling "
+            "from a browser (credentials allowed), or * for any.",
+        ],
         ["timezone", None, "UTC", "IANA time zone of send_time in frames (e.g. Asia/Shanghai)."],
         [
             "max-idle-rooms",
@@ -129,6 +157,10 @@ class Options(usage.Options):
             ping_timeout=_positive_float("ping-timeout", self["ping-timeout"]),
             timezone=self._check_timezone(self["timezone"]),
             max_idle_rooms=_positive_int("max-idle-rooms", self["max-idle-rooms"]),
+            auth_secret=self._check_secret(self["auth-secret"]),
+            offline_limit=_positive_int("offline-limit", self["offline-limit"]),
+            max_payload=_positive_int("max-payload", self["max-payload"]),
+            cors_origins=self._check_origins(self["cors-origins"]),
             redis_url=self._check_redis(self["redis"]),
             redis_prefix=self._check_prefix(self["redis-prefix"]),
             node_timeout=_positive_float("node-timeout", self["node-timeout"]),
@@ -145,6 +177,22 @@ class Options(usage.Options):
             endpoints.serverFromString(reactor, description)
         except Exception as error:
             raise usage.UsageError(f"--port {description!r} is not usable: {error}") from None
+
+    @staticmethod
+    def _check_secret(secret: str | None) -> str | None:
+        if secret is not None and not secret:
+            raise usage.UsageError("--auth-secret must not be empty")
+        return secret
+
+    @staticmethod
+    def _check_origins(value: str) -> tuple[str, ...]:
+        origins = tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        for origin in origins:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise usage.UsageError(
+                    f"--cors-origins: {origin!r} is not * nor an http(s):// origin"
+                )
+        return origins
 
     @staticmethod
     def _check_redis(url: str | None) -> str | None:

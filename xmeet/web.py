@@ -128,10 +128,17 @@ class HealthResource(Resource):
         return dumps(status).encode("utf-8")
 
 
-def build_root(node_id: str, rooms: RoomService, gate: XgateResource) -> Any:
+def build_root(
+    node_id: str,
+    rooms: RoomService,
+    gate: XgateResource,
+    socketio: Resource,
+    conversations: Resource,
+) -> Any:
     """
     The root resource: C{/} (demo page), C{/static/}, C{/healthz},
-    C{/xgate/websocket/}, C{/xgate/http} and C{/api/xnests/}.
+    C{/xgate/websocket/}, C{/xgate/http}, C{/socket.io/},
+    C{/api/xnests/} and C{/api/conversations}.
     """
     static = files("xmeet") / "static"
     root = Resource()
@@ -144,5 +151,7 @@ def build_root(node_id: str, rooms: RoomService, gate: XgateResource) -> Any:
     root.putChild(b"xgate", xgate)
     api = Resource()
     api.putChild(b"xnests", XnestsResource(rooms))
+    api.putChild(b"conversations", conversations)
+    root.putChild(b"socket.io", socketio)
     root.putChild(b"api", api)
     return root

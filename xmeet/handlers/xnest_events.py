@@ -1,0 +1,212 @@
+# -*- test-case-name: tests.test_xnest_socketio -*-
+"""
+Xmeet rooms from Socket.IO (PROTOCOL.md section 3, last bullet):
+C{xnest/join}, C{xnest/send}, C{xnest/leave}, and room frames arriving as
+the event C{xnest}.
+
+A Socket.IO socket may be in several xnests; it is one member of each. The
+room frames are the very frames WebSocket members get: a broadcast frame
+is turned into one Socket.IO packet, prepared once, for every Socket.IO
+member.
+"""
+
+from __future__ import annotations
+
+import json
+from random import Random
+from typing import Any
+
+from twisted.internet.defer import succeed
+from twisted.internet.interfaces import IReactorTime
+from zope.interface import implementer
+
+from xmeet.config import Settings
+from xmeet.core.frames import Frame
+from xmeet.core.im import IMError
+from xmeet.core.limits import RateLimiter
+from xmeet.core.room import Member
+from xmeet.core.rules import InvalidName, normalize_nickname, random_nickname, validate_xnest_id
+from xmeet.handlers.im_events import answer
+from xmeet.rooms import IMemberSink, RoomService
+from xmeet.socketio import Namespace, PreparedEvent, Socket
+
+__all__ = ["XnestEvents"]
+
+_MEMBERSHIPS = "xnests"
+_LIMITER = "xnest-limiter"
+
+
+def _bad(message: str) -> IMError:
+    return IMError.of(400, message)
+
+
+def _fields(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise _bad("payload must be an object")
+    return payload
+
+
+def _xnest_id(fields: dict[str, Any]) -> str:
+    xnest_id = fields.get("xnest")
+    if not isinstance(xnest_id, str):
+        raise _bad("xnest must be a string")
+    try:
+        return validate_xnest_id(xnest_id)
+    except InvalidName as error:
+        raise _bad(str(error)) from None
+
+
+@implementer(IMemberSink)
+class _SocketMember:
+    """
+    A Socket.IO socket as a member's sink.
+    """
+
+    __slots__ = ("_events", "_socket")
+
+    def __init__(self, socket: Socket, events: XnestEvents) -> None:
+        self._socket = socket
+        self._events = events
+
+    def deliver(self, frame: Frame) -> None:
+        """
+        Send the frame as the event C{xnest}, prepared once per frame.
+        """
+        self._socket.send_prepared(frame.prepared(self._events, self._events.prepare))
+
+
+class XnestEvents:
+    """
+    The xnest events of one namespace.
+    """
+
+    def __init__(
+        self, namespace: Namespace, rooms: RoomService, settings: Settings, clock: IReactorTime
+    ) -> None:
+        self._namespace = namespace
+        self._rooms = rooms
+        self._settings = settings
+        self._clock = clock
+        self._rng = Random()
+        namespace.on("xnest/join", ack_aware=True)(self.join)
+        namespace.on("xnest/send", ack_aware=True)(self.send)
+        namespace.on("xnest/leave", ack_aware=True)(self.leave)
+
+    def prepare(self, frame_text: str) -> PreparedEvent:
+        """
+        The C{xnest} event carrying one frame, encoded once.
+        """
+        return self._namespace.prepare("xnest", json.loads(frame_text))
+
+    @staticmethod
+    def _memberships(socket: Socket) -> dict[str, Member | None]:
+        return socket.data.setdefault(_MEMBERSHIPS, {})
+
+    def join(self, socket: Socket, acked: bool, payload: Any = None, *ignored: Any) -> Any:
+        """
+        C{xnest/join} C{{xnest, nickname, is_store_history?}}: the ack holds
+        the greeting, C{{self, member_count, members, history}}.
+        """
+        try:
+            fields = _fields(payload)
+            xnest_id = _xnest_id(fields)
+            nickname = self._nickname(fields.get("nickname"))
+            store_history = fields.get("is_store_history", True)
+            if not isinstance(store_history, bool):
+                raise _bad("is_store_history must be true or false")
+            memberships = self._memberships(socket)
+            if xnest_id in memberships:
+                raise _bad(f"already in xnest {xnest_id!r}")
+        except IMError as error:
+            return succeed(answer(socket, acked, error))
+        memberships[xnest_id] = None
+        joining = self._rooms.join(
+            xnest_id, nickname, _SocketMember(socket, self), store_history, greet=False
+        )
+        return joining.addCallback(self._joined, socket, xnest_id)
+
+    def _joined(self, member: Member, socket: Socket, xnest_id: str) -> dict[str, Any] | None:
+        memberships = socket.data.get(_MEMBERSHIPS)
+        if not socket.connected or memberships is None or xnest_id not in memberships:
+            self._rooms.leave(member)
+            return None
+        memberships[xnest_id] = member
+        room = member.room
+        assert room is not None
+        body = {
+            "self": member.id,
+            "member_count": len(room),
+            "members": room.members_payload(),
+            "history": json.loads(room.history.page_json(0)),
+        }
+        return {"statusCode": 200, "body": body}
+
+    def _nickname(self, value: Any) -> str:
+        if value is None or value == "":
+            return random_nickname(self._rng)
+        if not isinstance(value, str):
+            raise _bad("nickname must be a string")
+        try:
+            return normalize_nickname(value)
+        except InvalidName as error:
+            raise _bad(str(error)) from None
+
+    def _member(self, socket: Socket, fields: dict[str, Any]) -> Member:
+        xnest_id = _xnest_id(fields)
+        member = self._memberships(socket).get(xnest_id)
+        if member is None:
+            raise IMError.of(403, f"not a member of xnest {xnest_id!r}: xnest/join first")
+        return member
+
+    def send(self, socket: Socket, acked: bool, payload: Any = None, *ignored: Any) -> Any:
+        """
+        C{xnest/send} C{{xnest, payload}}: the payload is a message or an
+        C{@} command, as on the WebSocket.
+        """
+        try:
+            fields = _fields(payload)
+            member = self._member(socket, fields)
+            text = fields.get("payload")
+            if not isinstance(text, str):
+                raise _bad("payload must be a string")
+            if len(text.encode("utf-8")) > self._settings.max_message_size:
+                raise IMError.of(
+                    413, f"payload is larger than {self._settings.max_message_size} bytes"
+                )
+            self._check_rate(socket)
+        except IMError as error:
+            return answer(socket, acked, error)
+        self._rooms.receive(member, text)
+        return {"statusCode": 200, "body": {}}
+
+    def _check_rate(self, socket: Socket) -> None:
+        now = self._clock.seconds()
+        limiter = socket.data.get(_LIMITER)
+        if limiter is None:
+            limiter = socket.data[_LIMITER] = RateLimiter(
+                self._settings.rate, self._settings.burst, now
+            )
+        if not limiter.allow(now):
+            raise IMError.of(429, f"more than {self._settings.rate:g} messages a second")
+
+    def leave(self, socket: Socket, acked: bool, payload: Any = None, *ignored: Any) -> Any:
+        """
+        C{xnest/leave} C{{xnest}}.
+        """
+        try:
+            member = self._member(socket, _fields(payload))
+        except IMError as error:
+            return answer(socket, acked, error)
+        assert member.room is not None
+        del self._memberships(socket)[member.room.xnest_id]
+        self._rooms.leave(member)
+        return {"statusCode": 200, "body": {}}
+
+    def disconnected(self, socket: Socket) -> None:
+        """
+        The socket went away: it leaves every xnest it was in.
+        """
+        memberships = socket.data.pop(_MEMBERSHIPS, {})
+        for member in memberships.values():
+            if member is not None:
+                self._rooms.leave(member)
