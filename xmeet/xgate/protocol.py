@@ -228,6 +228,15 @@ class XgateProtocol(WebSocketServerProtocol):
         self._leave()
         self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8"), isReply=False)
 
+    def _fail_connection(self, code: int = 1001, reason: str = "going away") -> None:
+        """
+        Autobahn fails the connection (too big, invalid UTF-8, protocol
+        error): leave the room at once rather than after the closing
+        handshake, then let Autobahn send its close frame.
+        """
+        self._leave()
+        super()._fail_connection(code, reason)
+
     def _leave(self) -> None:
         self._ended = True
         member, self.member = self.member, None
