@@ -188,7 +188,11 @@ class ConnectTests(ServerTestCase):
 
         engine_socket = self.engine.open()
         engine_socket.receive('40/custom,{"token":"abc"}')
-        connected, auth = engine_socket.take()
+        [connected] = engine_socket.take()
+        self.clock.advance(0.019)
+        self.assertEqual(engine_socket.take(), [])
+        self.clock.advance(0.001)
+        [auth] = engine_socket.take()
         self.assertTrue(str(connected).startswith("40/custom,{"))
         self.assertEqual(auth, '42/custom,["auth",{"token":"abc"}]')
 
@@ -244,8 +248,32 @@ class ConnectTests(ServerTestCase):
         engine_socket.receive("40")
         self.assertEqual(engine_socket.take(), [])
         answer.callback(None)
-        connected, hello = engine_socket.take()
+        [connected] = engine_socket.take()
+        self.clock.advance(self.server.connect_flush_delay)
+        [hello] = engine_socket.take()
         self.assertTrue(str(connected).startswith('40{"sid":'))
+        self.assertEqual(hello, '42["hello"]')
+
+    def test_held_packets_keep_order(self) -> None:
+        """
+        While what the connect handler emitted is held back, later packets
+        (acks, a server disconnect) queue behind it.
+        """
+        self.main.on("connect")(lambda socket, auth: socket.emit("hello"))
+        self.main.on("ask")(lambda socket: "answer")
+        engine_socket, socket = self.connect()
+        engine_socket.receive('421["ask"]')
+        self.assertEqual(engine_socket.take(), [])
+        socket.disconnect()
+        self.assertEqual(engine_socket.take(), ['42["hello"]', '431["answer"]', "41"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_polling_not_held(self) -> None:
+        self.main.on("connect")(lambda socket, auth: socket.emit("hello"))
+        engine_socket = self.engine.open()
+        engine_socket.transport = "polling"
+        engine_socket.receive("40")
+        connected, hello = engine_socket.take()
         self.assertEqual(hello, '42["hello"]')
 
     def test_coroutine_handler(self) -> None:
