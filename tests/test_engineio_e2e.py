@@ -145,6 +145,18 @@ class NodeClientTests(TestCase):
         self.assertEqual({t for t, _ in self.handler.received}, {"websocket"})
 
     @inlineCallbacks
+    def test_large_messages_polling(self) -> Any:
+        """
+        Messages over the compression threshold come back whole over
+        polling, in both revisions (the Node clients accept no compression,
+        so they must get plain answers).
+        """
+        large = [{"text": "é" * 5000}, {"binary": [i % 256 for i in range(3000)]}]
+        for revision in (4, 3):
+            report = yield self.run_client("large", "polling", revision)
+            self.assertEqual(report["messages"], large)
+
+    @inlineCallbacks
     def test_heartbeat_timeout_websocket(self) -> Any:
         """
         A v4 client that stops answering pings is dropped for ping timeout.

@@ -8,6 +8,7 @@ L{Clock}, requests are L{DummyRequest}s, a WebSocket is a fake transport.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable
 from io import BytesIO
 from typing import Any, cast
@@ -453,6 +454,50 @@ class PollingTests(SynchronousTestCase):
         self.assertEqual(handler.lost, [])
         session.socket.send("one too many")
         self.assertEqual(handler.lost, ["transport error"])
+
+    def test_compressed_answers(self) -> None:
+        """
+        Answers of 1024 bytes or more are compressed with the coding the
+        client prefers among gzip and deflate; smaller ones are not.
+        """
+        for accept, coding, decompress in [
+            (b"gzip, deflate", b"gzip", lambda b: zlib.decompress(b, 31)),
+            (b"deflate", b"deflate", zlib.decompress),
+        ]:
+            server, _, _ = make_server()
+            session = PollingSession(server)
+            session.socket.send("x" * 1023)
+            request = make_request(query=dict(session.query, sid=session.sid))
+            request.requestHeaders.addRawHeader(b"accept-encoding", accept)
+            polling = session.socket.polling_transport()
+            assert polling is not None
+            polling.handle_get(as_request(request))
+            self.assertEqual(header(request, b"content-encoding"), coding)
+            self.assertEqual(decompress(body_of(request)), b"4" + b"x" * 1023)
+            self.assertEqual(int(header(request, b"content-length") or 0), len(body_of(request)))
+            session.socket.send("small")
+            small = make_request(query=dict(session.query, sid=session.sid))
+            small.requestHeaders.addRawHeader(b"accept-encoding", accept)
+            polling.handle_get(as_request(small))
+            self.assertIsNone(header(small, b"content-encoding"))
+
+    def test_compression_needs_acceptance(self) -> None:
+        """
+        Without an Accept-Encoding that allows it (or with compression
+        disabled), large answers go uncompressed.
+        """
+        for accept, threshold in [(None, 1024), (b"gzip;q=0", 1024), (b"gzip", None)]:
+            server, _, _ = make_server(http_compression_threshold=threshold)
+            session = PollingSession(server)
+            session.socket.send("x" * 2000)
+            request = make_request(query=dict(session.query, sid=session.sid))
+            if accept is not None:
+                request.requestHeaders.addRawHeader(b"accept-encoding", accept)
+            polling = session.socket.polling_transport()
+            assert polling is not None
+            polling.handle_get(as_request(request))
+            self.assertIsNone(header(request, b"content-encoding"))
+            self.assertEqual(body_of(request), b"4" + b"x" * 2000)
 
     def test_v3_binary_payload(self) -> None:
         """

@@ -8,6 +8,7 @@
  *   URL         http://127.0.0.1:PORT (the server mounts /engine.io/)
  *   MODE        echo     send a text and a binary message, wait for both
  *                        echoes (after the upgrade, if polling,websocket)
+ *               large    the same with 5000-character / 3000-byte messages
  *               silent   stop answering the heartbeat, wait for the close
  *   TRANSPORTS  comma-separated: polling | websocket | polling,websocket
  *   3           use the Engine.IO v3 client of socket.io-client@2 (EIO=3)
@@ -65,14 +66,14 @@ socket.on("open", () => {
 socket.on("upgrade", (transport) => {
   report.upgraded = true;
   report.transports.push(transport.name);
-  if (mode === "echo") {
+  if (mode !== "silent") {
     sendMessages();
   }
 });
 
 socket.on("message", (data) => {
   report.messages.push(describe(data));
-  if (mode === "echo" && report.messages.length === 2) {
+  if (mode !== "silent" && report.messages.length === 2) {
     report.final = socket.transport.name;
     socket.close();
     // let the close packet (a POST when polling) reach the server
@@ -88,8 +89,13 @@ socket.on("close", (reason) => {
 });
 
 function sendMessages() {
-  socket.send("héllo 😀");
-  socket.send(Uint8Array.from([1, 2, 3, 4]));
+  if (mode === "large") {
+    socket.send("é".repeat(5000));
+    socket.send(Uint8Array.from({ length: 3000 }, (_, i) => i % 256));
+  } else {
+    socket.send("héllo 😀");
+    socket.send(Uint8Array.from([1, 2, 3, 4]));
+  }
 }
 
 function goSilent() {

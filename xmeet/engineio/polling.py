@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,10 @@ log = Logger()
 
 NOOP = PreparedPacket(Packet(PacketType.NOOP))
 CLOSE = PreparedPacket(Packet(PacketType.CLOSE))
+
+#: Content codings for polling answers, preferred first, with their zlib
+#: window settings (31: gzip wrapper, 15: zlib wrapper, i.e. HTTP "deflate").
+_COMPRESSIONS = ((b"gzip", 31), (b"deflate", 15))
 
 #: How long a server-closed session waits for the poll that carries its close
 #: packet, as the official server does.
@@ -76,12 +81,19 @@ class PollingTransport:
     name = "polling"
 
     def __init__(
-        self, protocol: int, supports_binary: bool, max_payload: int, max_buffered: int
+        self,
+        protocol: int,
+        supports_binary: bool,
+        *,
+        max_payload: int,
+        max_buffered: int,
+        compression_threshold: int | None,
     ) -> None:
         self._protocol = protocol
         self._supports_binary = supports_binary
         self._max_payload = max_payload
         self._max_buffered = max_buffered
+        self._compression_threshold = compression_threshold
         self._socket: EngineIOSocket | None = None
         self._buffer: list[PreparedPacket] = []
         self._poll: Request | None = None
@@ -264,10 +276,41 @@ class PollingTransport:
         else:
             body = payload
             request.setHeader(b"content-type", b"application/octet-stream")
+        threshold = self._compression_threshold
+        if threshold is not None and len(body) >= threshold:
+            body = _compress(request, body)
         request.setHeader(b"content-length", b"%d" % len(body))
         request.setHeader(b"cache-control", b"no-store")
         request.write(body)
         request.finish()
+
+
+def _accepted_encodings(request: Request) -> set[bytes]:
+    """
+    The content codings a request accepts (those given C{q=0} excluded).
+    """
+    accepted = set()
+    for item in (request.getHeader(b"accept-encoding") or b"").lower().split(b","):
+        name, _, params = item.partition(b";")
+        quality = params.strip()
+        refused = quality.startswith(b"q=") and not quality[2:].strip(b"0.")
+        if name.strip() and not refused:
+            accepted.add(name.strip())
+    return accepted
+
+
+def _compress(request: Request, body: bytes) -> bytes:
+    """
+    Compress a poll's answer with gzip or deflate if the client accepts
+    either, as the official server does for answers over its threshold.
+    """
+    accepted = _accepted_encodings(request)
+    for name, wbits in _COMPRESSIONS:
+        if name in accepted:
+            compressor = zlib.compressobj(wbits=wbits)
+            request.setHeader(b"content-encoding", name)
+            return compressor.compress(body) + compressor.flush()
+    return body
 
 
 def _content_type(request: Request) -> str:

@@ -81,6 +81,9 @@ class EngineIOServer:
     @ivar allow_request: called with the query and headers of each
         handshake; returning false refuses it with the official "Forbidden"
         answer (HTTP 403, code 4), like the official C{allowRequest}.
+    @ivar http_compression_threshold: polling answers of at least this many
+        bytes are gzip- or deflate-compressed when the client accepts it,
+        as with the official C{httpCompression} default; C{None} disables.
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class EngineIOServer:
         upgrade_timeout: float = 10.0,
         max_buffered_packets: int = 10_000,
         allow_request: Callable[[dict[str, str], dict[str, str]], bool] | None = None,
+        http_compression_threshold: int | None = 1024,
     ) -> None:
         self.clock = clock
         self.handler = handler
@@ -108,6 +112,7 @@ class EngineIOServer:
         self.upgrade_timeout = upgrade_timeout
         self.max_buffered_packets = max_buffered_packets
         self.allow_request = allow_request
+        self.http_compression_threshold = http_compression_threshold
         self.sockets: dict[str, EngineIOSocket] = {}
         self.websocket_factory = make_websocket_factory(self, clock, max_payload, websocket_options)
 
@@ -188,7 +193,11 @@ class EngineIOServer:
         the official server).
         """
         transport = PollingTransport(
-            protocol, "b64" not in query, self.max_payload, self.max_buffered_packets
+            protocol,
+            "b64" not in query,
+            max_payload=self.max_payload,
+            max_buffered=self.max_buffered_packets,
+            compression_threshold=self.http_compression_threshold,
         )
         socket = self._open(transport, protocol, query, headers, remote_address)
         response = transport.handle_get(request)
