@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_engineio_session -*-
+# -*- test-case-name: tests.test_engineio_session,tests.test_engineio_websocket -*-
 """
 The Engine.IO server: settings, the session registry, handshakes.
 

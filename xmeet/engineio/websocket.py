@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_engineio_session -*-
+# -*- test-case-name: tests.test_engineio_websocket -*-
 """
 The WebSocket transport, on Autobahn.
 
