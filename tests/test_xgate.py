@@ -1194,7 +1194,7 @@ class HeartbeatTests(XgateTestCase):
         alice = await self.join("lobby", nickname="alice")
         mute = await self.join("lobby", nickname="mute", answer_pings=False)
         await alice.next_of_type("join")
-        leave = await alice.next_frame(timeout=4)
+        leave = await alice.next_frame(timeout=6)
         self.assertEqual(contract(leave), self.frame(mute, "lobby", "leave", "leave"))
         closed = await mute.when_closed()
         self.assertEqual((closed.was_clean, closed.code), (False, 1006))
@@ -1581,7 +1581,7 @@ class WebsocketsCloseCodeTests(XgateTestCase):
         self.assertEqual(binary, (1003, "binary messages are not accepted"))
         self.assertEqual(too_large[0], 1009)
         self.assertTrue(too_large[1])
-        frames = [contract(frame) for frame in alice.frames[4:]]
+        frames = await self.frames(alice, 4)
         self.assertEqual([frame["type"] for frame in frames], ["join", "leave", "join", "leave"])
         self.assertEqual(frames[0]["from"], frames[1]["from"])
         self.assertEqual(frames[2]["from"], frames[3]["from"])
