@@ -84,6 +84,8 @@ class RoomService:
     All xnests of one node.
 
     @ivar backend: where rooms are kept and how other nodes are told.
+    @ivar messages_received: texts members sent, commands included.
+    @ivar frames_sent: frames handed to local members by broadcasts.
     """
 
     def __init__(
@@ -100,6 +102,8 @@ class RoomService:
         self._send_time = SendTimeFormatter(ZoneInfo(settings.timezone))
         self._live: dict[str, Room] = {}
         self._loading: dict[str, list[Deferred[Room]]] = {}
+        self.messages_received = 0
+        self.frames_sent = 0
 
     def start(self) -> None:
         """
@@ -245,6 +249,7 @@ class RoomService:
         room = member.room
         if room is None:
             return
+        self.messages_received += 1
         try:
             command = parse_command(text)
         except CommandError as error:
@@ -270,6 +275,7 @@ class RoomService:
             member.sink.deliver(frame)
 
     def _broadcast(self, room: Room, frame: Frame, excluded: Member | None = None) -> None:
+        self.frames_sent += len(room.local) - (excluded is not None)
         for other in room.local.values():
             if other is not excluded:
                 other.sink.deliver(frame)

@@ -6,6 +6,7 @@ listening endpoint, as one C{MultiService} for twistd.
 
 from __future__ import annotations
 
+import time
 from random import Random
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,7 +17,9 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
+from twisted.web.resource import Resource
 
+import xmeet
 from xmeet.config import Settings
 from xmeet.core.frames import SendTimeFormatter
 from xmeet.core.ids import IdGenerator, new_node_id
@@ -59,11 +62,47 @@ class Node:
     sio: SocketIOServer
     site: XmeetSite
 
+    started: float = attrs.field(factory=time.monotonic)
+
     def start(self) -> None:
         """
         Start hearing other nodes.
         """
         self.rooms.start()
+
+    def health(self) -> dict[str, Any]:
+        """
+        The C{/healthz} document: C{ok}, or C{degraded} while shared state
+        is out of reach (the node still serves from memory).
+        """
+        backend = self.rooms.backend.status()
+        return {
+            "status": "ok" if backend["connected"] else "degraded",
+            "version": xmeet.__version__,
+            "node": self.node_id,
+            "uptime": round(time.monotonic() - self.started, 3),
+            "xnests": self.rooms.active_rooms,
+            "xgate_connections": self.gate.connections,
+            "socketio_sessions": len(self.engine.sockets),
+            "backend": backend,
+        }
+
+    def numbers(self) -> dict[str, Any]:
+        """
+        The C{/metrics} numbers, by metric name.
+        """
+        backend = self.rooms.backend.status()
+        return {
+            "xmeet_xgate_connections": self.gate.connections,
+            "xmeet_socketio_sessions": len(self.engine.sockets),
+            "xmeet_xnests_live": self.rooms.active_rooms,
+            "xmeet_messages_received": self.rooms.messages_received,
+            "xmeet_frames_sent": self.rooms.frames_sent,
+            "xmeet_redis_up": 1 if backend["connected"] else 0,
+            "xmeet_redis_backlog": backend.get("backlog", 0),
+            "xmeet_redis_errors": backend.get("errors", 0),
+            "xmeet_redis_latency_seconds": backend.get("latency", 0.0),
+        }
 
     def stop(self) -> Deferred[None]:
         """
@@ -138,15 +177,8 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
     )
     sio = SocketIOServer(engine, reactor, connect_timeout=settings.connect_timeout)
     register_socketio_app(sio.of("/"), im, rooms, settings, reactor)
-    root = build_root(
-        node_id,
-        rooms,
-        gate,
-        EngineIOResource(engine),
-        ConversationsResource(im, settings.max_message_size),
-    )
     max_body = max(settings.max_payload, settings.max_message_size) + _BODY_SLACK
-    return Node(
+    node = Node(
         node_id=node_id,
         settings=settings,
         rooms=rooms,
@@ -154,8 +186,17 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
         gate=gate,
         engine=engine,
         sio=sio,
-        site=XmeetSite(root, max_body),
+        site=XmeetSite(Resource(), max_body),
     )
+    node.site.resource = build_root(
+        rooms,
+        gate,
+        EngineIOResource(engine),
+        ConversationsResource(im, settings.max_message_size),
+        node.health,
+        node.numbers,
+    )
+    return node
 
 
 def make_service(reactor: Any, settings: Settings, port: str) -> MultiService:

@@ -6,7 +6,7 @@ every protocol endpoint, served by one twisted.web C{Site} on one port.
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
 
@@ -14,9 +14,9 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 from twisted.web.static import File
 
-import xmeet
 from xmeet.core.frames import dumps
 from xmeet.handlers.xnest_api import XgateHTTPResource, XnestsResource
+from xmeet.metrics import MetricsResource
 from xmeet.rooms import RoomService
 from xmeet.web_errors import ErrorPage, error_body
 from xmeet.xgate import XgateResource
@@ -100,51 +100,46 @@ class StaticFiles(File):
 class HealthResource(Resource):
     """
     C{/healthz}: 200 and a small JSON status while the node serves.
+
+    The node serves even while Redis is away (from memory), so that is
+    C{"status": "degraded"}, still with 200: a load balancer should keep
+    sending clients, an operator should look.
     """
 
     isLeaf = True
 
-    def __init__(self, node_id: str, rooms: RoomService, gate: XgateResource) -> None:
+    def __init__(self, health: Callable[[], dict[str, Any]]) -> None:
         super().__init__()
-        self._node_id = node_id
-        self._rooms = rooms
-        self._gate = gate
-        self._started = time.monotonic()
+        self._health = health
 
     def render_GET(self, request: Request) -> bytes:
         """
-        The status: node id, version, uptime, rooms and connections.
+        The status of the node.
         """
         request.setHeader(b"content-type", b"application/json; charset=utf-8")
         request.setHeader(b"cache-control", b"no-store")
-        status = {
-            "status": "ok",
-            "version": xmeet.__version__,
-            "node": self._node_id,
-            "uptime": round(time.monotonic() - self._started, 3),
-            "xnests": self._rooms.active_rooms,
-            "xgate_connections": self._gate.connections,
-        }
-        return dumps(status).encode("utf-8")
+        return dumps(self._health()).encode("utf-8")
 
 
 def build_root(
-    node_id: str,
     rooms: RoomService,
     gate: XgateResource,
     socketio: Resource,
     conversations: Resource,
+    health: Callable[[], dict[str, Any]],
+    numbers: Callable[[], dict[str, Any]],
 ) -> Any:
     """
     The root resource: C{/} (demo page), C{/static/}, C{/healthz},
-    C{/xgate/websocket/}, C{/xgate/http}, C{/socket.io/},
+    C{/metrics}, C{/xgate/websocket/}, C{/xgate/http}, C{/socket.io/},
     C{/api/xnests/} and C{/api/conversations}.
     """
     static = files("xmeet") / "static"
     root = Resource()
     root.putChild(b"", StaticFiles(str(static / "index.html"), defaultType="text/html"))
     root.putChild(b"static", StaticFiles(str(static)))
-    root.putChild(b"healthz", HealthResource(node_id, rooms, gate))
+    root.putChild(b"healthz", HealthResource(health))
+    root.putChild(b"metrics", MetricsResource(numbers))
     xgate = Resource()
     xgate.putChild(b"websocket", gate)
     xgate.putChild(b"http", XgateHTTPResource(rooms, gate.settings.max_message_size))

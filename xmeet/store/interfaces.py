@@ -106,3 +106,10 @@ class IRoomBackend(Interface):
         """
         Leave the cluster cleanly.
         """
+
+    def status() -> dict[str, object]:
+        """
+        What C{/healthz} and C{/metrics} show of the backend: at least
+        C{backend} (its kind) and C{connected} (whether shared state is
+        reachable now).
+        """

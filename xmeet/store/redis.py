@@ -263,6 +263,20 @@ class RedisRoomBackend:
         """
         return len(self._backlog)
 
+    def status(self) -> dict[str, object]:
+        """
+        The link to Redis: connected or not, writes waiting, errors so far
+        and the latency of the last room read.
+        """
+        return {
+            "backend": "redis",
+            "connected": self.connected,
+            "backlog": len(self._backlog),
+            "dropped": self._dropped,
+            "errors": self.errors,
+            "latency": round(self.latency, 6),
+        }
+
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
 

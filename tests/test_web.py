@@ -1,0 +1,86 @@
+"""
+The ops endpoints on a real port: C{/healthz} and C{/metrics}, and the
+demo page's files.
+"""
+
+from __future__ import annotations
+
+import json
+
+from twisted.internet import defer
+from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+
+from tests.support import http_client, start_xmeet
+from xmeet.core.frames import Frame
+from xmeet.rooms import IMemberSink
+
+
+@implementer(IMemberSink)
+class _Quiet:
+    def deliver(self, frame: Frame) -> None:
+        pass
+
+
+class OpsTests(TestCase):
+    """
+    Health and metrics of an in-memory node.
+    """
+
+    def setUp(self) -> None:
+        self.server = start_xmeet(self)
+        self.http = http_client(self)
+
+    @defer.inlineCallbacks
+    def test_healthz(self):  # type: ignore[no-untyped-def]
+        """
+        200 with the node's id, counts and an always connected memory
+        backend.
+        """
+        rooms = self.server.node.rooms
+        yield rooms.join("a", "n", _Quiet())
+        response = yield self.http.get(self.server.url + "/healthz")
+        health = json.loads((yield response.content()))
+        self.assertEqual(response.code, 200)
+        self.assertEqual(health["status"], "ok")
+        self.assertEqual(health["node"], self.server.node.node_id)
+        self.assertEqual((health["xnests"], health["xgate_connections"]), (1, 0))
+        self.assertEqual(
+            health["backend"], {"backend": "memory", "connected": True, "idle_xnests": 0}
+        )
+
+    @defer.inlineCallbacks
+    def test_metrics(self):  # type: ignore[no-untyped-def]
+        """
+        The Prometheus text format with the node's counters.
+        """
+        rooms = self.server.node.rooms
+        alice = yield rooms.join("a", "alice", _Quiet())
+        yield rooms.join("a", "bob", _Quiet())
+        rooms.receive(alice, "hello")
+        response = yield self.http.get(self.server.url + "/metrics")
+        text = (yield response.content()).decode()
+        self.assertEqual(response.code, 200)
+        self.assertTrue(
+            response.headers.getRawHeaders(b"content-type")[0].startswith(b"text/plain")
+        )
+        lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+        self.assertEqual(float(lines["xmeet_xnests_live"]), 1)
+        self.assertEqual(float(lines["xmeet_messages_received_total"]), 1)
+        self.assertEqual(float(lines["xmeet_frames_sent_total"]), 3)
+        self.assertEqual(float(lines["xmeet_redis_up"]), 1)
+        self.assertIn("# TYPE xmeet_socketio_sessions gauge", text)
+
+    @defer.inlineCallbacks
+    def test_demo_files(self):  # type: ignore[no-untyped-def]
+        """
+        C{/} is the demo page; its script is served; the static directory
+        is never listed.
+        """
+        page = yield self.http.get(self.server.url + "/")
+        self.assertIn(b"/static/demo.js", (yield page.content()))
+        script = yield self.http.get(self.server.url + "/static/demo.js")
+        yield script.content()
+        self.assertEqual(script.code, 200)
+        listing = yield self.http.get(self.server.url + "/static/")
+        self.assertNotIn(b"Directory listing", (yield listing.content()))
