@@ -260,6 +260,8 @@ class OutageTests(TestCase):
 
         yield redis.stop()
         yield wait_until(lambda: "Redis link lost" in one.log, timeout=10)
+        health = yield one.health()
+        self.assertEqual((health["status"], health["backend"]["connected"]), ("degraded", False))
         for number in range(30):
             alice.send(f"during {number}")
         during = yield _collect(alice, "normal", 31)
@@ -269,6 +271,8 @@ class OutageTests(TestCase):
         yield redis.start()
         yield wait_until(lambda: "Redis link restored" in one.log, timeout=15)
         yield wait_until(lambda: "Redis link restored" in two.log, timeout=15)
+        health = yield one.health()
+        self.assertEqual((health["status"], health["backend"]["backlog"]), ("ok", 0))
         yield deferLater(reactor, 0.5, lambda: None)
         carol, greeting = yield _join(self, two, "room", "carol")
         payloads = [entry["payload"] for entry in greeting["history"]]
