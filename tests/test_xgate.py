@@ -1011,6 +1011,27 @@ class BadFrameTests(XgateTestCase):
             lambda client: client.send_raw(b"y" * 1001, fragment_size=334), 1009
         )
 
+    async def test_leave_before_closing_handshake(self) -> None:
+        """
+        A member the server closes leaves at once: the others get its
+        C{leave} while its client has not answered the close frame (and
+        the server would wait seconds for that answer).
+        """
+        for send in [
+            lambda client: client.send_raw(b"binary", is_binary=True),
+            lambda client: client.send_raw(b"x" * 1001),
+        ]:
+            alice = await self.join("lobby", nickname="alice")
+            bob = await self.join("lobby", nickname="bob")
+            assert alice.protocol is not None
+            alice.protocol.onCloseFrame = lambda code, reason: None
+            send(alice)
+            leave = await bob.next_of_type("leave", timeout=3)
+            self.assertEqual(contract(leave), self.frame(alice, "lobby", "leave", "leave"))
+            self.assertIsNone(alice.closed)
+            await alice.abort()
+            await bob.close()
+
     async def test_largest_message(self) -> None:
         """
         A message of exactly C{max_message_size} bytes, fragmented or not,
