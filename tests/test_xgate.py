@@ -1357,7 +1357,7 @@ class HealthTests(XgateTestCase):
     async def test_healthz(self) -> None:
         """
         C{/healthz} answers 200 with a JSON status counting live rooms and
-        xgate connections.
+        xgate connections (other keys may come and go).
         """
         await self.join("a")
         await self.join("a")
@@ -1366,19 +1366,16 @@ class HealthTests(XgateTestCase):
         self.assertEqual(code, 200)
         self.assertEqual(headers.getRawHeaders("content-type"), ["application/json; charset=utf-8"])
         status = json.loads(body)
-        uptime = status.pop("uptime")
-        self.assertIsInstance(uptime, float | int)
-        self.assertGreaterEqual(uptime, 0)
-        self.assertEqual(
-            status,
-            {
-                "status": "ok",
-                "version": xmeet.__version__,
-                "node": self.running.node.node_id,
-                "xnests": 2,
-                "xgate_connections": 3,
-            },
-        )
+        self.assertIsInstance(status["uptime"], float | int)
+        self.assertGreaterEqual(status["uptime"], 0)
+        expected = {
+            "status": "ok",
+            "version": xmeet.__version__,
+            "node": self.running.node.node_id,
+            "xnests": 2,
+            "xgate_connections": 3,
+        }
+        self.assertEqual({key: status.get(key) for key in expected}, expected)
 
     async def test_plain_http_to_room(self) -> None:
         """
