@@ -10,10 +10,14 @@ import json
 from typing import Any
 
 import attrs
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
+from xmeet.engineio.interfaces import IEngineIOHandler
 from xmeet.socketio import (
     AckTimeout,
     ConnectionRefused,
@@ -24,6 +28,7 @@ from xmeet.socketio import (
 
 __all__ = [
     "AckTests",
+    "ArbitraryInputTests",
     "ConnectTests",
     "DisconnectTests",
     "ProtocolV4Tests",
@@ -160,6 +165,18 @@ class ConnectTests(ServerTestCase):
     Namespace connection: CONNECT, auth, refusal, unknown namespaces and the
     connect timeout.
     """
+
+    def test_interface(self) -> None:
+        self.assertTrue(verifyObject(IEngineIOHandler, self.server))
+        self.assertIs(self.engine.handler, self.server)
+
+    def test_attach_later(self) -> None:
+        server = SocketIOServer(None, self.clock)
+        self.assertRaises(RuntimeError, lambda: server.engine)
+        engine = FakeEngine()
+        server.attach(engine)
+        self.assertIs(engine.handler, server)
+        self.assertIs(server.engine, engine)
 
     def test_connect_main(self) -> None:
         engine_socket = self.engine.open()
@@ -646,3 +663,32 @@ class ProtocolV4Tests(ServerTestCase):
         engine_socket = self.engine.open(protocol=3)
         self.clock.advance(100)
         self.assertFalse(engine_socket.closed)
+
+
+_PREFIXES = ["0", "1", "2", "3", "4", "5", "6", "0/custom,", '2["echo",', "51-", "51-1[", "31["]
+_messages = st.one_of(
+    st.text(),
+    st.binary(),
+    st.builds(lambda prefix, rest: prefix + rest, st.sampled_from(_PREFIXES), st.text()),
+)
+
+
+class ArbitraryInputTests(SynchronousTestCase):
+    """
+    No sequence of messages makes the server raise into the Engine.IO layer.
+    """
+
+    @given(st.lists(_messages, max_size=8), st.sampled_from([3, 4]))
+    def test_arbitrary_messages(self, messages: list[str | bytes], protocol: int) -> None:
+        clock = Clock()
+        engine = FakeEngine()
+        server = SocketIOServer(engine, clock)
+        server.of("/custom")
+        server.of("/").on("echo")(lambda socket, *args: args)
+        engine_socket = engine.open(protocol)
+        for message in ["0", *messages]:
+            if engine_socket.closed:
+                break
+            server.message_received(engine_socket, message)
+        clock.advance(100)
+        self.assertEqual(self.flushLoggedErrors(), [])

@@ -13,6 +13,9 @@ import attrs
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from xmeet.engineio.interfaces import IEngineIOHandler
 
 from ._engine import EngineServer, EngineSocket
 from ._errors import ConnectionRefused
@@ -237,6 +240,7 @@ class Client:
             socket._closed(reason)
 
 
+@implementer(IEngineIOHandler)
 class SocketIOServer:
     """
     A Socket.IO server on an Engine.IO server, whose handler it is.
