@@ -316,6 +316,8 @@ class RedisRoomBackend:
         self._register_local_members()
         touched, self._touched_offline = self._touched_offline, set()
         self._announce_resync(touched)
+        for xnest_id in self._live_channels():
+            self._resync(xnest_id)
 
     def _announce_resync(self, xnest_ids: set[str]) -> None:
         """
