@@ -1034,8 +1034,7 @@ class BadFrameTests(XgateTestCase):
         ]:
             alice = await self.join("lobby", nickname="alice")
             bob = await self.join("lobby", nickname="bob")
-            assert alice.protocol is not None
-            alice.protocol.onCloseFrame = lambda code, reason: None
+            alice.answer_close = False
             send(alice)
             leave = await bob.next_of_type("leave", timeout=3)
             self.assertEqual(contract(leave), self.frame(alice, "lobby", "leave", "leave"))

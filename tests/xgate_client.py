@@ -120,6 +120,11 @@ class _Protocol(WebSocketClientProtocol):
         if self.client.answer_pings:
             super().onPing(payload)
 
+    def onCloseFrame(self, code: int, reasonRaw: bytes) -> bool | None:
+        if self.client.answer_close:
+            return super().onCloseFrame(code, reasonRaw)
+        return None
+
     def onPong(self, payload: bytes) -> None:
         self.client._ponged(payload)
 
@@ -156,6 +161,8 @@ class XgateClient:
         (C{response.headers} holds the 101's headers, names in lower case).
     @ivar pings: how many pings the server sent.
     @ivar answer_pings: C{False} to leave pings unanswered.
+    @ivar answer_close: C{False} to leave the server's close frame
+        unanswered (the closing handshake then never ends).
     @ivar protocol: the Autobahn protocol while the connection exists.
     """
 
@@ -164,6 +171,7 @@ class XgateClient:
         self.response: ConnectionResponse | None = None
         self.pings = 0
         self.answer_pings = answer_pings
+        self.answer_close = True
         self.protocol: _Protocol | None = None
         self.closed: Closed | None = None
         self._position = 0
