@@ -172,9 +172,9 @@ class RoomService:
         return result
 
     def _loaded(self, state: RoomState, xnest_id: str) -> None:
-        history = state.history or History(
-            self._settings.history_size if state.store_history else 0
-        )
+        history = state.history
+        if history is None:
+            history = History(self._settings.history_size if state.store_history else 0)
         room = Room(xnest_id, history, state.store_history)
         for remote in state.members:
             room.add(Member(remote.id, remote.nickname))

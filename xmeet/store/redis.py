@@ -58,6 +58,17 @@ the node carries on with what it knows.
 """
 
 
+_LEAVE_SCRIPT = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
+"""
+"""
+Remove a member; the last one out also removes the room's settings, so a
+room exists, as in memory, while it has members or history: a room
+without history is created anew by its next member.
+"""
+
+
 @attrs.frozen
 class RedisAddress:
     """
@@ -112,6 +123,7 @@ class _LinkFactory(txredisapi.RedisFactory):
             password=address.password,
             username=address.username,
             replyTimeout=READ_TIMEOUT * 2,
+            convertNumbers=False,
         )
         self.backend = backend
         self.initialDelay = 0.5
@@ -401,7 +413,9 @@ class RedisRoomBackend:
                 self._store_member(event.xnest, event.member, event.nickname, known[2])
         elif event.kind == "leave":
             self._local.pop(event.member, None)
-            self._send("HDEL", self._key("xnest", event.xnest, "members"), event.member)
+            members = self._key("xnest", event.xnest, "members")
+            meta = self._key("xnest", event.xnest, "meta")
+            self._send("EVAL", _LEAVE_SCRIPT, 2, members, meta, event.member)
         if history_entry is not None:
             history = self._key("xnest", event.xnest, "history")
             self._send("LPUSH", history, history_entry)
@@ -559,7 +573,8 @@ class RedisRoomBackend:
             for member in _remote_members(fields):
                 if member.node != node:
                     continue
-                self._send("HDEL", members_key, member.id)
+                meta = self._key("xnest", xnest_id, "meta")
+                self._send("EVAL", _LEAVE_SCRIPT, 2, members_key, meta, member.id)
                 event = RoomEvent(
                     "leave", node, xnest_id, member.id, member.nickname, self._now_text()
                 )

@@ -1,0 +1,195 @@
+"""
+One behaviour, two room backends: L{MemoryRoomBackend} in this process and
+L{RedisRoomBackend} against the real Redis on 127.0.0.1:6379 (with a key
+prefix of the test's own, removed afterwards).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import defer, reactor
+from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from tests.cluster_support import redis_cleanup, unique_prefix
+from tests.xgate_client import wait_until
+from xmeet.core.events import RoomEvent
+from xmeet.core.history import History
+from xmeet.core.room import Room, history_entry
+from xmeet.store.interfaces import IRoomBackend, IRoomListener, RoomState
+from xmeet.store.memory import MemoryRoomBackend
+from xmeet.store.redis import RedisRoomBackend, parse_redis_url
+
+HISTORY = 100
+
+
+@implementer(IRoomListener)
+class Listener:
+    """
+    Keeps what the backend tells.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[RoomEvent] = []
+        self.resyncs: list[tuple[str, RoomState]] = []
+
+    def room_event(self, event: RoomEvent) -> None:
+        self.events.append(event)
+
+    def room_resync(self, xnest_id: str, state: RoomState) -> None:
+        self.resyncs.append((xnest_id, state))
+
+
+class BackendBehaviour:
+    """
+    What every room backend does; mixed into a C{TestCase} that provides
+    C{make_backend(node_id)} returning a started backend (or a Deferred of
+    one).
+    """
+
+    def make_backend(self, node_id: str) -> Any:
+        raise NotImplementedError
+
+    @defer.inlineCallbacks
+    def _backend(self, node_id: str = "node-a") -> Any:
+        backend = yield self.make_backend(node_id)
+        return backend
+
+    def _room(self, state: RoomState, xnest_id: str) -> Room:
+        history = state.history if state.history is not None else History(0)
+        return Room(xnest_id, history, state.store_history)
+
+    @defer.inlineCallbacks
+    def test_interface(self):  # type: ignore[no-untyped-def]
+        """
+        The backend provides L{IRoomBackend} and reports its status.
+        """
+        backend = yield self._backend()
+        verifyObject(IRoomBackend, backend)
+        status = backend.status()
+        self.assertTrue(status["connected"])
+        self.assertIn(status["backend"], ("memory", "redis"))
+
+    @defer.inlineCallbacks
+    def test_new_room(self):  # type: ignore[no-untyped-def]
+        """
+        An unknown room loads empty with the asked history setting; peeking
+        at it knows nothing.
+        """
+        backend = yield self._backend()
+        state = yield backend.load("fresh", False, HISTORY)
+        self.assertFalse(state.store_history)
+        self.assertEqual(state.history.page(0) if state.history else [], [])
+        self.assertEqual(list(state.members), [])
+        other = yield backend.peek("never-seen", HISTORY)
+        self.assertIsNone(other)
+
+    @defer.inlineCallbacks
+    def test_history_outlives_the_room(self):  # type: ignore[no-untyped-def]
+        """
+        What was said stays when the room empties: peek and the next load
+        both see it, newest first.
+        """
+        backend = yield self._backend()
+        state = yield backend.load("room", True, HISTORY)
+        room = self._room(state, "room")
+        for number in range(3):
+            entry = room.record("m.1", "alice", f"text {number}", "2026-1-1 0:0:0")
+            event = RoomEvent(
+                "normal",
+                backend.node_id,
+                "room",
+                "m.1",
+                "alice",
+                "2026-1-1 0:0:0",
+                f"text {number}",
+            )
+            backend.publish(event, entry)
+        backend.unload(room)
+        expected = [history_entry("m.1", "alice", f"text {n}", "2026-1-1 0:0:0") for n in (2, 1, 0)]
+        peeked = yield backend.peek("room", HISTORY)
+        self.assertEqual(peeked.history.page(0), expected)
+        again = yield backend.load("room", True, HISTORY)
+        self.assertEqual(again.history.page(0), expected)
+
+    @defer.inlineCallbacks
+    def test_room_without_history_is_new_again(self):  # type: ignore[no-untyped-def]
+        """
+        A room created without history keeps none; once its last member
+        left it is created anew by the next one.
+        """
+        backend = yield self._backend()
+        state = yield backend.load("quiet", False, HISTORY)
+        room = self._room(state, "quiet")
+        join = RoomEvent("join", backend.node_id, "quiet", "m.1", "n", "t")
+        backend.publish(join, None)
+        self.assertIsNone(room.record("m.1", "n", "lost", "t"))
+        backend.publish(RoomEvent("leave", backend.node_id, "quiet", "m.1", "n", "t"), None)
+        backend.unload(room)
+        reborn = yield backend.load("quiet", True, HISTORY)
+        self.assertTrue(reborn.store_history)
+
+
+class MemoryBackendTests(BackendBehaviour, TestCase):
+    """
+    The behaviour of the in-memory backend.
+    """
+
+    def make_backend(self, node_id: str) -> MemoryRoomBackend:
+        backend = MemoryRoomBackend(node_id, 10)
+        backend.start(Listener())
+        return backend
+
+
+class RedisBackendTests(BackendBehaviour, TestCase):
+    """
+    The behaviour of the Redis backend, plus what only a shared store does.
+    """
+
+    def setUp(self) -> None:
+        self.prefix = unique_prefix()
+        redis_cleanup(self, self.prefix)
+
+    @defer.inlineCallbacks
+    def make_backend(self, node_id: str, listener: Listener | None = None) -> Any:
+        backend = RedisRoomBackend(
+            reactor,
+            reactor,
+            parse_redis_url("redis://127.0.0.1:6379/0"),
+            self.prefix,
+            node_id,
+            HISTORY,
+            5.0,
+            lambda: "2026-1-1 0:0:0",
+        )
+        backend.start(listener or Listener())
+        self.addCleanup(backend.stop)
+        yield wait_until(lambda: backend.connected)
+        return backend
+
+    @defer.inlineCallbacks
+    def test_events_reach_other_nodes(self):  # type: ignore[no-untyped-def]
+        """
+        A node hearing a room gets the other node's events, in order, and
+        never its own; the joiner is among the members it loads.
+        """
+        heard = Listener()
+        one = yield self.make_backend("node-one")
+        two = yield self.make_backend("node-two", heard)
+        yield one.load("room", True, HISTORY)
+        one.publish(RoomEvent("join", "node-one", "room", "node-one.1", "alice", "t"), None)
+        state = yield two.load("room", True, HISTORY)
+        self.assertEqual(
+            [(m.id, m.nickname, m.node) for m in state.members],
+            [("node-one.1", "alice", "node-one")],
+        )
+        for number in range(5):
+            one.publish(
+                RoomEvent("normal", "node-one", "room", "node-one.1", "alice", "t", f"n{number}"),
+                history_entry("node-one.1", "alice", f"n{number}", "t"),
+            )
+        two.publish(RoomEvent("normal", "node-two", "room", "node-two.1", "bob", "t", "own"), None)
+        yield wait_until(lambda: len(heard.events) >= 5)
+        self.assertEqual([e.payload for e in heard.events], [f"n{n}" for n in range(5)])
