@@ -1,0 +1,287 @@
+"""
+End-to-end test of the demo page's "IM" tab, in a real browser.
+
+The tab speaks the IM protocol of PROTOCOL.md section 3 through the page's
+own small Socket.IO client (C{xmeet/static/sio.js}, WebSocket transport),
+so only a browser can tell whether it works: this test runs Debian's
+Chromium, headless, through playwright-core
+(C{tests/clients/demo_im_browser.js}) against a node listening in the
+trial reactor, and then checks what each user's page showed.
+
+The driver is a separate process started with C{getProcessOutputAndValue}:
+the server runs in this same reactor, so nothing here may block it. The
+browser toolchain is required: a missing piece fails the test, saying
+what to install.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+
+from tests.support import RunningNode, start_xmeet
+from xmeet.config import Settings
+from xmeet.im import IIMClient
+
+CLIENTS = Path(__file__).resolve().parent / "clients"
+DRIVER = CLIENTS / "demo_im_browser.js"
+CHROMIUM = Path(os.environ.get("XMEET_CHROMIUM", "/usr/bin/chromium"))
+
+# Set to a directory to keep the driver's screenshots, for a human to look at.
+SCREENSHOTS_ENV = "XMEET_DEMO_SCREENSHOTS"
+
+SEEDS = 60
+PAGE_SIZE = 50
+
+DM = "Hi bob <b>not bold</b> & <script>x()</script>"
+DM_BACK = "Hello alice, bob here"
+TEAM = "Team <i>x</i>"
+FIRST = "first, before bob opened it"
+REPLY = "reply from bob"
+THIRD = "alice again"
+
+
+@implementer(IIMClient)
+class _Reader:
+    """
+    An IM client without a socket, to read what the server kept.
+    """
+
+    id = "test-reader"
+
+    def push(self, event: str, data: dict[str, Any]) -> None:
+        """
+        Ignore pushed events.
+        """
+
+
+def _messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [item for item in items if item["kind"] == "message"]
+
+
+def _texts(items: list[dict[str, Any]]) -> list[str]:
+    return [item["text"] for item in _messages(items)]
+
+
+def _errors(state: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+    return [(error["call"], error["status"], error["code"]) for error in state["errors"]]
+
+
+class DemoIMTabInBrowserTests(TestCase):
+    """
+    Two users log in on the IM tab, exchange direct messages, create a
+    conversation, chat in it, page through its history, reconnect and
+    leave.
+    """
+
+    # Chromium's start and the run are bounded by the driver (75 s); this
+    # only catches a driver that never exits.
+    timeout = 150
+
+    def setUp(self) -> None:
+        """
+        Find the browser toolchain, failing (not skipping) with what to
+        install when a piece is missing: CI installs all of it
+        (C{tests/run}).
+        """
+        node = shutil.which("node")
+        if node is None:
+            self.fail("node is not installed: apt-get install nodejs")
+        if not os.access(CHROMIUM, os.X_OK):
+            self.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+        if not (CLIENTS / "node_modules" / "playwright-core").is_dir():
+            self.fail("playwright-core is missing: npm ci in tests/clients")
+        self.node_executable = node
+
+    async def _run_driver(self, url: str) -> dict[str, Any]:
+        """
+        Run the browser driver against C{url} and return its JSON report;
+        fail the test with the driver's own account when it fails.
+        """
+        args = [str(DRIVER), url]
+        screenshots = os.environ.get(SCREENSHOTS_ENV)
+        if screenshots:
+            args += ["--screenshots", screenshots]
+        out, err, code = await getProcessOutputAndValue(
+            self.node_executable, args, env=dict(os.environ), path=str(CLIENTS)
+        )
+        stderr = err.decode("utf-8", "replace")[-3000:]
+        try:
+            result: dict[str, Any] = json.loads(out.decode("utf-8").strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            self.fail(f"driver exited with {code} without a JSON report; stderr:\n{stderr}")
+        if code != 0 or not result.get("ok"):
+            failed = json.dumps(result.get("snapshots", {}).get("failed"), ensure_ascii=False)
+            self.fail(
+                f"driver exited with {code} at step {result.get('step')!r}: "
+                f"{result.get('error')}\nlast page state: {failed[:4000]}\nstderr:\n{stderr}"
+            )
+        return result
+
+    def _wait_for_disconnects(self, server: RunningNode) -> Deferred[None]:
+        """
+        Let the server notice the browser's connections closing, so the
+        test ends with a clean reactor: the driver exits as soon as
+        Chromium is gone, before this reactor has read the FINs.
+        """
+
+        async def wait() -> None:
+            for _ in range(100):
+                if not server.node.engine.sockets:
+                    break
+                await deferLater(reactor, 0.05, lambda: None)
+            await deferLater(reactor, 0.2, lambda: None)
+
+        return Deferred.fromCoroutine(wait())
+
+    async def test_two_users_chat(self) -> None:
+        """
+        Each page shows what its user should see, errors included, and
+        what the pages showed is what the server recorded.
+        """
+        # A generous rate limit: the driver sends 60 messages in a burst;
+        # a short ping interval, so the pages must answer pings.
+        settings = Settings(rate=1000.0, burst=1000, ping_interval=0.5, ping_timeout=1.0)
+        server = start_xmeet(self, settings)
+        self.addCleanup(self._wait_for_disconnects, server)
+        result = await self._run_driver(server.url)
+        shots = result["snapshots"]
+        alice_id, bob_id = result["users"]["alice"], result["users"]["bob"]
+
+        self.assertEqual(result["pageErrors"], [])
+        self.assertEqual(result["foreignRequests"], [], "the page must load nothing from elsewhere")
+
+        # The page opens on the Rooms tab; the IM tab connects when shown.
+        loaded = shots["alice_loaded"]
+        self.assertEqual(loaded["tabs"], ["Rooms", "IM"])
+        self.assertEqual((loaded["imSelected"], loaded["panelHidden"]), (False, True))
+        self.assertEqual((loaded["roomsState"], loaded["state"]), ("idle", "idle"))
+        connected = shots["alice_connected"]
+        self.assertEqual(connected["state"], "connected")
+        self.assertIn(connected["socketId"], connected["status"])
+        self.assertEqual(connected["errors"], [])
+
+        # A refused logIn is shown with its statusCode, code and message.
+        bad = shots["alice_bad_login"]
+        self.assertEqual(_errors(bad), [("logIn", "400", "bad_request")])
+        self.assertIn("userId must be 1 to 128 characters", bad["errors"][0]["text"])
+        self.assertTrue(bad["errorsVisible"])
+        self.assertFalse(bad["loggedIn"])
+
+        for name, user in (("alice_in", alice_id), ("bob_in", bob_id)):
+            state = shots[name]
+            self.assertEqual(state["status"], f"Logged in as {user} (socket {state['socketId']}).")
+            self.assertEqual(state["conversations"], [])
+
+        # Direct messages, both ways, shown as text; the sender sees the
+        # delivery the ack reported.
+        alice, bob = shots["alice_direct"], shots["bob_direct"]
+        for state in (alice, bob):
+            direct = _messages(state["direct"])
+            self.assertEqual(
+                [(m["from"], m["text"], m["to"]) for m in direct],
+                [(alice_id, DM, f"→ {bob_id}"), (bob_id, DM_BACK, f"→ {alice_id}")],
+            )
+            self.assertEqual([m["elements"] for m in direct], [0, 0])
+        self.assertEqual(
+            [(m["source"], m["delivery"]) for m in _messages(alice["direct"])],
+            [("sent", f"delivered to {bob_id}"), ("live", None)],
+        )
+        self.assertEqual([m["source"] for m in _messages(bob["direct"])], ["live", "sent"])
+        self.assertEqual(
+            {m["id"] for m in _messages(alice["direct"])},
+            {m["id"] for m in _messages(bob["direct"])},
+        )
+        # An event emitted without an ack: its error came as an `error` event.
+        self.assertEqual(
+            _errors(alice),
+            [("logIn", "400", "bad_request"), ("error event", "401", "unauthorized")],
+        )
+        self.assertEqual(_errors(bob), [])
+
+        # Bob was told of the conversation and of the message he had not read.
+        unread = shots["bob_unread"]
+        self.assertEqual(
+            [(c["name"], c["unread"], c["current"]) for c in unread["conversations"]],
+            [(TEAM, "1", False)],
+        )
+        self.assertIn(
+            f"You were added to the conversation {TEAM}.",
+            [item["text"] for item in unread["direct"] if item["kind"] == "info"],
+        )
+
+        # Both see the chat, in order, with who said what.
+        alice, bob = shots["alice_chat"], shots["bob_chat"]
+        conversation_id = alice["convId"]
+        said = [(alice_id, FIRST), (bob_id, REPLY), (alice_id, THIRD)]
+        for state in (alice, bob):
+            self.assertEqual((state["convId"], state["convName"]), (conversation_id, TEAM))
+            self.assertEqual(state["convMembers"], f"Members: {alice_id} (admin), {bob_id}")
+            chat = [(m["from"], m["text"]) for m in _messages(state["conversation"])]
+            self.assertEqual(chat, said)
+        self.assertEqual(
+            [m["source"] for m in _messages(alice["conversation"])], ["sent", "live", "sent"]
+        )
+        self.assertEqual(
+            [m["source"] for m in _messages(bob["conversation"])], ["history", "sent", "live"]
+        )
+        self.assertEqual(
+            [m["id"] for m in _messages(alice["conversation"])],
+            [m["id"] for m in _messages(bob["conversation"])],
+        )
+
+        # History: the newest page first, then the rest, each message once.
+        everything = [FIRST, REPLY, THIRD, *(f"seed {n}" for n in range(1, SEEDS + 1))]
+        newest = shots["bob_newest_page"]
+        self.assertEqual(_texts(newest["conversation"]), everything[-PAGE_SIZE:])
+        self.assertEqual({m["source"] for m in _messages(newest["conversation"])}, {"history"})
+        paged = shots["bob_history"]
+        self.assertEqual(_texts(paged["conversation"]), everything)
+        self.assertEqual(paged["historyStatus"], "Loaded 13 older messages. No more history.")
+        self.assertTrue(paged["historyDisabled"])
+
+        # Bob left: his page closed the conversation, Alice's said so.
+        alice, bob = shots["alice_final"], shots["bob_final"]
+        self.assertEqual(bob["conversations"], [])
+        self.assertEqual(bob["convName"], "No conversation open")
+        self.assertEqual([item["text"] for item in bob["conversation"]], [f"You left {TEAM}."])
+        self.assertEqual(alice["convMembers"], f"Members: {alice_id} (admin)")
+        self.assertEqual(
+            [item["text"] for item in alice["conversation"] if item["kind"] == "updated"],
+            [f"{bob_id} left"],
+        )
+        # Bob's reconnection gave him a new session, which got Alice's message.
+        self.assertEqual(_texts(bob["direct"])[-1], "after the reconnection")
+
+        # The session tokens stayed in the pages' memory.
+        self.assertEqual(len(result["tokens"]["alice"]), 1)
+        self.assertEqual(len(result["tokens"]["bob"]), 2)
+        self.assertEqual(result["tokenLeaks"], [])
+
+        # The pages answered every ping, or they would have been dropped.
+        for heartbeat in result["heartbeat"].values():
+            self.assertGreaterEqual(heartbeat["pongs"], 3)
+            self.assertLessEqual(heartbeat["pings"] - heartbeat["pongs"], 1)
+
+        # What the pages showed is what the server recorded (the pages'
+        # sessions ended with the browser: Alice logs in once more).
+        reader = _Reader()
+        token = server.node.im.log_in(reader, {"userId": alice_id, "socketId": reader.id})
+        self.addCleanup(server.node.im.socket_closed, reader)
+        history = server.node.im.conversation_history(
+            reader, {**token, "conversationId": conversation_id, "limit": 100}
+        )
+        self.assertEqual(
+            [message["content"] for message in reversed(history["body"]["messages"])],
+            everything,
+        )
