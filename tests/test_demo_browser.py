@@ -26,7 +26,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 
 from tests.support import start_xmeet
 from xmeet.config import Settings
@@ -70,16 +70,17 @@ class DemoPageInBrowserTests(TestCase):
 
     def setUp(self) -> None:
         """
-        Skip, saying what is missing, where the browser toolchain is not
-        installed (C{tests/run} installs all of it).
+        Find the browser toolchain, failing (not skipping) with what to
+        install when a piece is missing: CI installs all of it
+        (C{tests/run}).
         """
         node = shutil.which("node")
         if node is None:
-            raise SkipTest("node is not installed")
+            self.fail("node is not installed: apt-get install nodejs")
         if not os.access(CHROMIUM, os.X_OK):
-            raise SkipTest(f"{CHROMIUM} is missing: apt-get install chromium")
+            self.fail(f"{CHROMIUM} is missing: apt-get install chromium")
         if not (CLIENTS / "node_modules" / "playwright-core").is_dir():
-            raise SkipTest("playwright-core is missing: npm ci in tests/clients")
+            self.fail("playwright-core is missing: npm ci in tests/clients")
         self.node_executable = node
 
     async def _start_server(self) -> Any:
