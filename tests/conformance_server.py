@@ -11,7 +11,10 @@ any origin):
     the echo handlers of the socket.io-protocol test suite;
   - C{/engine.io/}: a bare Engine.IO echo server, for the engine.io-protocol
     test suite;
-  - C{/echo}: a WebSocket echo endpoint with xgate's Autobahn settings.
+  - C{/echo}: a WebSocket echo endpoint with xgate's Autobahn settings, but
+    xmeet's default heartbeat: Autobahn's auto-ping runs on txaio's batched
+    timer, which rounds due times down to whole seconds, so a sub-second
+    auto-ping fires at once and drops healthy connections.
 
 The client tests build the same site with L{make_site}.
 """
@@ -120,7 +123,13 @@ def make_site(clock: IReactorTime, settings: Settings = CONFORMANCE_SETTINGS) ->
     echo_engine = _engine(clock, settings, EchoHandler())
     factory = WebSocketServerFactory()
     factory.protocol = _EchoProtocol
-    apply_protocol_options(factory, settings)
+    defaults = Settings()
+    apply_protocol_options(
+        factory,
+        attrs.evolve(
+            settings, ping_interval=defaults.ping_interval, ping_timeout=defaults.ping_timeout
+        ),
+    )
     root = Resource()
     root.putChild(b"socket.io", EngineIOResource(engine))
     root.putChild(b"engine.io", EngineIOResource(echo_engine))

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import requests
 import socketio
+import websocket
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -31,7 +33,7 @@ from twisted.trial.unittest import TestCase
 from tests.conformance_server import CONFORMANCE_SETTINGS, make_site
 from xmeet.socketio import Socket
 
-__all__ = ["NodeV2ClientTests", "NodeV4ClientTests", "PythonClientTests"]
+__all__ = ["EchoEndpointTests", "NodeV2ClientTests", "NodeV4ClientTests", "PythonClientTests"]
 
 CLIENTS = Path(__file__).resolve().parent / "clients"
 
@@ -77,6 +79,7 @@ class ServerMixin:
             self.reasons[socket.id] = reason
 
         self.addCleanup(served.engine.close_all)
+        self.addCleanup(served.echo_engine.close_all)
         endpoint = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
         port = self.successResultOf(endpoint.listen(served.site))
         address = port.getHost()
@@ -252,3 +255,51 @@ class PythonClientTests(ServerMixin, TestCase):
 
     def test_upgrade(self) -> Any:
         return self.check(["polling", "websocket"])
+
+
+def _websocket_echo(url: str) -> list[str | bytes]:
+    """
+    Send a text and a binary message to C{/echo} with C{websocket-client}.
+    """
+    connection = websocket.create_connection(url.replace("http", "ws") + "/echo", timeout=5)
+    try:
+        connection.send("hello")
+        text = connection.recv()
+        connection.send_binary(b"\x00\xff")
+        binary = connection.recv()
+    finally:
+        connection.close()
+    return [text, binary]
+
+
+def _engineio_echo(url: str) -> list[str]:
+    """
+    Open an Engine.IO long-polling session on C{/engine.io/}, send a message
+    and poll for its echo, with C{requests}.
+    """
+    base = url + "/engine.io/?EIO=4&transport=polling"
+    handshake = requests.get(base, timeout=5).text
+    sid = json.loads(handshake[1:])["sid"]
+    session = f"{base}&sid={sid}"
+    posted = requests.post(session, data="4hello", timeout=5).text
+    polled = requests.get(session, timeout=5).text
+    return [handshake[0], posted, polled]
+
+
+class EchoEndpointTests(ServerMixin, TestCase):
+    """
+    The conformance site's other endpoints: C{/echo} and C{/engine.io/}.
+    """
+
+    def setUp(self) -> None:
+        self.start_server()
+
+    @inlineCallbacks
+    def test_websocket_echo(self) -> Any:
+        echoed = yield deferToThread(_websocket_echo, self.url)
+        self.assertEqual(echoed, ["hello", b"\x00\xff"])
+
+    @inlineCallbacks
+    def test_engineio_echo(self) -> Any:
+        exchanged = yield deferToThread(_engineio_echo, self.url)
+        self.assertEqual(exchanged, ["0", "ok", "4hello"])
