@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_socketio_ack_aware -*-
 """
 Handlers registered with C{ack_aware=True} learn whether the client asked
 for an acknowledgement.
@@ -9,6 +10,8 @@ from typing import Any
 
 from tests.test_socketio_server import ServerTestCase
 from xmeet.socketio import Socket
+
+__all__ = ["AckAwareTests"]
 
 
 class AckAwareTests(ServerTestCase):

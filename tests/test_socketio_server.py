@@ -285,6 +285,25 @@ class ConnectTests(ServerTestCase):
         self.assertEqual(engine_socket.take(), ['42["hello"]', '431["answer"]', "41"])
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_disconnect_in_connect_handler(self) -> None:
+        """
+        The client is told it connected, gets what was emitted, then is
+        disconnected.
+        """
+
+        @self.main.on("connect")
+        def connect(socket: Socket, auth: dict[str, Any]) -> None:
+            socket.emit("bye")
+            socket.disconnect()
+
+        engine_socket = self.engine.open()
+        engine_socket.receive("40")
+        connected, bye, disconnect = engine_socket.take()
+        self.assertEqual((bye, disconnect), ('42["bye"]', "41"))
+        self.assertEqual(self.main.sockets, {})
+        self.assertEqual(self.disconnects[0][1], "server namespace disconnect")
+        self.assertFalse(engine_socket.closed)
+
     def test_polling_not_held(self) -> None:
         self.main.on("connect")(lambda socket, auth: socket.emit("hello"))
         engine_socket = self.engine.open()

@@ -110,6 +110,7 @@ class Socket:
     _state: _State = attrs.field(default=_State.CONNECTING, init=False)
     _held: list[Packet | PreparedEvent] | None = attrs.field(factory=list, init=False, repr=False)
     _release_call: IDelayedCall | None = attrs.field(default=None, init=False, repr=False)
+    _disconnect_requested: bool = attrs.field(default=False, init=False, repr=False)
     _acks: dict[int, Deferred[Any]] = attrs.field(factory=dict, init=False, repr=False)
     _next_ack_id: int = attrs.field(default=0, init=False, repr=False)
 
@@ -227,10 +228,16 @@ class Socket:
         Disconnect the client from this namespace, with the reason
         C{"server namespace disconnect"}.
 
+        Called from the C{connect} handler, it lets the client connect and
+        disconnects it right after, as the official server does when its
+        C{connection} handler disconnects.
+
         @param close: also close the Engine.IO session, disconnecting the
             client from every namespace.
         """
-        if self._state is _State.CONNECTED:
+        if self._state is _State.CONNECTING:
+            self._disconnect_requested = True
+        elif self._state is _State.CONNECTED:
             self._release()
             self._client.send_packet(Packet(PacketType.DISCONNECT, self.namespace.name))
             self._closed("server namespace disconnect")
@@ -266,7 +273,9 @@ class Socket:
         """
         self._state = _State.CONNECTED
         self.join(self.id)
-        if self._held and self.engine.transport == "websocket":
+        if self._disconnect_requested:
+            self.disconnect()
+        elif self._held and self.engine.transport == "websocket":
             delay = self._client.server.connect_flush_delay
             self._release_call = self._client.clock.callLater(delay, self._release)
         else:
