@@ -44,6 +44,11 @@ def _refuse_false(result: object) -> object:
     return result
 
 
+#: Packet types a client may only send to a namespace it is not connected to
+#: (and, for CONNECT_ERROR, never).
+_CONNECTION_TYPES = frozenset([PacketType.CONNECT, PacketType.CONNECT_ERROR])
+
+
 @attrs.define(eq=False)
 class Client:
     """
@@ -56,11 +61,17 @@ class Client:
 
     server: SocketIOServer
     engine_socket: EngineSocket
-    clock: IReactorTime
     _decoder: PacketDecoder = attrs.field(factory=PacketDecoder, init=False)
     _sockets: dict[str, Socket] = attrs.field(factory=dict, init=False)
     _timeout: IDelayedCall | None = attrs.field(default=None, init=False)
     _open: bool = attrs.field(default=True, init=False)
+
+    @property
+    def clock(self) -> IReactorTime:
+        """
+        The server's clock.
+        """
+        return self.server.clock
 
     @property
     def protocol(self) -> int:
@@ -102,15 +113,7 @@ class Client:
         socket = self._sockets.get(name)
         if socket is None and packet.type is PacketType.CONNECT:
             self._connect(name, query if query is not None else packet.data or {})
-        elif (
-            socket is not None
-            and socket.connected
-            and packet.type
-            not in (
-                PacketType.CONNECT,
-                PacketType.CONNECT_ERROR,
-            )
-        ):
+        elif socket is not None and socket.connected and packet.type not in _CONNECTION_TYPES:
             socket._received(packet)
         else:
             log.info(
@@ -336,7 +339,7 @@ class SocketIOServer:
         """
         A new Engine.IO session opened.
         """
-        client = self._clients[socket.sid] = Client(self, socket, self.clock)
+        client = self._clients[socket.sid] = Client(self, socket)
         client.start(self.connect_timeout)
 
     def message_received(self, socket: EngineSocket, data: str | bytes) -> None:

@@ -93,7 +93,7 @@ class Socket:
 
     Emitting, calling, joining rooms and disconnecting all work from the
     namespace's C{connect} handler already: what is emitted there is sent
-    right after the client is told it is connected.
+    once the client is told it is connected (see L{_connected}).
 
     @ivar id: the socket id, as the client sees it in C{socket.id}.
     @ivar namespace: the L{Namespace}.
@@ -285,12 +285,19 @@ class Socket:
         """
         Send what was held back, and stop holding.
         """
+        held = self._stop_holding()
+        for item in held:
+            self._send(item)
+
+    def _stop_holding(self) -> list[Packet | PreparedEvent]:
+        """
+        Stop holding packets back; return those held.
+        """
         if self._release_call is not None and self._release_call.active():
             self._release_call.cancel()
         self._release_call = None
         held, self._held = self._held, None
-        for item in held or ():
-            self._send(item)
+        return held or []
 
     def _received(self, packet: Packet) -> None:
         """
@@ -328,9 +335,7 @@ class Socket:
         was_connected = self._state is _State.CONNECTED
         self._state = _State.DISCONNECTED
         self.leave(*self._rooms)
-        if self._release_call is not None and self._release_call.active():
-            self._release_call.cancel()
-        self._held = None
+        self._stop_holding()
         self._client.forget(self)
         acks, self._acks = self._acks, {}
         for d in acks.values():
