@@ -161,6 +161,38 @@ class DemoIMTabInBrowserTests(TestCase):
         self.assertEqual(result["pageErrors"], [])
         self.assertEqual(result["foreignRequests"], [], "the page must load nothing from elsewhere")
 
+        # The page's Socket.IO client, on its own.
+        checks = result["clientChecks"]
+        self.assertEqual(
+            checks["decoded"],
+            [
+                {"type": 2, "attachments": 0, "nsp": "/", "id": None, "data": ["a", 1]},
+                {"type": 2, "attachments": 0, "nsp": "/chat", "id": None, "data": ["a"]},
+                {"type": 3, "attachments": 0, "nsp": "/", "id": 12, "data": [{"x": 1}]},
+                {"type": 3, "attachments": 0, "nsp": "/chat", "id": 7, "data": []},
+                {"type": 0, "attachments": 0, "nsp": "/", "id": None, "data": {"sid": "s"}},
+                {"type": 4, "attachments": 0, "nsp": "/", "id": None, "data": {"message": "m"}},
+                {
+                    "type": 5,
+                    "attachments": 1,
+                    "nsp": "/",
+                    "id": None,
+                    "data": ["b", {"_placeholder": True, "num": 0}],
+                },
+                {"type": 1, "attachments": 0, "nsp": "/", "id": None},
+                None,
+                None,
+            ],
+        )
+        self.assertEqual(checks["connectError"], "Invalid namespace")
+        self.assertEqual(checks["connected"], ["connected", "string"])
+        self.assertEqual(checks["tooLarge"], "message larger than the server accepts")
+        self.assertEqual(checks["logIn"], ["probe", True, True])
+        self.assertEqual(checks["pending"], "disconnected")
+        self.assertEqual(checks["reasons"], ["io client disconnect"])
+        self.assertEqual(checks["emitWhenDisconnected"], False)
+        self.assertEqual(checks["ackWhenDisconnected"], "not connected")
+
         # The page opens on the Rooms tab; the IM tab connects when shown.
         loaded = shots["alice_loaded"]
         self.assertEqual(loaded["tabs"], ["Rooms", "IM"])
@@ -216,7 +248,7 @@ class DemoIMTabInBrowserTests(TestCase):
             [(TEAM, "1", False)],
         )
         self.assertIn(
-            f"You were added to the conversation {TEAM}.",
+            f"You are now a member of the conversation {TEAM}.",
             [item["text"] for item in unread["direct"] if item["kind"] == "info"],
         )
 
@@ -250,6 +282,20 @@ class DemoIMTabInBrowserTests(TestCase):
         self.assertEqual(paged["historyStatus"], "Loaded 13 older messages. No more history.")
         self.assertTrue(paged["historyDisabled"])
 
+        # Bob's reconnection gave him a new session, which got Alice's message.
+        self.assertEqual(_texts(shots["bob_reconnected"]["direct"])[-1], "after the reconnection")
+
+        # Logging out ends the session and clears the page; a message sent
+        # meanwhile was queued, as Alice's page said, and came at the next
+        # logIn.
+        out = shots["bob_logged_out"]
+        self.assertEqual(out["status"], f"Connected (socket {out['socketId']}). Not logged in.")
+        self.assertEqual(out["convName"], "No conversation open")
+        self.assertEqual(
+            _messages(shots["alice_queued"]["direct"])[-1]["delivery"],
+            f"queued for {bob_id} (offline)",
+        )
+
         # Bob left: his page closed the conversation, Alice's said so.
         alice, bob = shots["alice_final"], shots["bob_final"]
         self.assertEqual(bob["conversations"], [])
@@ -260,12 +306,13 @@ class DemoIMTabInBrowserTests(TestCase):
             [item["text"] for item in alice["conversation"] if item["kind"] == "updated"],
             [f"{bob_id} left"],
         )
-        # Bob's reconnection gave him a new session, which got Alice's message.
-        self.assertEqual(_texts(bob["direct"])[-1], "after the reconnection")
+        self.assertEqual(_texts(bob["direct"]), ["while you were out"])
+        self.assertEqual(_messages(bob["direct"])[0]["from"], alice_id)
 
         # The session tokens stayed in the pages' memory.
-        self.assertEqual(len(result["tokens"]["alice"]), 1)
-        self.assertEqual(len(result["tokens"]["bob"]), 2)
+        # (Alice's page logged in twice: the client check as "probe", then she.)
+        self.assertEqual(len(result["tokens"]["alice"]), 2)
+        self.assertEqual(len(result["tokens"]["bob"]), 3)
         self.assertEqual(result["tokenLeaks"], [])
 
         # The pages answered every ping, or they would have been dropped.

@@ -225,6 +225,46 @@ async function checkTokenKept(page, name, token) {
   });
 }
 
+/**
+ * Exercise sio.js on its own, in the page: packet decoding, CONNECT_ERROR
+ * of an unknown namespace, the maxPayload guard, a bare logIn ack, and
+ * what a client-side disconnection does to pending acks.
+ */
+async function clientChecks() {
+  const { Client, decode } = window.XmeetSio;
+  const out = {};
+  out.decoded = ['2["a",1]', '2/chat,["a"]', '312[{"x":1}]', '3/chat,7[]', '0{"sid":"s"}',
+    '4{"message":"m"}', '51-["b",{"_placeholder":true,"num":0}]', '1', 'x', '2[oops'].map(decode);
+  out.connectError = await new Promise((resolve) => {
+    const other = new Client({ namespace: '/no-such-namespace' });
+    const timer = setTimeout(() => resolve('no answer'), 5000);
+    other.on('connect', () => { clearTimeout(timer); other.disconnect(); resolve('connected'); });
+    other.on('connect_error', (error) => { clearTimeout(timer); resolve(error.message); });
+    other.connect();
+  });
+  const client = new Client();
+  await new Promise((resolve, reject) => {
+    client.on('connect', resolve);
+    client.on('connect_error', reject);
+    client.connect();
+  });
+  out.connected = [client.state, typeof client.id];
+  out.tooLarge = await client.emitWithAck('logIn', { userId: 'x'.repeat(client.engine.maxPayload) })
+    .then(() => 'answered', (error) => error.message);
+  const ack = await client.emitWithAck('logIn', { userId: 'probe', socketId: client.id });
+  out.logIn = [ack.userId, ack.socketId === client.id, /^[0-9a-f]{32}$/.test(ack.sessionToken)];
+  const reasons = [];
+  client.on('disconnect', (reason) => reasons.push(reason));
+  const pending = client.emitWithAck('conversation/list', { sessionToken: ack.sessionToken });
+  client.disconnect();
+  out.pending = await pending.then(() => 'answered', (error) => error.message);
+  out.reasons = reasons;
+  out.emitWhenDisconnected = client.emit('logOut', {});
+  out.ackWhenDisconnected = await client.emitWithAck('logOut', {})
+    .then(() => 'answered', (error) => error.message);
+  return out;
+}
+
 async function run(options) {
   const origin = new URL(options.url).origin;
 
@@ -243,6 +283,9 @@ async function run(options) {
         (s) => s.imSelected && !s.panelHidden && s.state === 'connected' && s.socketId !== '');
     }
     await snapshot(alice, 'alice_connected');
+
+    step('the Socket.IO client on its own');
+    result.clientChecks = await alice.evaluate(clientChecks);
 
     step('a bad user id gets a visible error ack');
     await alice.fill('#im-user', 'x'.repeat(129));
@@ -346,6 +389,23 @@ async function run(options) {
     await alice.press('#im-direct-text', 'Enter');
     await until(bob, 'bob gets a direct message on the new socket',
       (s) => texts(s.direct).includes('after the reconnection'));
+    await snapshot(bob, 'bob_reconnected');
+
+    step('bob logs out, alice writes, bob logs in and gets it');
+    await bob.click('#im-logout');
+    await until(bob, 'bob is logged out',
+      (s) => !s.loggedIn && s.state === 'connected' && s.direct.length === 0 &&
+        s.conversations.length === 0);
+    await snapshot(bob, 'bob_logged_out');
+    await alice.fill('#im-direct-to', BOB);
+    await alice.fill('#im-direct-text', 'while you were out');
+    await alice.press('#im-direct-text', 'Enter');
+    await until(alice, 'alice sees it queued',
+      (s) => messages(s.direct).some((m) => m.text === 'while you were out' && m.delivery));
+    await logIn(bob, BOB);
+    await until(bob, 'bob gets the queued message',
+      (s) => sameList(texts(s.direct), ['while you were out']) && s.conversations.length === 1);
+    await snapshot(alice, 'alice_queued');
 
     step('bob leaves the conversation');
     await bob.click('#im-conversations [data-testid="im-conversation-item"] button');
@@ -359,7 +419,7 @@ async function run(options) {
     await snapshot(bob, 'bob_final');
 
     step('the tokens stayed in memory');
-    await checkTokenKept(alice, 'alice', result.tokens.alice[result.tokens.alice.length - 1]);
+    for (const token of result.tokens.alice) { await checkTokenKept(alice, 'alice', token); }
     for (const token of result.tokens.bob) { await checkTokenKept(bob, 'bob', token); }
 
     if (options.screenshots) {

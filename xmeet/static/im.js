@@ -521,7 +521,9 @@
       panel.dataset.socketId = data && data.socketId ? String(data.socketId) : '';
     });
 
-    client.on('error', function (data) { showError('error event', data, 'error event ' + JSON.stringify(data)); });
+    client.on('error', function (data) {
+      showError('error event', data && typeof data === 'object' ? data : null, JSON.stringify(data));
+    });
 
     client.on('message/direct', function (data) {
       if (data && typeof data === 'object') { showDirect(data, 'live'); }
@@ -558,7 +560,7 @@
         if (!member) { closeConversation('You are no longer a member of ' + nameOf(conversation) + '.'); }
         renderHeader();
       } else if (member && !before) {
-        append(ui.directLog, eventItem('info', 'You were added to the conversation ' + nameOf(conversation) + '.'));
+        append(ui.directLog, eventItem('info', 'You are now a member of the conversation ' + nameOf(conversation) + '.'));
       }
       renderConversations();
     });
@@ -607,7 +609,9 @@
         wanted = null;
         me = null;
         conversations = new Map();
-        closeConversation(null);
+        directIds = new Set();
+        ui.directLog.textContent = '';
+        closeConversation('Logged out.');
         renderConversations();
         connectionStatus();
         updateControls();
