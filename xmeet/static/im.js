@@ -111,7 +111,6 @@
       ui.status.dataset.state = state;
       ui.status.textContent = text;
       panel.dataset.state = state;
-      panel.dataset.user = me || '';
     }
 
     function connectionStatus() {
@@ -639,9 +638,9 @@
     });
 
     function connect() {
-      token = null;
-      setStatus('connecting', 'Connecting…');
       client.connect();
+      token = null;
+      if (client.state === 'connecting') { setStatus('connecting', 'Connecting…'); }
       updateControls();
     }
 

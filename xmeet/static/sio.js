@@ -152,7 +152,7 @@
 
   /** Open a new connection, ending the current one if any. */
   Client.prototype.connect = function () {
-    if (this._ws) { this._close('io client disconnect', true); }
+    this.disconnect();
     var self = this;
     var ws;
     try {
