@@ -18,6 +18,14 @@ After acking a successful C{logIn}, the handler calls L{IMService.flush_offline}
 for the socket, in the same reactor turn: the queued messages then arrive
 after the ack, in order, and once. Messages for a user arriving between the
 two calls join the queue, so they stay in order too.
+
+In a cluster, every node holds a replica of the IM state (who is online on
+which node, conversations with their histories, offline queues) and its
+backend (L{xmeet.store.im_interfaces.IIMBackend}) tells the other nodes
+every change: calls stay synchronous, and each node pushes to its own
+sockets. A message for a user online on another node goes there through
+the backend; a message queued on one node is delivered by whichever node
+the user logs in on, which tells the others to forget it.
 """
 
 from __future__ import annotations
@@ -28,9 +36,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from zope.interface import Attribute, Interface
+from zope.interface import Attribute, Interface, implementer
 
 from xmeet.config import Settings
 from xmeet.core.ids import IdGenerator
@@ -53,6 +62,21 @@ from xmeet.core.im import (
     session_token,
 )
 from xmeet.core.limits import TokenBucket
+from xmeet.store.im_interfaces import (
+    ConversationChanged,
+    ConversationState,
+    Flushed,
+    IIMBackend,
+    IIMListener,
+    IMEvent,
+    IMSnapshot,
+    MessageSent,
+    NodeGone,
+    NodePresence,
+    PresenceChanged,
+    Stamp,
+)
+from xmeet.store.im_memory import MemoryIMBackend
 
 __all__ = ["DEFAULT_OFFLINE_LIMIT", "DEFAULT_OFFLINE_USERS", "IIMClient", "IMService"]
 
@@ -98,11 +122,12 @@ class _Session:
 @attrs.define(eq=False)
 class _Thread:
     """
-    A conversation and its bounded history.
+    A conversation, its version and its bounded history.
     """
 
     conversation: Conversation
     log: MessageLog
+    stamp: Stamp
 
 
 def _ok(body: dict[str, Any], status: int = 200) -> dict[str, Any]:
@@ -113,9 +138,11 @@ def _conversation_ack(conversation: Conversation) -> dict[str, Any]:
     return _ok({"conversation": conversation.as_json()})
 
 
+@implementer(IIMListener)
 class IMService:
     """
-    Sessions, conversations and offline queues of one node.
+    Sessions, conversations and offline queues of one node, and its replica
+    of the cluster's IM state.
 
     Limits come from C{settings}: C{max_message_size} bounds message
     contents and conversations, C{history_size} the messages kept per
@@ -127,6 +154,7 @@ class IMService:
         in as anyone, as with the original service.
     @param offline_limit: messages queued per offline user.
     @param offline_users: offline users with a queue.
+    @param backend: how other nodes are told; by default there are none.
     """
 
     def __init__(
@@ -137,6 +165,7 @@ class IMService:
         auth_secret: str | None = None,
         offline_limit: int = DEFAULT_OFFLINE_LIMIT,
         offline_users: int = DEFAULT_OFFLINE_USERS,
+        backend: IIMBackend | None = None,
     ) -> None:
         self._clock = clock
         self._settings = settings
@@ -144,12 +173,37 @@ class IMService:
         self._secret = None if auth_secret is None else auth_secret.encode("utf-8")
         self._offline_limit = offline_limit
         self._offline_users = offline_users
+        self._backend: IIMBackend = backend if backend is not None else MemoryIMBackend()
+        self._node = self._backend.node_id
+        self._ready = True
         self._sessions: dict[str, _Session] = {}
         self._by_socket: dict[str, _Session] = {}
         self._by_user: dict[str, dict[str, _Session]] = {}
         self._threads: dict[str, _Thread] = {}
         self._memberships: dict[str, dict[str, None]] = {}
         self._offline: OrderedDict[str, deque[tuple[str, dict[str, Any]]]] = OrderedDict()
+        self._remote: dict[str, set[str]] = {}
+        self._node_users: dict[str, set[str]] = {}
+
+    def start(self) -> Deferred[None]:
+        """
+        Load the shared state and hear the other nodes; calls are refused
+        (503) until the backend says the node may serve.
+        """
+        self._ready = False
+        starting = self._backend.start(self)
+        starting.addCallback(self._serve)
+        return starting
+
+    def _serve(self, ignored: object) -> None:
+        self._ready = True
+        log.info("IM service ready")
+
+    def stop(self) -> Deferred[None]:
+        """
+        Leave the cluster: the other nodes count this node's users offline.
+        """
+        return self._backend.stop()
 
     def is_online(self, user_id: str) -> bool:
         """
@@ -157,11 +211,22 @@ class IMService:
         """
         return user_id in self._by_user
 
+    def is_reachable(self, user_id: str) -> bool:
+        """
+        Whether C{user_id} has a logged-in socket on a node this one can
+        reach now: this node, or another while the backend is connected.
+        """
+        return user_id in self._by_user or (self._backend.connected and user_id in self._remote)
+
     def queued(self, user_id: str) -> int:
         """
         How many messages wait for C{user_id} to log in.
         """
         return len(self._offline.get(user_id, ()))
+
+    def _check_ready(self) -> None:
+        if not self._ready:
+            raise IMError.of(503, "the IM service is loading its state; try again shortly")
 
     # Sessions
 
@@ -172,6 +237,7 @@ class IMService:
         A socket holds one session: logging in again ends the previous one
         (its token stops working).
         """
+        self._check_ready()
         request = parse_log_in(payload)
         if self._secret is not None:
             check_signature(self._secret, request.user_id, request.signature)
@@ -186,7 +252,10 @@ class IMService:
         )
         self._sessions[session.token] = session
         self._by_socket[client.id] = session
-        self._by_user.setdefault(session.user_id, {})[client.id] = session
+        sockets = self._by_user.setdefault(session.user_id, {})
+        sockets[client.id] = session
+        if len(sockets) == 1:
+            self._backend.publish(PresenceChanged(self._node, session.user_id, True))
         log.info("user {user!r} logged in on {socket}", user=session.user_id, socket=client.id)
         return {"userId": session.user_id, "socketId": client.id, "sessionToken": session.token}
 
@@ -194,22 +263,33 @@ class IMService:
         """
         Push the messages queued while the user of C{client}'s session had
         no socket to every socket of that user, oldest first, and forget
-        them. Call it right after acking C{logIn}.
+        them (on every node). Call it right after acking C{logIn}.
 
         @return: how many messages were delivered.
         """
         session = self._by_socket.get(client.id)
         if session is None:
             return 0
-        queue = self._offline.pop(session.user_id, None) or ()
+        return self._flush(session.user_id)
+
+    def _flush(self, user_id: str) -> int:
+        """
+        Deliver C{user_id}'s queue to its sockets here, and have the other
+        nodes deliver it to theirs and forget it.
+        """
+        queue = self._offline.pop(user_id, None) or ()
         for event, data in queue:
-            self._push(self._by_user[session.user_id].values(), event, data)
+            self._push(self._by_user[user_id].values(), event, data)
+        if queue:
+            ids = tuple(data["id"] for _, data in queue)
+            self._backend.publish(Flushed(self._node, user_id, ids))
         return len(queue)
 
     def log_out(self, client: IIMClient | None, payload: object) -> dict[str, Any]:
         """
         C{logOut}: end the session; the socket stays connected.
         """
+        self._check_ready()
         session = self._authenticate(client, require_object(payload))
         self._end(session)
         return _ok({})
@@ -229,6 +309,7 @@ class IMService:
         del sockets[session.client.id]
         if not sockets:
             del self._by_user[session.user_id]
+            self._backend.publish(PresenceChanged(self._node, session.user_id, False))
         log.info(
             "user {user!r} logged out of {socket}", user=session.user_id, socket=session.client.id
         )
@@ -239,6 +320,7 @@ class IMService:
         socket; C{client} is C{None} for the HTTP API, where the bearer
         token alone names the session.
         """
+        self._check_ready()
         session = self._sessions.get(session_token(fields))
         if session is None:
             raise IMError.of(401, "unknown sessionToken")
@@ -257,19 +339,46 @@ class IMService:
         for session in sessions:
             session.client.push(event, data)
 
-    def _deliver(self, user_id: str, event: str, data: dict[str, Any]) -> bool:
+    def _route(self, users: Iterable[str]) -> tuple[list[str], list[str], list[str], list[str]]:
         """
-        Push to every socket of C{user_id}, or queue if it has none (or has
-        a queue not flushed yet, which keeps the order).
+        Split C{users}: those to push to and those to queue for (no socket
+        in reach, or a queue not flushed yet, which keeps the order); and
+        those online and offline, for the ack.
+        """
+        deliver: list[str] = []
+        queue: list[str] = []
+        online: list[str] = []
+        offline: list[str] = []
+        for user in users:
+            reachable = self.is_reachable(user)
+            (online if reachable else offline).append(user)
+            (deliver if reachable and user not in self._offline else queue).append(user)
+        return deliver, queue, online, offline
 
-        @return: whether the user is online.
+    def _send(self, message: MessageSent, calling: IIMClient | None) -> None:
         """
-        sockets = self._by_user.get(user_id)
-        if sockets and user_id not in self._offline:
-            self._push(sockets.values(), event, data)
-        else:
-            self._enqueue(user_id, event, data)
-        return bool(sockets)
+        Apply a message of this node's user and tell the other nodes.
+        """
+        self._apply_message(message, None if calling is None else calling.id)
+        self._backend.publish(message)
+
+    def _apply_message(self, message: MessageSent, calling: str | None) -> None:
+        """
+        Keep C{message} in its conversation's history, push it to the
+        sockets here of its recipients (but the C{calling} one) and queue
+        it for the others.
+        """
+        data = dict(message.data)
+        if message.conversation_id is not None:
+            thread = self._threads.get(message.conversation_id)
+            if thread is not None:
+                thread.log.append(data["id"], data)
+        for user in message.deliver:
+            for socket_id, session in self._by_user.get(user, {}).items():
+                if socket_id != calling:
+                    session.client.push(message.event, data)
+        for user in message.queue:
+            self._enqueue(user, message.event, data)
 
     def _enqueue(self, user_id: str, event: str, data: dict[str, Any]) -> None:
         queue = self._offline.pop(user_id, None)
@@ -282,17 +391,6 @@ class IMService:
         while len(self._offline) > self._offline_users:
             dropped, _ = self._offline.popitem(last=False)
             log.warn("too many offline users: queue of {user!r} dropped", user=dropped)
-
-    def _others(self, session: _Session, client: IIMClient | None) -> list[_Session]:
-        """
-        The sockets of C{session}'s user but the calling one.
-        """
-        calling = None if client is None else client.id
-        return [
-            other
-            for socket_id, other in self._by_user.get(session.user_id, {}).items()
-            if socket_id != calling
-        ]
 
     def _now(self) -> int:
         return int(self._clock.seconds() * 1000)
@@ -316,11 +414,13 @@ class IMService:
             request.text_content,
             self._now(),
         )
-        event = message.as_event()
-        online: list[str] = []
-        offline: list[str] = []
-        for target in request.target_ids:
-            (online if self._deliver(target, "message/direct", event) else offline).append(target)
+        deliver, queue, online, offline = self._route(request.target_ids)
+        self._send(
+            MessageSent(
+                self._node, "message/direct", message.as_event(), tuple(deliver), tuple(queue)
+            ),
+            None,
+        )
         sent = list(request.target_ids)
         return _ok({"id": message.id, "sent": sent, "online": online, "offline": offline}, 201)
 
@@ -344,15 +444,23 @@ class IMService:
             request.content,
             self._now(),
         )
-        event = message.as_event()
-        thread.log.append(message.id, event)
-        online: list[str] = []
-        offline: list[str] = []
-        for member in thread.conversation.members:
-            if member != session.user_id and member not in request.ignore_ids:
-                delivered = self._deliver(member, "message/conversation", event)
-                (online if delivered else offline).append(member)
-        self._push(self._others(session, client), "message/conversation", event)
+        recipients = [
+            member
+            for member in thread.conversation.members
+            if member != session.user_id and member not in request.ignore_ids
+        ]
+        deliver, queue, online, offline = self._route(recipients)
+        self._send(
+            MessageSent(
+                self._node,
+                "message/conversation",
+                message.as_event(),
+                (*deliver, session.user_id),
+                tuple(queue),
+                request.conversation_id,
+            ),
+            client,
+        )
         return _ok({"id": message.id, "sent": {"online": online, "offline": offline}}, 201)
 
     # Conversations
@@ -371,18 +479,37 @@ class IMService:
         before: Iterable[str] = (),
     ) -> None:
         """
-        Keep C{conversation} as the new state of C{thread} and push
+        Keep C{conversation} as the new version of C{thread}, push
         C{conversation/updated} to the sockets of its members and of those
-        of C{before} who are members no more, but the calling socket.
+        of C{before} who are members no more, but the calling socket, and
+        tell the other nodes.
         """
-        former = [user for user in before if not conversation.is_member(user)]
+        former = tuple(user for user in before if not conversation.is_member(user))
+        stamp = Stamp(thread.stamp.number + 1, self._node)
+        self._replace(thread, conversation, stamp, former, None if client is None else client.id)
+        self._backend.publish(ConversationChanged(self._node, stamp, conversation, former))
+
+    def _replace(
+        self,
+        thread: _Thread,
+        conversation: Conversation,
+        stamp: Stamp,
+        former: Iterable[str],
+        calling: str | None,
+    ) -> None:
+        """
+        Make C{conversation} the state of C{thread} here and push
+        C{conversation/updated} to this node's sockets of its members and
+        of C{former}, but C{calling}.
+        """
+        former = [user for user in former if not conversation.is_member(user)]
         self._unindex(conversation.id, former)
         thread.conversation = conversation
+        thread.stamp = stamp
         for member in conversation.members:
             self._memberships.setdefault(member, {})[conversation.id] = None
         data = {"conversation": conversation.as_json()}
-        calling = None if client is None else client.id
-        for user in (*former, *conversation.members):
+        for user in dict.fromkeys((*former, *conversation.members)):
             for socket_id, other in self._by_user.get(user, {}).items():
                 if socket_id != calling:
                     other.client.push("conversation/updated", data)
@@ -393,6 +520,11 @@ class IMService:
             conversations.pop(conversation_id, None)
             if not conversations:
                 self._memberships.pop(user, None)
+
+    def _new_thread(self, conversation: Conversation, stamp: Stamp) -> _Thread:
+        thread = _Thread(conversation, MessageLog(self._settings.history_size), stamp)
+        self._threads[conversation.id] = thread
+        return thread
 
     def conversation_add(self, client: IIMClient | None, payload: object) -> dict[str, Any]:
         """
@@ -406,8 +538,7 @@ class IMService:
         )
         conversation.check_size(self._settings.max_message_size)
         self._take_token(session)
-        thread = _Thread(conversation, MessageLog(self._settings.history_size))
-        self._threads[conversation.id] = thread
+        thread = self._new_thread(conversation, Stamp(0, self._node))
         self._store(thread, conversation, client)
         return _ok({"id": conversation.id, "conversation": conversation.as_json()}, 201)
 
@@ -493,3 +624,128 @@ class IMService:
         if not thread.conversation.is_member(session.user_id):
             raise IMError.of(403, "only members may read this conversation")
         return _ok({"messages": thread.log.page(request.before, request.limit)})
+
+    # The other nodes
+
+    def im_event(self, event: IMEvent) -> None:
+        """
+        Apply another node's change to the replica and push it to the
+        sockets of this node.
+        """
+        if isinstance(event, PresenceChanged):
+            self._presence(event.node, event.user, event.online)
+        elif isinstance(event, NodePresence):
+            self._node_gone(event.node)
+            for user in event.users:
+                self._presence(event.node, user, True)
+        elif isinstance(event, NodeGone):
+            self._node_gone(event.node)
+        elif isinstance(event, MessageSent):
+            self._remote_message(event)
+        elif isinstance(event, Flushed):
+            self._flushed(event)
+        else:
+            self._remote_change(event)
+
+    def _presence(self, node: str, user: str, online: bool) -> None:
+        if node == self._node:
+            return
+        if online:
+            self._remote.setdefault(user, set()).add(node)
+            self._node_users.setdefault(node, set()).add(user)
+            return
+        nodes = self._remote.get(user, set())
+        nodes.discard(node)
+        if not nodes:
+            self._remote.pop(user, None)
+        users = self._node_users.get(node, set())
+        users.discard(user)
+        if not users:
+            self._node_users.pop(node, None)
+
+    def _node_gone(self, node: str) -> None:
+        for user in list(self._node_users.get(node, ())):
+            self._presence(node, user, False)
+
+    def _remote_message(self, message: MessageSent) -> None:
+        """
+        A message of another node. A recipient with sockets here gets the
+        messages queued for it at once, in order: it logged in here while
+        the sender still thought it offline, or before its queue was
+        flushed.
+        """
+        late = [user for user in message.deliver if user in self._offline and user in self._by_user]
+        if late:
+            message = attrs.evolve(
+                message,
+                deliver=tuple(user for user in message.deliver if user not in late),
+                queue=(*message.queue, *late),
+            )
+        self._apply_message(message, None)
+        for user in dict.fromkeys(message.queue):
+            if user in self._by_user:
+                self._flush(user)
+
+    def _flushed(self, event: Flushed) -> None:
+        """
+        Another node delivered C{event.ids} of a user's queue: push to the
+        user's sockets here those still queued here, and forget them.
+        """
+        queue = self._offline.get(event.user)
+        if queue is None:
+            return
+        ids = set(event.ids)
+        delivered = [entry for entry in queue if entry[1]["id"] in ids]
+        kept = [entry for entry in queue if entry[1]["id"] not in ids]
+        if kept:
+            self._offline[event.user] = deque(kept, maxlen=queue.maxlen)
+        else:
+            del self._offline[event.user]
+        for event_name, data in delivered:
+            self._push(self._by_user.get(event.user, {}).values(), event_name, data)
+
+    def _remote_change(self, change: ConversationChanged) -> None:
+        """
+        Another node's version of a conversation, kept if it is newer than
+        this node's.
+        """
+        conversation = change.conversation
+        thread = self._threads.get(conversation.id)
+        if thread is None:
+            thread = self._new_thread(conversation, change.stamp)
+        elif change.stamp <= thread.stamp:
+            return
+        former = (*change.former, *thread.conversation.members)
+        self._replace(thread, conversation, change.stamp, former, None)
+
+    def im_snapshot(self, snapshot: IMSnapshot) -> None:
+        """
+        The stored state replaces the replica's view: newer conversations,
+        their histories, the offline queues (delivered at once to users
+        with sockets here) and the other nodes' users.
+        """
+        for state in snapshot.conversations:
+            self._restore(state)
+        self._offline = OrderedDict()
+        for user, entries in snapshot.offline.items():
+            for event, data in entries:
+                self._enqueue(user, event, dict(data))
+        self._remote = {}
+        self._node_users = {}
+        for node, users in snapshot.presence.items():
+            for user in users:
+                self._presence(node, user, True)
+        for user in [user for user in self._offline if user in self._by_user]:
+            self._flush(user)
+
+    def _restore(self, state: ConversationState) -> None:
+        conversation = state.conversation
+        thread = self._threads.get(conversation.id)
+        if thread is None:
+            thread = self._new_thread(conversation, state.stamp)
+            self._replace(thread, conversation, state.stamp, (), None)
+        elif state.stamp > thread.stamp:
+            self._replace(thread, conversation, state.stamp, thread.conversation.members, None)
+        thread.log = MessageLog(self._settings.history_size)
+        for entry in state.history:
+            thread.log.append(entry["id"], dict(entry))

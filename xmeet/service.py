@@ -29,9 +29,14 @@ from xmeet.handlers.socketio_app import register_socketio_app
 from xmeet.im import IMService
 from xmeet.rooms import RoomService
 from xmeet.socketio import SocketIOServer
+from xmeet.store.im_interfaces import IIMBackend
+from xmeet.store.im_memory import MemoryIMBackend
+from xmeet.store.im_redis import RedisIMBackend
 from xmeet.store.interfaces import IRoomBackend
 from xmeet.store.memory import MemoryRoomBackend
 from xmeet.store.redis import RedisRoomBackend, parse_redis_url
+from xmeet.store.redis_link import RedisLink
+from xmeet.store.redis_link import parse_redis_url as parse_link_url
 from xmeet.web import XmeetSite, build_root
 from xmeet.xgate import XgateResource
 
@@ -69,6 +74,7 @@ class Node:
         Start hearing other nodes.
         """
         self.rooms.start()
+        self.im.start()
 
     def health(self) -> dict[str, Any]:
         """
@@ -109,7 +115,24 @@ class Node:
         Close every Socket.IO session and leave the cluster cleanly.
         """
         self.engine.close_all()
-        return self.rooms.stop()
+        leaving = self.im.stop()
+        leaving.addBoth(lambda _: self.rooms.stop())
+        return leaving
+
+
+def _im_backend(reactor: Any, settings: Settings, node_id: str) -> IIMBackend:
+    if settings.redis_url is None:
+        return MemoryIMBackend(node_id)
+    link = RedisLink(
+        reactor,
+        reactor,
+        parse_link_url(settings.redis_url),
+        settings.redis_prefix,
+        node_id,
+        settings.node_timeout,
+        name="IM",
+    )
+    return RedisIMBackend(link, settings.history_size, settings.offline_limit, own_link=True)
 
 
 def _backend(reactor: Any, settings: Settings, node_id: str) -> IRoomBackend:
@@ -165,6 +188,7 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
         ids,
         auth_secret=settings.auth_secret,
         offline_limit=settings.offline_limit,
+        backend=_im_backend(reactor, settings, node_id),
     )
     gate = XgateResource(rooms, settings, reactor, Random())
     engine = EngineIOServer(

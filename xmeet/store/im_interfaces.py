@@ -1,0 +1,207 @@
+# -*- test-case-name: tests.test_im_backend -*-
+"""
+What the IM service needs from the world outside its process: a way to
+tell the other nodes what changed, and the shared state to start from.
+
+Every node keeps a replica of the IM state in memory (presence, the
+conversations and their histories, the offline queues), so that the
+service answers every call synchronously. A change is applied to the
+local replica first, then published as one of the events below: the
+backend stores its effect durably and every other node applies it to its
+replica and pushes it to its own sockets.
+
+L{xmeet.store.im_memory} is the backend of a node on its own;
+L{xmeet.store.im_redis} shares the state through Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+from twisted.internet.defer import Deferred
+from zope.interface import Attribute, Interface
+
+from xmeet.core.im import Conversation
+
+__all__ = [
+    "ConversationChanged",
+    "ConversationState",
+    "Flushed",
+    "IIMBackend",
+    "IIMListener",
+    "IMEvent",
+    "IMSnapshot",
+    "MessageSent",
+    "NodeGone",
+    "NodePresence",
+    "PresenceChanged",
+    "Stamp",
+]
+
+
+@attrs.frozen(order=True)
+class Stamp:
+    """
+    The version of a conversation: a change on node C{node} of the version
+    C{number - 1}. Stamps are totally ordered, so every node keeps the
+    same document when two nodes change a conversation at once.
+    """
+
+    number: int
+    node: str
+
+
+@attrs.frozen
+class PresenceChanged:
+    """
+    User C{user} has a logged-in socket on C{node} now (C{online}), or no
+    more.
+    """
+
+    node: str
+    user: str
+    online: bool
+
+
+@attrs.frozen
+class NodePresence:
+    """
+    Every user with a logged-in socket on C{node}, replacing what was
+    known of it (sent when a node's link to the others returns).
+    """
+
+    node: str
+    users: tuple[str, ...]
+
+
+@attrs.frozen
+class NodeGone:
+    """
+    Node C{node} left the cluster, cleanly or found dead: its users are no
+    longer online there.
+    """
+
+    node: str
+
+
+@attrs.frozen
+class MessageSent:
+    """
+    A message sent by a user of C{node}: pushed as C{event} with C{data}
+    to the sockets of C{deliver}, queued for C{queue} (who had no socket,
+    or a queue not delivered yet), and appended to the history of
+    C{conversation_id} when given.
+    """
+
+    node: str
+    event: str
+    data: Mapping[str, Any]
+    deliver: tuple[str, ...]
+    queue: tuple[str, ...]
+    conversation_id: str | None = None
+
+
+@attrs.frozen
+class Flushed:
+    """
+    The queued messages C{ids} of C{user} were delivered to its sockets on
+    C{node}: every node delivers those it still holds to its own sockets of
+    the user, then forgets them.
+    """
+
+    node: str
+    user: str
+    ids: tuple[str, ...]
+
+
+@attrs.frozen
+class ConversationChanged:
+    """
+    Conversation C{conversation} at version C{stamp} (created or changed);
+    C{former} were members before the change and are not any more.
+    """
+
+    node: str
+    stamp: Stamp
+    conversation: Conversation
+    former: tuple[str, ...] = ()
+
+
+IMEvent = PresenceChanged | NodePresence | NodeGone | MessageSent | Flushed | ConversationChanged
+
+
+@attrs.frozen
+class ConversationState:
+    """
+    A stored conversation with its version and its history, oldest first.
+    """
+
+    stamp: Stamp
+    conversation: Conversation
+    history: Sequence[Mapping[str, Any]] = ()
+
+
+@attrs.frozen
+class IMSnapshot:
+    """
+    The shared IM state as stored: conversations, offline queues (user to
+    C{(event, data)} pairs, oldest first) and the users online on each
+    node.
+    """
+
+    conversations: Sequence[ConversationState] = ()
+    offline: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]] = attrs.field(factory=dict)
+    presence: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+
+
+class IIMListener(Interface):
+    """
+    The IM service, as its backend sees it.
+    """
+
+    def im_event(event: IMEvent) -> None:
+        """
+        An event of another node (or of this node's backend itself, when it
+        finds a node dead): apply it to the replica, push to local sockets.
+        """
+
+    def im_snapshot(snapshot: IMSnapshot) -> None:
+        """
+        The stored state as it is now, at start or after an outage, when
+        events may have been missed: it replaces the replica's view.
+        """
+
+
+class IIMBackend(Interface):
+    """
+    Keeps the IM state and tells other nodes what changes.
+    """
+
+    node_id = Attribute("This node's id, unique across the cluster and restarts.")
+
+    connected = Attribute(
+        "Whether the other nodes hear this one now: users online only on other"
+        " nodes count as offline (their messages are queued) while it is false."
+    )
+
+    def start(listener: IIMListener) -> Deferred[None]:
+        """
+        Deliver other nodes' events to C{listener} from now on, after the
+        stored state (L{IIMListener.im_snapshot}). Fires once the node may
+        serve: when the state was loaded, or when it could not be within a
+        bounded time (the node then serves from memory and loads it later).
+        Never fails.
+        """
+
+    def publish(event: IMEvent) -> None:
+        """
+        Store the effect of C{event}, already applied by this node, and pass
+        it to the other nodes, in the order of the calls.
+        """
+
+    def stop() -> Deferred[None]:
+        """
+        Leave the cluster cleanly: this node's users are offline here.
+        """

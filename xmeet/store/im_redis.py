@@ -1,0 +1,585 @@
+# -*- test-case-name: tests.test_im_backend,tests.test_im_cluster -*-
+"""
+The IM backend of a cluster node: IM state stored in Redis, changes fanned
+out on one pub/sub channel, over the node's shared L{RedisLink}.
+
+Key layout, every key and channel under the configured prefix C{P}:
+
+  - C{P im:conversations}: hash, conversation id to C{"VERSION NODE JSON"}:
+    the conversation document and its version (L{Stamp}); a Lua script
+    writes it only when the stored version is older, so Redis keeps the
+    version every replica keeps;
+  - C{P im:history:CONVERSATION}: list of message events (JSON), newest
+    first, trimmed to the history size;
+  - C{P im:offline:USER}: list of C{"ID JSON"} entries, oldest first,
+    trimmed to the offline limit, where JSON is C{[event, data]};
+  - C{P im:presence:NODE}: set of users with a logged-in socket on NODE;
+  - C{P im:nodes}: set of nodes that may have users online;
+  - C{P im:reaper:NODE}: who is removing a dead NODE's users;
+  - channel C{P im}: every change, as JSON with the node that made it.
+
+A node loads the replica (conversations, histories, offline queues,
+presence) once subscribed, so that nothing published meanwhile is missed;
+events heard while it reads are applied after, those already read
+skipped. After an outage it reads again, and tells the others to read
+again when it wrote while Redis was away.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from xmeet.core.im import Conversation
+from xmeet.store.im_interfaces import (
+    ConversationChanged,
+    ConversationState,
+    Flushed,
+    IIMBackend,
+    IIMListener,
+    IMEvent,
+    IMSnapshot,
+    MessageSent,
+    NodeGone,
+    NodePresence,
+    PresenceChanged,
+    Stamp,
+)
+from xmeet.store.redis_link import READ_TIMEOUT, ILinkClient, RedisLink
+
+__all__ = ["IMEventError", "RedisIMBackend", "decode_im_event", "encode_im_event"]
+
+log = Logger()
+
+LOAD_TIMEOUT = 30.0
+"""
+Seconds a node waits for the whole stored state before giving up on this
+read (a later reconnect reads again).
+"""
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+_STORE_CONVERSATION = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+if stored then
+  local number, node = string.match(stored, '^(%d+) (%S+) ')
+  if number then
+    number = tonumber(number)
+    local given = tonumber(ARGV[2])
+    if number > given or (number == given and node >= ARGV[3]) then
+      return 0
+    end
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+return 1
+"""
+"""
+Write a conversation unless the stored version is as new: concurrent
+writers leave the greatest L{Stamp}, as every replica does.
+"""
+
+_REMOVE_QUEUED = """
+local wanted = {}
+for _, id in ipairs(ARGV) do wanted[id] = true end
+local removed = 0
+for _, entry in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local id = string.match(entry, '^(%S+) ')
+  if id and wanted[id] then
+    removed = removed + redis.call('LREM', KEYS[1], 1, entry)
+  end
+end
+return removed
+"""
+"""
+Remove the queued entries of the given message ids from an offline queue.
+"""
+
+
+@attrs.frozen
+class _ReadAgain:
+    """
+    A node asks every other to read the stored state again: it wrote there
+    while Redis was away from it.
+    """
+
+    node: str
+
+
+class IMEventError(ValueError):
+    """
+    A message on the IM channel that is not an event.
+    """
+
+
+def _conversation_of(document: Mapping[str, Any]) -> Conversation:
+    fields = dict(document)
+    try:
+        return Conversation(
+            id=fields.pop("id"),
+            name=fields.pop("name"),
+            admin=tuple(fields.pop("admin")),
+            members=tuple(fields.pop("members")),
+            protected=tuple(fields.pop("protected")),
+            created_at=fields.pop("createdAt"),
+            custom=fields,
+        )
+    except (KeyError, TypeError) as error:
+        raise IMEventError(f"not a conversation: {error}") from None
+
+
+def encode_im_event(event: IMEvent) -> str:
+    """
+    The JSON text of C{event} on the IM channel.
+    """
+    fields: dict[str, Any]
+    if isinstance(event, PresenceChanged):
+        fields = {"kind": "presence", "user": event.user, "online": event.online}
+    elif isinstance(event, NodePresence):
+        fields = {"kind": "node", "users": list(event.users)}
+    elif isinstance(event, NodeGone):
+        fields = {"kind": "gone"}
+    elif isinstance(event, MessageSent):
+        fields = {
+            "kind": "message",
+            "event": event.event,
+            "data": event.data,
+            "deliver": list(event.deliver),
+            "queue": list(event.queue),
+            "conversation": event.conversation_id,
+        }
+    elif isinstance(event, Flushed):
+        fields = {"kind": "flushed", "user": event.user, "ids": list(event.ids)}
+    else:
+        fields = {
+            "kind": "conversation",
+            "version": event.stamp.number,
+            "conversation": event.conversation.as_json(),
+            "former": list(event.former),
+        }
+    return _encoder.encode({"node": event.node, **fields})
+
+
+def decode_im_event(text: str) -> IMEvent | _ReadAgain:
+    """
+    The event of a message on the IM channel, or a node's request to read
+    the stored state again.
+
+    @raise IMEventError: when C{text} is no event.
+    """
+    try:
+        fields = json.loads(text)
+        node = fields["node"]
+        kind = fields["kind"]
+        if kind == "presence":
+            return PresenceChanged(node, fields["user"], bool(fields["online"]))
+        if kind == "node":
+            return NodePresence(node, tuple(fields["users"]))
+        if kind == "gone":
+            return NodeGone(node)
+        if kind == "message":
+            return MessageSent(
+                node,
+                fields["event"],
+                fields["data"],
+                tuple(fields["deliver"]),
+                tuple(fields["queue"]),
+                fields["conversation"],
+            )
+        if kind == "flushed":
+            return Flushed(node, fields["user"], tuple(fields["ids"]))
+        if kind == "conversation":
+            return ConversationChanged(
+                node,
+                Stamp(int(fields["version"]), node),
+                _conversation_of(fields["conversation"]),
+                tuple(fields["former"]),
+            )
+        if kind == "resync":
+            return _ReadAgain(node)
+    except (TypeError, ValueError, KeyError) as error:
+        raise IMEventError(f"malformed IM event: {error!r}") from None
+    raise IMEventError(f"unknown IM event kind {kind!r}")
+
+
+def _queued(event: str, data: Mapping[str, Any]) -> str:
+    return f"{data['id']} {_encoder.encode([event, data])}"
+
+
+def _stored_conversation(stamp: Stamp, conversation: Conversation) -> str:
+    return f"{stamp.number} {stamp.node} {_encoder.encode(conversation.as_json())}"
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+@implementer(IIMBackend, ILinkClient)
+class RedisIMBackend:
+    """
+    IM state in Redis, shared by every node using the same Redis and
+    prefix.
+
+    @param link: the node's link to Redis, shared with the room backend.
+    @param history_size: messages kept per conversation.
+    @param offline_limit: messages kept per offline user.
+    @param own_link: whether the backend stops the link when it stops
+        (or another backend using the link does).
+    """
+
+    def __init__(
+        self, link: RedisLink, history_size: int, offline_limit: int, own_link: bool = False
+    ) -> None:
+        self.node_id = link.node_id
+        self._link = link
+        self._own_link = own_link
+        self._clock = link.clock
+        self._history_size = history_size
+        self._offline_limit = offline_limit
+        self._channel = link.key("im")
+        self._listener: IIMListener | None = None
+        self._serving: Deferred[None] = Deferred()
+        self._patience: IDelayedCall | None = None
+        self._subscribed_on: Any = None
+        self._buffer: list[IMEvent] | None = None
+        self._read_again = False
+        self._wrote_away = False
+        self._local_users: set[str] = set()
+        self._reaper = LoopingCall(self._reap)
+        self._reaper.clock = self._clock
+
+    @property
+    def connected(self) -> bool:
+        """
+        Whether the other nodes hear this one: commands reach Redis and the
+        IM channel is subscribed.
+        """
+        return self._link.connected and self._subscribed_on is self._link.subscriber
+
+    def _key(self, *parts: str) -> str:
+        return self._link.key("im", *parts)
+
+    def start(self, listener: IIMListener) -> Deferred[None]:
+        """
+        Hear the IM channel and load the stored state; the node serves once
+        it is loaded, or after L{READ_TIMEOUT} without Redis (it loads the
+        state when Redis answers).
+        """
+        self._listener = listener
+        self._patience = self._clock.callLater(READ_TIMEOUT, self._serve)
+        self._link.attach(self)
+        self._link.start()
+        self._reaper.start(self._link.node_timeout / 2, now=False)
+        return self._serving
+
+    def _serve(self) -> None:
+        if self._patience is not None and self._patience.active():
+            self._patience.cancel()
+        self._patience = None
+        if not self._serving.called:
+            if self._buffer is None and not self._link.connected:
+                log.warn("Redis is away: serving IM from memory until it returns")
+            self._serving.callback(None)
+
+    def link_up(self) -> None:
+        """
+        Register this node's users again (a node that was silent too long
+        was removed by the others), ask the others to read again what this
+        node wrote while away, and read the state again.
+        """
+        self._link.send("SADD", self._key("nodes"), self.node_id)
+        presence = self._key("presence", self.node_id)
+        self._link.send("DEL", presence)
+        if self._local_users:
+            self._link.send("SADD", presence, *sorted(self._local_users))
+        gathered = NodePresence(self.node_id, tuple(sorted(self._local_users)))
+        self._link.send("PUBLISH", self._channel, encode_im_event(gathered))
+        if self._wrote_away:
+            self._wrote_away = False
+            resync = _encoder.encode({"node": self.node_id, "kind": "resync"})
+            self._link.send("PUBLISH", self._channel, resync)
+        self._read()
+
+    def subscriber_up(self, subscriber: Any) -> None:
+        """
+        Subscribe to the IM channel, then read the state: what was
+        published while the subscriber was away is in it.
+        """
+        subscribing: Deferred[Any] = subscriber.subscribe(self._channel)
+        subscribing.addCallback(self._subscribed, subscriber)
+        subscribing.addErrback(self._link.failed, "subscribe to the IM channel")
+
+    def _subscribed(self, ignored: object, subscriber: Any) -> None:
+        self._subscribed_on = subscriber
+        self._read()
+
+    def channel_message(self, channel: str, message: str) -> None:
+        """
+        An event of another node on the IM channel: applied now, or after
+        the state being read.
+        """
+        if channel != self._channel or self._listener is None:
+            return
+        try:
+            event = decode_im_event(message)
+        except IMEventError as error:
+            log.warn("ignoring a malformed IM event: {error}", error=error)
+            return
+        if event.node == self.node_id:
+            return
+        if isinstance(event, _ReadAgain):
+            self._read()
+        elif self._buffer is not None:
+            self._buffer.append(event)
+        else:
+            self._listener.im_event(event)
+
+    def _read(self) -> None:
+        """
+        Read the stored state, once connected and subscribed; a read asked
+        for during another one happens after it.
+        """
+        if not self.connected:
+            return
+        if self._buffer is not None:
+            self._read_again = True
+            return
+        self._buffer = []
+        reading: Deferred[IMSnapshot] = self._snapshot()
+        reading.addTimeout(LOAD_TIMEOUT, self._clock)
+        reading.addCallbacks(self._loaded, self._load_failed)
+
+    def _loaded(self, snapshot: IMSnapshot) -> None:
+        buffered, self._buffer = self._buffer or [], None
+        known = {entry["id"] for state in snapshot.conversations for entry in state.history}
+        known.update(data["id"] for queue in snapshot.offline.values() for _, data in queue)
+        assert self._listener is not None
+        self._listener.im_snapshot(snapshot)
+        log.info(
+            "IM state loaded: {conversations} conversations, {queues} offline queues",
+            conversations=len(snapshot.conversations),
+            queues=len(snapshot.offline),
+        )
+        for event in buffered:
+            if not (isinstance(event, MessageSent) and event.data.get("id") in known):
+                self._listener.im_event(event)
+        self._serve()
+        if self._read_again:
+            self._read_again = False
+            self._read()
+
+    def _load_failed(self, failure: Failure) -> None:
+        buffered, self._buffer = self._buffer or [], None
+        self._link.failed(failure, "read of the IM state")
+        assert self._listener is not None
+        for event in buffered:
+            self._listener.im_event(event)
+        if self._read_again:
+            self._read_again = False
+            self._read()
+
+    @inlineCallbacks
+    def _snapshot(self) -> Any:
+        connection = self._link.connection
+        started = self._clock.seconds()
+        stored, nodes, offline_keys = yield gatherResults(
+            [
+                connection.hgetall(self._key("conversations")),
+                connection.execute_command("SMEMBERS", self._key("nodes")),
+                self._scan(connection, self._key("offline", "")),
+            ],
+            consumeErrors=True,
+        )
+        documents = []
+        for value in (stored or {}).values():
+            try:
+                number, node, text = value.split(" ", 2)
+                documents.append((Stamp(int(number), node), _conversation_of(json.loads(text))))
+            except (ValueError, IMEventError):
+                log.warn("ignoring a malformed stored conversation")
+        nodes = [node for node in nodes or () if node != self.node_id]
+        offline_start = len(self._key("offline", ""))
+        replies = yield gatherResults(
+            [
+                *(
+                    connection.lrange(
+                        self._key("history", conversation.id), 0, self._history_size - 1
+                    )
+                    for _, conversation in documents
+                ),
+                *(connection.lrange(key, -self._offline_limit, -1) for key in offline_keys),
+                *(
+                    connection.execute_command("SMEMBERS", self._key("presence", node))
+                    for node in nodes
+                ),
+            ],
+            consumeErrors=True,
+        )
+        histories = replies[: len(documents)]
+        queues = replies[len(documents) : len(documents) + len(offline_keys)]
+        presences = replies[len(documents) + len(offline_keys) :]
+        self._link.latency = self._clock.seconds() - started
+        return IMSnapshot(
+            conversations=[
+                ConversationState(stamp, conversation, _entries(history))
+                for (stamp, conversation), history in zip(documents, histories, strict=True)
+            ],
+            offline={
+                key[offline_start:]: _queue(entries)
+                for key, entries in zip(offline_keys, queues, strict=True)
+                if entries
+            },
+            presence={
+                node: tuple(sorted(users or ()))
+                for node, users in zip(nodes, presences, strict=True)
+            },
+        )
+
+    @inlineCallbacks
+    def _scan(self, connection: Any, start: str) -> Any:
+        keys: list[str] = []
+        cursor = 0
+        while True:
+            cursor, found = yield connection.scan(cursor, _glob_escape(start) + "*", 1000)
+            keys.extend(found)
+            if int(cursor) == 0:
+                return sorted(set(keys))
+
+    def publish(self, event: IMEvent) -> None:
+        """
+        Store the effect of C{event} and publish it on the IM channel, in
+        order, without waiting for Redis.
+        """
+        if not self._link.connected:
+            self._wrote_away = True
+        send = self._link.send
+        if isinstance(event, PresenceChanged):
+            presence = self._key("presence", self.node_id)
+            if event.online:
+                self._local_users.add(event.user)
+                send("SADD", presence, event.user)
+                send("SADD", self._key("nodes"), self.node_id)
+            else:
+                self._local_users.discard(event.user)
+                send("SREM", presence, event.user)
+        elif isinstance(event, MessageSent):
+            if event.conversation_id is not None:
+                history = self._key("history", event.conversation_id)
+                send("LPUSH", history, _encoder.encode(event.data))
+                send("LTRIM", history, 0, self._history_size - 1)
+            entry = _queued(event.event, event.data)
+            for user in event.queue:
+                queue = self._key("offline", user)
+                send("RPUSH", queue, entry)
+                send("LTRIM", queue, -self._offline_limit, -1)
+        elif isinstance(event, Flushed):
+            send("EVAL", _REMOVE_QUEUED, 1, self._key("offline", event.user), *event.ids)
+        elif isinstance(event, ConversationChanged):
+            send(
+                "EVAL",
+                _STORE_CONVERSATION,
+                1,
+                self._key("conversations"),
+                event.conversation.id,
+                event.stamp.number,
+                event.stamp.node,
+                _stored_conversation(event.stamp, event.conversation),
+            )
+        send("PUBLISH", self._channel, encode_im_event(event))
+
+    @inlineCallbacks
+    def _reap(self) -> Any:
+        """
+        Take the users of nodes whose heartbeat expired offline, on every
+        node; a lock makes one node do it.
+        """
+        connection = self._link.connection
+        if connection is None:
+            return
+        try:
+            nodes = yield connection.execute_command("SMEMBERS", self._key("nodes"))
+            for node in nodes or ():
+                if node == self.node_id:
+                    continue
+                alive = yield connection.execute_command(
+                    "EXISTS", self._link.key("node", node, "alive")
+                )
+                if alive:
+                    continue
+                timeout_ms = int(self._link.node_timeout * 1000)
+                claimed = yield connection.execute_command(
+                    "SET", self._key("reaper", node), self.node_id, "NX", "PX", timeout_ms
+                )
+                if claimed:
+                    log.info("node {node} is silent: its IM users are offline", node=node)
+                    self._remove(node)
+                    if self._listener is not None:
+                        self._listener.im_event(NodeGone(node))
+        except Exception:
+            self._link.failed(Failure(), "search for dead IM nodes")
+
+    def _remove(self, node: str) -> Deferred[Any] | None:
+        self._link.send("DEL", self._key("presence", node))
+        self._link.send("SREM", self._key("nodes"), node)
+        return self._link.send("PUBLISH", self._channel, encode_im_event(NodeGone(node)))
+
+    @inlineCallbacks
+    def stop(self) -> Any:
+        """
+        Take this node's users offline on the others, waiting a bounded
+        time for Redis to take note.
+        """
+        if self._reaper.running:
+            self._reaper.stop()
+        if self._patience is not None and self._patience.active():
+            self._patience.cancel()
+        if self._link.connected:
+            removed = self._remove(self.node_id)
+            if removed is not None:
+                removed.addTimeout(READ_TIMEOUT, self._clock)
+                try:
+                    yield removed
+                except Exception:
+                    self._link.failed(Failure(), "removing this node's IM users")
+        if self._own_link:
+            yield self._link.stop()
+
+
+def _entries(history: Any) -> list[dict[str, Any]]:
+    """
+    A stored history, oldest first; malformed entries skipped.
+    """
+    entries = []
+    for text in reversed(history or ()):
+        try:
+            entry = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and "id" in entry:
+            entries.append(entry)
+    return entries
+
+
+def _queue(stored: Any) -> list[tuple[str, dict[str, Any]]]:
+    """
+    A stored offline queue, oldest first; malformed entries skipped.
+    """
+    queue = []
+    for text in stored or ():
+        try:
+            event, data = json.loads(text.split(" ", 1)[1])
+        except (ValueError, IndexError):
+            continue
+        if isinstance(event, str) and isinstance(data, dict) and "id" in data:
+            queue.append((event, data))
+    return queue
