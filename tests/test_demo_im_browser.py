@@ -49,6 +49,7 @@ TEAM = "Team <i>x</i>"
 FIRST = "first, before bob opened it"
 REPLY = "reply from bob"
 THIRD = "alice again"
+EVERYTHING = [FIRST, REPLY, THIRD, *(f"seed {n}" for n in range(1, SEEDS + 1))]
 
 
 @implementer(IIMClient)
@@ -155,14 +156,38 @@ class DemoIMTabInBrowserTests(TestCase):
         server = start_xmeet(self, settings)
         self.addCleanup(self._wait_for_disconnects, server)
         result = await self._run_driver(server.url)
-        shots = result["snapshots"]
-        alice_id, bob_id = result["users"]["alice"], result["users"]["bob"]
 
         self.assertEqual(result["pageErrors"], [])
         self.assertEqual(result["foreignRequests"], [], "the page must load nothing from elsewhere")
+        self._check_client(result["clientChecks"])
+        users = (result["users"]["alice"], result["users"]["bob"])
+        shots = result["snapshots"]
+        self._check_log_in(shots, *users)
+        self._check_direct(shots, *users)
+        conversation_id = self._check_conversation(shots, *users)
+        self._check_sessions(result, *users)
+        self._check_leave_and_join(shots, *users)
 
-        # The page's Socket.IO client, on its own.
-        checks = result["clientChecks"]
+        # What the pages showed is what the server recorded (the pages'
+        # sessions ended with the browser: Alice logs in once more).
+        reader = _Reader()
+        im = server.node.im
+        token = im.log_in(reader, {"userId": users[0], "socketId": reader.id})
+        self.addCleanup(im.socket_closed, reader)
+        history = im.conversation_history(
+            reader, {**token, "conversationId": conversation_id, "limit": 100}
+        )
+        self.assertEqual(
+            [message["content"] for message in reversed(history["body"]["messages"])],
+            EVERYTHING,
+        )
+
+    def _check_client(self, checks: dict[str, Any]) -> None:
+        """
+        The page's Socket.IO client, on its own: decoding, CONNECT_ERROR,
+        the maxPayload guard, a bare logIn ack, and pending acks at
+        disconnection.
+        """
         self.assertEqual(
             checks["decoded"],
             [
@@ -193,7 +218,11 @@ class DemoIMTabInBrowserTests(TestCase):
         self.assertEqual(checks["emitWhenDisconnected"], False)
         self.assertEqual(checks["ackWhenDisconnected"], "not connected")
 
-        # The page opens on the Rooms tab; the IM tab connects when shown.
+    def _check_log_in(self, shots: dict[str, Any], alice_id: str, bob_id: str) -> None:
+        """
+        The page opens on the Rooms tab; the IM tab connects when shown; a
+        refused logIn is shown with its statusCode, code and message.
+        """
         loaded = shots["alice_loaded"]
         self.assertEqual(loaded["tabs"], ["Rooms", "IM"])
         self.assertEqual((loaded["imSelected"], loaded["panelHidden"]), (False, True))
@@ -203,7 +232,6 @@ class DemoIMTabInBrowserTests(TestCase):
         self.assertIn(connected["socketId"], connected["status"])
         self.assertEqual(connected["errors"], [])
 
-        # A refused logIn is shown with its statusCode, code and message.
         bad = shots["alice_bad_login"]
         self.assertEqual(_errors(bad), [("logIn", "400", "bad_request")])
         self.assertIn("userId must be 1 to 128 characters", bad["errors"][0]["text"])
@@ -215,8 +243,12 @@ class DemoIMTabInBrowserTests(TestCase):
             self.assertEqual(state["status"], f"Logged in as {user} (socket {state['socketId']}).")
             self.assertEqual(state["conversations"], [])
 
-        # Direct messages, both ways, shown as text; the sender sees the
-        # delivery the ack reported.
+    def _check_direct(self, shots: dict[str, Any], alice_id: str, bob_id: str) -> None:
+        """
+        Direct messages, both ways, shown as text; the sender sees the
+        delivery the ack reported; an event emitted without an ack had its
+        error shown from the `error` event.
+        """
         alice, bob = shots["alice_direct"], shots["bob_direct"]
         for state in (alice, bob):
             direct = _messages(state["direct"])
@@ -234,14 +266,19 @@ class DemoIMTabInBrowserTests(TestCase):
             {m["id"] for m in _messages(alice["direct"])},
             {m["id"] for m in _messages(bob["direct"])},
         )
-        # An event emitted without an ack: its error came as an `error` event.
         self.assertEqual(
             _errors(alice),
             [("logIn", "400", "bad_request"), ("error event", "401", "unauthorized")],
         )
         self.assertEqual(_errors(bob), [])
 
-        # Bob was told of the conversation and of the message he had not read.
+    def _check_conversation(self, shots: dict[str, Any], alice_id: str, bob_id: str) -> str:
+        """
+        Bob is told of the new conversation and of what he has not read;
+        both see the chat in order; history pages show each message once.
+
+        @return: the conversation's id.
+        """
         unread = shots["bob_unread"]
         self.assertEqual(
             [(c["name"], c["unread"], c["current"]) for c in unread["conversations"]],
@@ -252,9 +289,8 @@ class DemoIMTabInBrowserTests(TestCase):
             [item["text"] for item in unread["direct"] if item["kind"] == "info"],
         )
 
-        # Both see the chat, in order, with who said what.
         alice, bob = shots["alice_chat"], shots["bob_chat"]
-        conversation_id = alice["convId"]
+        conversation_id: str = alice["convId"]
         said = [(alice_id, FIRST), (bob_id, REPLY), (alice_id, THIRD)]
         for state in (alice, bob):
             self.assertEqual((state["convId"], state["convName"]), (conversation_id, TEAM))
@@ -272,22 +308,24 @@ class DemoIMTabInBrowserTests(TestCase):
             [m["id"] for m in _messages(bob["conversation"])],
         )
 
-        # History: the newest page first, then the rest, each message once.
-        everything = [FIRST, REPLY, THIRD, *(f"seed {n}" for n in range(1, SEEDS + 1))]
         newest = shots["bob_newest_page"]
-        self.assertEqual(_texts(newest["conversation"]), everything[-PAGE_SIZE:])
+        self.assertEqual(_texts(newest["conversation"]), EVERYTHING[-PAGE_SIZE:])
         self.assertEqual({m["source"] for m in _messages(newest["conversation"])}, {"history"})
         paged = shots["bob_history"]
-        self.assertEqual(_texts(paged["conversation"]), everything)
+        self.assertEqual(_texts(paged["conversation"]), EVERYTHING)
         self.assertEqual(paged["historyStatus"], "Loaded 13 older messages. No more history.")
         self.assertTrue(paged["historyDisabled"])
+        return conversation_id
 
-        # Bob's reconnection gave him a new session, which got Alice's message.
+    def _check_sessions(self, result: dict[str, Any], alice_id: str, bob_id: str) -> None:
+        """
+        Reconnecting logs in again; logging out ends the session and
+        clears the page, and what was sent meanwhile was queued and came
+        at the next logIn; tokens stay in memory; pings are answered.
+        """
+        shots = result["snapshots"]
         self.assertEqual(_texts(shots["bob_reconnected"]["direct"])[-1], "after the reconnection")
 
-        # Logging out ends the session and clears the page; a message sent
-        # meanwhile was queued, as Alice's page said, and came at the next
-        # logIn.
         out = shots["bob_logged_out"]
         self.assertEqual(out["status"], f"Connected (socket {out['socketId']}). Not logged in.")
         self.assertEqual(out["convName"], "No conversation open")
@@ -295,40 +333,36 @@ class DemoIMTabInBrowserTests(TestCase):
             _messages(shots["alice_queued"]["direct"])[-1]["delivery"],
             f"queued for {bob_id} (offline)",
         )
+        back = _messages(shots["bob_after_leave"]["direct"])
+        self.assertEqual([(m["from"], m["text"]) for m in back], [(alice_id, "while you were out")])
 
-        # Bob left: his page closed the conversation, Alice's said so.
-        alice, bob = shots["alice_final"], shots["bob_final"]
-        self.assertEqual(bob["conversations"], [])
-        self.assertEqual(bob["convName"], "No conversation open")
-        self.assertEqual([item["text"] for item in bob["conversation"]], [f"You left {TEAM}."])
-        self.assertEqual(alice["convMembers"], f"Members: {alice_id} (admin)")
-        self.assertEqual(
-            [item["text"] for item in alice["conversation"] if item["kind"] == "updated"],
-            [f"{bob_id} left"],
-        )
-        self.assertEqual(_texts(bob["direct"]), ["while you were out"])
-        self.assertEqual(_messages(bob["direct"])[0]["from"], alice_id)
-
-        # The session tokens stayed in the pages' memory.
-        # (Alice's page logged in twice: the client check as "probe", then she.)
+        # Alice's page logged in twice: the client check as "probe", then she.
         self.assertEqual(len(result["tokens"]["alice"]), 2)
         self.assertEqual(len(result["tokens"]["bob"]), 3)
         self.assertEqual(result["tokenLeaks"], [])
 
-        # The pages answered every ping, or they would have been dropped.
         for heartbeat in result["heartbeat"].values():
             self.assertGreaterEqual(heartbeat["pongs"], 3)
             self.assertLessEqual(heartbeat["pings"] - heartbeat["pongs"], 1)
 
-        # What the pages showed is what the server recorded (the pages'
-        # sessions ended with the browser: Alice logs in once more).
-        reader = _Reader()
-        token = server.node.im.log_in(reader, {"userId": alice_id, "socketId": reader.id})
-        self.addCleanup(server.node.im.socket_closed, reader)
-        history = server.node.im.conversation_history(
-            reader, {**token, "conversationId": conversation_id, "limit": 100}
-        )
+    def _check_leave_and_join(self, shots: dict[str, Any], alice_id: str, bob_id: str) -> None:
+        """
+        Bob left: his page closed the conversation, Alice's said so; he
+        joined again by the conversation's id.
+        """
+        alice, bob = shots["alice_after_leave"], shots["bob_after_leave"]
+        self.assertEqual(bob["conversations"], [])
+        self.assertEqual(bob["convName"], "No conversation open")
+        self.assertEqual([item["text"] for item in bob["conversation"]], [f"You left {TEAM}."])
+        self.assertEqual(alice["convMembers"], f"Members: {alice_id} (admin)")
+
+        alice, bob = shots["alice_final"], shots["bob_final"]
+        self.assertEqual([(c["name"], c["current"]) for c in bob["conversations"]], [(TEAM, True)])
+        self.assertEqual(bob["convId"], alice["convId"])
+        self.assertEqual(_texts(bob["conversation"]), EVERYTHING[-PAGE_SIZE:])
+        for state in (alice, bob):
+            self.assertEqual(state["convMembers"], f"Members: {alice_id} (admin), {bob_id}")
         self.assertEqual(
-            [message["content"] for message in reversed(history["body"]["messages"])],
-            everything,
+            [item["text"] for item in alice["conversation"] if item["kind"] == "updated"],
+            [f"{bob_id} left", f"{bob_id} joined"],
         )

@@ -415,6 +415,18 @@ async function run(options) {
     await until(alice, 'alice sees bob leave',
       (s) => s.conversation.some((i) => i.kind === 'updated' && i.text === BOB + ' left') &&
         s.convMembers === 'Members: ' + ALICE + ' (admin)');
+    await snapshot(alice, 'alice_after_leave');
+    await snapshot(bob, 'bob_after_leave');
+
+    step('bob joins again by id');
+    await bob.fill('#im-join-id', conversationId);
+    await bob.press('#im-join-id', 'Enter');
+    await until(bob, 'bob has it open again with its newest page',
+      (s) => s.convId === conversationId && s.conversations.length === 1 &&
+        sameList(texts(s.conversation), everything.slice(-50)));
+    await until(alice, 'alice sees bob join',
+      (s) => s.conversation.some((i) => i.kind === 'updated' && i.text === BOB + ' joined') &&
+        s.convMembers === 'Members: ' + ALICE + ' (admin), ' + BOB);
     await snapshot(alice, 'alice_final');
     await snapshot(bob, 'bob_final');
 
