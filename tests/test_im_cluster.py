@@ -407,8 +407,8 @@ class IMOutageTests(TestCase):
         yield bob.wait_for("message/conversation", 1)
 
         yield redis.stop()
-        yield wait_until(lambda: "Redis link (IM) lost" in one.log, timeout=10)
-        yield wait_until(lambda: "Redis link (IM) lost" in two.log, timeout=10)
+        yield wait_until(lambda: "Redis link lost" in one.log, timeout=10)
+        yield wait_until(lambda: "Redis link lost" in two.log, timeout=10)
         for number in range(5):
             ack = yield say(alice, f"a{number}")
             self.assertEqual(ack["body"]["sent"], {"online": [], "offline": ["bob"]})
@@ -417,7 +417,7 @@ class IMOutageTests(TestCase):
             self.assertEqual(ack["statusCode"], 201)
         direct = yield alice.direct("psst", "bob")
         self.assertEqual(direct["body"]["offline"], ["bob"])
-        self.assertEqual(one.log.count("Redis link (IM) lost"), 1)
+        self.assertEqual(one.log.count("Redis link lost"), 1)
 
         yield redis.start()
         yield bob.wait_for("message/conversation", 6, timeout=20)

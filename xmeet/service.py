@@ -35,8 +35,6 @@ from xmeet.store.im_redis import RedisIMBackend
 from xmeet.store.interfaces import IRoomBackend
 from xmeet.store.memory import MemoryRoomBackend
 from xmeet.store.redis import RedisRoomBackend, parse_redis_url
-from xmeet.store.redis_link import RedisLink
-from xmeet.store.redis_link import parse_redis_url as parse_link_url
 from xmeet.web import XmeetSite, build_root
 from xmeet.xgate import XgateResource
 
@@ -120,19 +118,13 @@ class Node:
         return leaving
 
 
-def _im_backend(reactor: Any, settings: Settings, node_id: str) -> IIMBackend:
-    if settings.redis_url is None:
-        return MemoryIMBackend(node_id)
-    link = RedisLink(
-        reactor,
-        reactor,
-        parse_link_url(settings.redis_url),
-        settings.redis_prefix,
-        node_id,
-        settings.node_timeout,
-        name="IM",
-    )
-    return RedisIMBackend(link, settings.history_size, settings.offline_limit, own_link=True)
+def _im_backend(settings: Settings, rooms: IRoomBackend) -> IIMBackend:
+    """
+    The IM backend beside the rooms' one: in Redis, it shares its link.
+    """
+    if isinstance(rooms, RedisRoomBackend):
+        return RedisIMBackend(rooms.link, settings.history_size, settings.offline_limit)
+    return MemoryIMBackend(rooms.node_id)
 
 
 def _backend(reactor: Any, settings: Settings, node_id: str) -> IRoomBackend:
@@ -181,14 +173,15 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
     """
     node_id = node_id or new_node_id()
     ids = IdGenerator(node_id)
-    rooms = RoomService(reactor, settings, ids, _backend(reactor, settings, node_id))
+    backend = _backend(reactor, settings, node_id)
+    rooms = RoomService(reactor, settings, ids, backend)
     im = IMService(
         reactor,
         settings,
         ids,
         auth_secret=settings.auth_secret,
         offline_limit=settings.offline_limit,
-        backend=_im_backend(reactor, settings, node_id),
+        backend=_im_backend(settings, backend),
     )
     gate = XgateResource(rooms, settings, reactor, Random())
     engine = EngineIOServer(

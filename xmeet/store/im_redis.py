@@ -233,16 +233,11 @@ class RedisIMBackend:
     @param link: the node's link to Redis, shared with the room backend.
     @param history_size: messages kept per conversation.
     @param offline_limit: messages kept per offline user.
-    @param own_link: whether the backend stops the link when it stops
-        (or another backend using the link does).
     """
 
-    def __init__(
-        self, link: RedisLink, history_size: int, offline_limit: int, own_link: bool = False
-    ) -> None:
+    def __init__(self, link: RedisLink, history_size: int, offline_limit: int) -> None:
         self.node_id = link.node_id
         self._link = link
-        self._own_link = own_link
         self._clock = link.clock
         self._history_size = history_size
         self._offline_limit = offline_limit
@@ -551,8 +546,6 @@ class RedisIMBackend:
                     yield removed
                 except Exception:
                     self._link.failed(Failure(), "removing this node's IM users")
-        if self._own_link:
-            yield self._link.stop()
 
 
 def _entries(history: Any) -> list[dict[str, Any]]:

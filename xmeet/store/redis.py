@@ -22,20 +22,17 @@ A node applies its own members' actions locally at once and writes to
 Redis without waiting for answers, so a burst of messages costs no round
 trip per message. While Redis is away the writes wait in a bounded
 backlog, replayed in order when it returns; the outage is logged once.
+The connections, the heartbeat and the backlog are the node's
+L{RedisLink}, which the IM backend shares (L{RedisRoomBackend.link}).
 """
 
 from __future__ import annotations
 
 import json
-from collections import deque
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-import attrs
-import txredisapi
-from twisted.internet.defer import Deferred, DeferredList, gatherResults, inlineCallbacks, succeed
-from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -46,17 +43,17 @@ from xmeet.core.events import EventError, RoomEvent, decode_event, encode_event
 from xmeet.core.history import History
 from xmeet.core.room import Room, history_entry
 from xmeet.store.interfaces import IRoomBackend, IRoomListener, RemoteMember, RoomState
+from xmeet.store.redis_link import (
+    READ_TIMEOUT,
+    ILinkClient,
+    RedisAddress,
+    RedisLink,
+    parse_redis_url,
+)
 
-__all__ = ["RedisAddress", "RedisRoomBackend", "parse_redis_url"]
+__all__ = ["READ_TIMEOUT", "RedisAddress", "RedisRoomBackend", "parse_redis_url"]
 
 log = Logger()
-
-READ_TIMEOUT = 3.0
-"""
-Seconds a read (taking a room live, peeking at one) waits for Redis before
-the node carries on with what it knows.
-"""
-
 
 _LEAVE_SCRIPT = """
 redis.call('HDEL', KEYS[1], ARGV[1])
@@ -67,123 +64,6 @@ Remove a member; the last one out also removes the room's settings, so a
 room exists, as in memory, while it has members or history: a room
 without history is created anew by its next member.
 """
-
-
-@attrs.frozen
-class RedisAddress:
-    """
-    Where Redis is: C{redis://[[user]:password@]HOST[:PORT][/DB]}.
-    """
-
-    host: str
-    port: int = 6379
-    db: int = 0
-    username: str | None = None
-    password: str | None = None
-
-
-def parse_redis_url(url: str) -> RedisAddress:
-    """
-    Parse a C{redis://} URL.
-
-    @raise ValueError: with what is wrong.
-    """
-    parts = urlsplit(url)
-    if parts.scheme != "redis":
-        raise ValueError(f"{url!r} is not a redis:// URL")
-    if not parts.hostname:
-        raise ValueError(f"{url!r} names no host")
-    try:
-        port = parts.port or 6379
-    except ValueError:
-        raise ValueError(f"{url!r} has an invalid port") from None
-    path = parts.path.strip("/")
-    if path and not path.isdigit():
-        raise ValueError(f"{url!r}: the database must be a number, not {path!r}")
-    return RedisAddress(
-        host=parts.hostname,
-        port=port,
-        db=int(path or 0),
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password is not None else None,
-    )
-
-
-class _LinkFactory(txredisapi.RedisFactory):
-    """
-    The command connection, telling the backend when it is up or down.
-    """
-
-    def __init__(self, backend: RedisRoomBackend, address: RedisAddress) -> None:
-        super().__init__(
-            f"{address.host}:{address.port}",
-            address.db,
-            1,
-            isLazy=True,
-            password=address.password,
-            username=address.username,
-            replyTimeout=READ_TIMEOUT * 2,
-            convertNumbers=False,
-        )
-        self.backend = backend
-        self.initialDelay = 0.5
-        self.maxDelay = 5
-
-    def addConnection(self, conn: Any) -> None:
-        """
-        A connection is ready: the link is up.
-        """
-        super().addConnection(conn)
-        if conn.connected and not self.disconnectCalled:
-            self.backend._link_up(conn)
-
-    def delConnection(self, conn: Any) -> None:
-        """
-        The connection is gone: the link is down until the next one.
-        """
-        super().delConnection(conn)
-        self.backend._link_down(conn)
-
-
-class _Subscriber(txredisapi.SubscriberProtocol):
-    """
-    The pub/sub connection: subscribes to every live room's channel each
-    time it connects, so a reconnect resubscribes everything.
-    """
-
-    backend: RedisRoomBackend
-
-    @inlineCallbacks
-    def connectionMade(self) -> Any:
-        """
-        Once ready, become the backend's subscriber.
-        """
-        yield super().connectionMade()
-        if self.connected:
-            self.factory.backend._subscriber_up(self)
-
-    def connectionLost(self, why: Failure) -> None:
-        """
-        No events until the next connection.
-        """
-        super().connectionLost(why)
-        self.factory.backend._subscriber_down(self)
-
-    def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
-        """
-        An event on a room channel.
-        """
-        self.factory.backend._message(message)
-
-
-class _SubscriberFactory(txredisapi.SubscriberFactory):
-    protocol = _Subscriber
-
-    def __init__(self, backend: RedisRoomBackend) -> None:
-        super().__init__(isLazy=True)
-        self.backend = backend
-        self.initialDelay = 0.5
-        self.maxDelay = 5
 
 
 def _member_value(nickname: str, node: str, joined: float) -> str:
@@ -207,7 +87,7 @@ def _remote_members(fields: Any, exclude_node: str | None = None) -> list[Remote
     return [member for _, member in found]
 
 
-@implementer(IRoomBackend)
+@implementer(IRoomBackend, ILinkClient)
 class RedisRoomBackend:
     """
     Rooms in Redis, shared by every node using the same Redis and prefix.
@@ -234,46 +114,46 @@ class RedisRoomBackend:
         backlog_limit: int = 10000,
     ) -> None:
         self.node_id = node_id
+        self.link = RedisLink(clock, reactor, address, prefix, node_id, node_timeout, backlog_limit)
         self._clock = clock
-        self._reactor = reactor
-        self._address = address
-        self._prefix = prefix
         self._history_size = history_size
         self._node_timeout = node_timeout
         self._now_text = now_text
         self._listener: IRoomListener | None = None
-        self._link: Any = None
-        self._subscriber: Any = None
         self._channels: set[str] = set()
         self._loading: dict[str, list[RoomEvent]] = {}
         self._local: dict[str, tuple[str, str, float]] = {}
-        self._backlog: deque[tuple[Any, ...]] = deque(maxlen=backlog_limit)
         self._touched_offline: set[str] = set()
-        self._dropped = 0
-        self._ever_up = False
-        self._stopping = False
-        self._link_factory = _LinkFactory(self, address)
-        self._subscriber_factory = _SubscriberFactory(self)
-        self._heartbeat = LoopingCall(self._beat)
-        self._heartbeat.clock = clock
         self._reaper = LoopingCall(self._reap)
         self._reaper.clock = clock
-        self.errors = 0
-        self.latency = 0.0
 
     @property
     def connected(self) -> bool:
         """
         Whether commands reach Redis now.
         """
-        return self._link is not None
+        return self.link.connected
 
     @property
     def backlog(self) -> int:
         """
         Writes waiting for Redis to come back.
         """
-        return len(self._backlog)
+        return self.link.backlog
+
+    @property
+    def errors(self) -> int:
+        """
+        Failed Redis commands so far.
+        """
+        return self.link.errors
+
+    @property
+    def latency(self) -> float:
+        """
+        Seconds the last room read took.
+        """
+        return self.link.latency
 
     def status(self) -> dict[str, object]:
         """
@@ -283,14 +163,14 @@ class RedisRoomBackend:
         return {
             "backend": "redis",
             "connected": self.connected,
-            "backlog": len(self._backlog),
-            "dropped": self._dropped,
+            "backlog": self.link.backlog,
+            "dropped": self.link.dropped,
             "errors": self.errors,
             "latency": round(self.latency, 6),
         }
 
     def _key(self, *parts: str) -> str:
-        return self._prefix + ":".join(parts)
+        return self.link.key(*parts)
 
     def _channel(self, xnest_id: str) -> str:
         return self._key("xnest", xnest_id)
@@ -301,30 +181,16 @@ class RedisRoomBackend:
         heartbeat and the search for dead nodes.
         """
         self._listener = listener
-        endpoint = HostnameEndpoint(self._reactor, self._address.host, self._address.port, 5)
-        self._link_factory.startConnecting(endpoint)
-        self._subscriber_factory.startConnecting(endpoint)
-        self._heartbeat.start(self._node_timeout / 3, now=False)
+        self.link.attach(self)
+        self.link.start()
         self._reaper.start(self._node_timeout / 2, now=False)
 
-    def _link_up(self, conn: Any) -> None:
-        self._link = conn
-        if self._ever_up:
-            log.info(
-                "Redis link restored; replaying {count} writes ({dropped} dropped)",
-                count=len(self._backlog),
-                dropped=self._dropped,
-            )
-        else:
-            log.info(
-                "Redis link up at {host}:{port}", host=self._address.host, port=self._address.port
-            )
-        self._ever_up = True
-        backlog, self._backlog = list(self._backlog), deque(maxlen=self._backlog.maxlen)
-        self._dropped = 0
-        for command in backlog:
-            self._send(*command)
-        self._beat()
+    def link_up(self) -> None:
+        """
+        Redis is back (the link replayed the backlog): register this node's
+        members again, and have every node read again the rooms touched
+        meanwhile.
+        """
         self._register_local_members()
         touched, self._touched_offline = self._touched_offline, set()
         self._announce_resync(touched)
@@ -340,51 +206,24 @@ class RedisRoomBackend:
             notice = RoomEvent("resync", self.node_id, xnest_id, "", "", "")
             self._send("PUBLISH", self._channel(xnest_id), encode_event(notice))
 
-    def _link_down(self, conn: Any) -> None:
-        if self._link is conn:
-            self._link = None
-            if not self._stopping:
-                log.warn("Redis link lost; serving from memory and keeping writes until it returns")
-
-    def _subscriber_up(self, subscriber: Any) -> None:
-        self._subscriber = subscriber
+    def subscriber_up(self, subscriber: Any) -> None:
+        """
+        Subscribe to every live room's channel, and read those rooms again.
+        """
         if self._channels:
             subscriber.subscribe(sorted(self._channels)).addErrback(self._failed, "subscribe")
             for xnest_id in list(self._live_channels()):
                 self._resync(xnest_id)
-
-    def _subscriber_down(self, subscriber: Any) -> None:
-        if self._subscriber is subscriber:
-            self._subscriber = None
 
     def _live_channels(self) -> list[str]:
         start = len(self._key("xnest", ""))
         return [channel[start:] for channel in self._channels]
 
     def _failed(self, failure: Failure, what: str) -> None:
-        self.errors += 1
-        if self._link is not None and not self._stopping:
-            log.warn("Redis {what} failed: {error}", what=what, error=failure.getErrorMessage())
+        self.link.failed(failure, what)
 
     def _send(self, *command: Any) -> Deferred[Any] | None:
-        """
-        Write one command now, or keep it for when Redis is back.
-        """
-        if self._link is None:
-            if len(self._backlog) == self._backlog.maxlen:
-                self._dropped += 1
-            self._backlog.append(command)
-            return None
-        result: Deferred[Any] = self._link.execute_command(*command)
-        result.addErrback(self._failed, command[0])
-        return result
-
-    def _beat(self) -> None:
-        if self._link is None:
-            return
-        timeout_ms = int(self._node_timeout * 1000)
-        self._send("SET", self._key("node", self.node_id, "alive"), "1", "PX", timeout_ms)
-        self._send("SADD", self._key("nodes"), self.node_id)
+        return self.link.send(*command)
 
     def _register_local_members(self) -> None:
         for member_id, (xnest_id, nickname, joined) in self._local.items():
@@ -400,7 +239,7 @@ class RedisRoomBackend:
         Store the event's effect and publish it on the room's channel, in
         the order the node's members acted.
         """
-        if self._link is None:
+        if self.link.connection is None:
             self._touched_offline.add(event.xnest)
         if event.kind == "join":
             joined = self._clock.seconds()
@@ -422,7 +261,12 @@ class RedisRoomBackend:
             self._send("LTRIM", history, 0, self._history_size - 1)
         self._send("PUBLISH", self._channel(event.xnest), encode_event(event))
 
-    def _message(self, message: Any) -> None:
+    def channel_message(self, channel: str, message: str) -> None:
+        """
+        An event on a room channel; other channels of the link are not ours.
+        """
+        if not channel.startswith(self._key("xnest", "")):
+            return
         try:
             event = decode_event(message)
         except EventError as error:
@@ -450,11 +294,13 @@ class RedisRoomBackend:
         self._channels.add(channel)
         self._loading[xnest_id] = []
         result: Deferred[RoomState] = Deferred()
-        if self._link is None:
+        if self.link.connection is None:
             self._loaded(RoomState(store_history), xnest_id, result)
             return result
         subscribed = (
-            self._subscriber.subscribe(channel) if self._subscriber is not None else succeed(None)
+            self.link.subscriber.subscribe(channel)
+            if self.link.subscriber is not None
+            else succeed(None)
         )
         reading = subscribed.addCallback(
             lambda _: self._state(xnest_id, history_size, store_history)
@@ -493,13 +339,15 @@ class RedisRoomBackend:
         started = self._clock.seconds()
         replies = yield gatherResults(
             [
-                self._link.hget(self._key("xnest", xnest_id, "meta"), "store_history"),
-                self._link.lrange(self._key("xnest", xnest_id, "history"), 0, history_size - 1),
-                self._link.hgetall(self._key("xnest", xnest_id, "members")),
+                self.link.connection.hget(self._key("xnest", xnest_id, "meta"), "store_history"),
+                self.link.connection.lrange(
+                    self._key("xnest", xnest_id, "history"), 0, history_size - 1
+                ),
+                self.link.connection.hgetall(self._key("xnest", xnest_id, "members")),
             ],
             consumeErrors=True,
         )
-        self.latency = self._clock.seconds() - started
+        self.link.latency = self._clock.seconds() - started
         flag, entries, members = replies
         if flag is None and not entries and not members:
             return None
@@ -513,21 +361,21 @@ class RedisRoomBackend:
         """
         channel = self._channel(room.xnest_id)
         self._channels.discard(channel)
-        if self._subscriber is not None:
-            self._subscriber.unsubscribe(channel).addErrback(self._failed, "unsubscribe")
+        if self.link.subscriber is not None:
+            self.link.subscriber.unsubscribe(channel).addErrback(self._failed, "unsubscribe")
 
     def peek(self, xnest_id: str, history_size: int) -> Deferred[RoomState | None]:
         """
         A room's state read from Redis; C{None} when Redis is away.
         """
-        if self._link is None:
+        if self.link.connection is None:
             return succeed(None)
         reading: Deferred[Any] = self._fetch(xnest_id, history_size)
         reading.addTimeout(READ_TIMEOUT, self._clock)
         return reading.addErrback(self._read_failed, xnest_id, None)
 
     def _resync(self, xnest_id: str) -> None:
-        if self._link is None:
+        if self.link.connection is None:
             return
         reading: Deferred[Any] = self._fetch(xnest_id, self._history_size)
         reading.addCallback(self._resynced, xnest_id)
@@ -543,19 +391,21 @@ class RedisRoomBackend:
         Remove the members of nodes whose heartbeat expired; a lock makes
         one node do it.
         """
-        if self._link is None:
+        if self.link.connection is None:
             return
         try:
-            nodes = yield self._link.execute_command("SMEMBERS", self._key("nodes"))
+            nodes = yield self.link.connection.execute_command("SMEMBERS", self._key("nodes"))
             for node in nodes or ():
                 if node == self.node_id:
                     continue
-                alive = yield self._link.execute_command("EXISTS", self._key("node", node, "alive"))
+                alive = yield self.link.connection.execute_command(
+                    "EXISTS", self._key("node", node, "alive")
+                )
                 if alive:
                     continue
                 reaper = self._key("node", node, "reaper")
                 timeout_ms = int(self._node_timeout * 1000)
-                claimed = yield self._link.execute_command(
+                claimed = yield self.link.connection.execute_command(
                     "SET", reaper, self.node_id, "NX", "PX", timeout_ms
                 )
                 if claimed:
@@ -566,10 +416,12 @@ class RedisRoomBackend:
 
     @inlineCallbacks
     def _remove_node(self, node: str) -> Any:
-        xnests = yield self._link.execute_command("SMEMBERS", self._key("node", node, "xnests"))
+        xnests = yield self.link.connection.execute_command(
+            "SMEMBERS", self._key("node", node, "xnests")
+        )
         for xnest_id in xnests or ():
             members_key = self._key("xnest", xnest_id, "members")
-            fields = yield self._link.hgetall(members_key)
+            fields = yield self.link.connection.hgetall(members_key)
             for member in _remote_members(fields):
                 if member.node != node:
                     continue
@@ -580,7 +432,7 @@ class RedisRoomBackend:
                 )
                 self._send("PUBLISH", self._channel(xnest_id), encode_event(event))
         self._send("DEL", self._key("node", node, "xnests"), self._key("node", node, "alive"))
-        yield self._link.execute_command("SREM", self._key("nodes"), node)
+        yield self.link.connection.execute_command("SREM", self._key("nodes"), node)
 
     @inlineCallbacks
     def stop(self) -> Any:
@@ -588,18 +440,14 @@ class RedisRoomBackend:
         Remove this node's members (the other nodes tell theirs who left)
         and disconnect.
         """
-        self._stopping = True
-        for loop in (self._heartbeat, self._reaper):
-            if loop.running:
-                loop.stop()
-        if self._link is not None:
+        self.link.leaving()
+        if self._reaper.running:
+            self._reaper.stop()
+        if self.link.connected:
             try:
                 cleanup = self._remove_node(self.node_id)
                 cleanup.addTimeout(READ_TIMEOUT, self._clock)
                 yield cleanup
             except Exception:
                 self._failed(Failure(), "removing this node's members")
-        yield DeferredList(
-            [self._link_factory.disconnect(), self._subscriber_factory.disconnect()],
-            consumeErrors=True,
-        )
+        yield self.link.stop()

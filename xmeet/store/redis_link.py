@@ -188,8 +188,6 @@ class RedisLink:
         the heartbeat key expires after it.
     @param backlog_limit: writes kept while Redis is away; beyond it the
         oldest are dropped (and counted).
-    @param name: what the link serves, in its log lines, when a node has
-        more than one.
 
     @ivar connection: the command connection while it is up, else C{None}.
     @ivar subscriber: the pub/sub connection while it is up, else C{None}.
@@ -208,7 +206,6 @@ class RedisLink:
         node_id: str,
         node_timeout: float,
         backlog_limit: int = 10000,
-        name: str = "",
     ) -> None:
         self.clock = clock
         self.node_id = node_id
@@ -216,7 +213,6 @@ class RedisLink:
         self._reactor = reactor
         self._address = address
         self._prefix = prefix
-        self._name = f"Redis link ({name})" if name else "Redis link"
         self._clients: list[ILinkClient] = []
         self.connection: Any = None
         self.subscriber: Any = None
@@ -280,15 +276,13 @@ class RedisLink:
         self.connection = conn
         if self._ever_up:
             log.info(
-                "{link} restored; replaying {count} writes ({dropped} dropped)",
-                link=self._name,
+                "Redis link restored; replaying {count} writes ({dropped} dropped)",
                 count=len(self._backlog),
                 dropped=self.dropped,
             )
         else:
             log.info(
-                "{link} up at {host}:{port}",
-                link=self._name,
+                "Redis link up at {host}:{port}",
                 host=self._address.host,
                 port=self._address.port,
             )
@@ -306,8 +300,7 @@ class RedisLink:
             self.connection = None
             if not self.stopping:
                 log.warn(
-                    "{link} lost; serving from memory and keeping writes until it returns",
-                    link=self._name,
+                    "Redis link lost; serving from memory and keeping writes until it returns",
                 )
 
     def _subscriber_up(self, subscriber: Any) -> None:
@@ -352,13 +345,20 @@ class RedisLink:
         self.send("SET", self.key("node", self.node_id, "alive"), "1", "PX", timeout_ms)
         self.send("SADD", self.key("nodes"), self.node_id)
 
-    def stop(self) -> Deferred[Any]:
+    def leaving(self) -> None:
         """
-        Stop the heartbeat and disconnect.
+        The node is leaving: stop the heartbeat (so that its removal from
+        the cluster is not undone) and expect failures.
         """
         self.stopping = True
         if self._heartbeat.running:
             self._heartbeat.stop()
+
+    def stop(self) -> Deferred[Any]:
+        """
+        Stop the heartbeat and disconnect.
+        """
+        self.leaving()
         return DeferredList(
             [self._link_factory.disconnect(), self._subscriber_factory.disconnect()],
             consumeErrors=True,
