@@ -469,6 +469,17 @@ class AckTests(ServerTestCase):
         self.engine_socket.receive("430[1]")
         self.assertFalse(self.engine_socket.closed)
 
+    def test_unserialisable_fails_at_emit(self) -> None:
+        """
+        A value JSON cannot carry fails where it is emitted, even while
+        packets are held back, and leaves no pending call behind.
+        """
+        self.assertRaises(TypeError, self.socket.emit, "x", object())
+        self.assertRaises(TypeError, self.socket.call, "x", {1, 2})
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.socket.emit("fine")
+        self.assertEqual(self.engine_socket.take(), ['42["fine"]'])
+
     def test_reserved_names(self) -> None:
         self.assertRaises(ValueError, self.socket.emit, "disconnect")
         self.assertRaises(ValueError, self.main.prepare, "connect")

@@ -201,8 +201,14 @@ class Client:
         """
         Encode and send one packet.
         """
+        self.send_messages(encode_packet(packet))
+
+    def send_messages(self, messages: list[str | bytes]) -> None:
+        """
+        Send the Engine.IO messages of one encoded packet.
+        """
         if self._open:
-            for message in encode_packet(packet):
+            for message in messages:
                 self.engine_socket.send(message)
 
     def send_prepared(self, prepared: PreparedEvent) -> None:

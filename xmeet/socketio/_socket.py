@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 import attrs
 from twisted.internet.defer import Deferred, fail
@@ -15,7 +15,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from ._errors import AckTimeout, SocketDisconnected
-from .packets import RESERVED_EVENTS, Packet, PacketType
+from .packets import RESERVED_EVENTS, Packet, PacketType, encode_packet
 
 if TYPE_CHECKING:
     from ._engine import EngineSocket
@@ -58,6 +58,10 @@ def check_event_name(event: str) -> None:
     """
     if event in RESERVED_EVENTS:
         raise ValueError(f"{event!r} is a reserved event name")
+
+
+#: What a socket sends: the messages of one encoded packet, or a prepared event.
+_Outgoing = Union[list[str | bytes], "PreparedEvent"]
 
 
 class _State(enum.Enum):
@@ -108,7 +112,7 @@ class Socket:
     data: dict[str, Any] = attrs.field(factory=dict, repr=False)
     _rooms: set[str] = attrs.field(factory=set, init=False, repr=False)
     _state: _State = attrs.field(default=_State.CONNECTING, init=False)
-    _held: list[Packet | PreparedEvent] | None = attrs.field(factory=list, init=False, repr=False)
+    _held: list[_Outgoing] | None = attrs.field(factory=list, init=False, repr=False)
     _release_call: IDelayedCall | None = attrs.field(default=None, init=False, repr=False)
     _disconnect_requested: bool = attrs.field(default=False, init=False, repr=False)
     _acks: dict[int, Deferred[Any]] = attrs.field(factory=dict, init=False, repr=False)
@@ -141,7 +145,7 @@ class Socket:
         the client, asking for no acknowledgement.
         """
         check_event_name(event)
-        self._send(Packet(PacketType.EVENT, self.namespace.name, [event, *args]))
+        self._send(encode_packet(Packet(PacketType.EVENT, self.namespace.name, [event, *args])))
 
     def call(self, event: str, *args: Any, timeout: float | None = 30.0) -> Deferred[Any]:
         """
@@ -159,6 +163,9 @@ class Socket:
         if self._state is _State.DISCONNECTED:
             return fail(SocketDisconnected("socket is disconnected"))
         ack_id = self._next_ack_id
+        messages = encode_packet(
+            Packet(PacketType.EVENT, self.namespace.name, [event, *args], ack_id)
+        )
         self._next_ack_id += 1
         timer: IDelayedCall | None = None
 
@@ -176,7 +183,7 @@ class Socket:
 
         d.addBoth(stop_timer)
         self._acks[ack_id] = d
-        self._send(Packet(PacketType.EVENT, self.namespace.name, [event, *args], ack_id))
+        self._send(messages)
         return d
 
     def send_prepared(self, prepared: PreparedEvent) -> None:
@@ -244,13 +251,17 @@ class Socket:
         if close:
             self._client.disconnect()
 
-    def _send(self, item: Packet | PreparedEvent) -> None:
+    def _send(self, item: _Outgoing) -> None:
+        """
+        Send an encoded packet (encoded by the caller, so that a value JSON
+        cannot carry fails where it was emitted) or a prepared event.
+        """
         if self._state is _State.DISCONNECTED:
             return
         if self._held is not None:
             self._held.append(item)
-        elif isinstance(item, Packet):
-            self._client.send_packet(item)
+        elif isinstance(item, list):
+            self._client.send_messages(item)
         else:
             self._client.send_prepared(item)
 
@@ -289,7 +300,7 @@ class Socket:
         for item in held:
             self._send(item)
 
-    def _stop_holding(self) -> list[Packet | PreparedEvent]:
+    def _stop_holding(self) -> list[_Outgoing]:
         """
         Stop holding packets back; return those held.
         """
@@ -323,7 +334,9 @@ class Socket:
         """
         Send a handler's result as the acknowledgement the client asked for.
         """
-        self._send(Packet(PacketType.ACK, self.namespace.name, ack_args(result), ack_id))
+        self._send(
+            encode_packet(Packet(PacketType.ACK, self.namespace.name, ack_args(result), ack_id))
+        )
 
     def _closed(self, reason: str) -> None:
         """
