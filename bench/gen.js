@@ -37,13 +37,17 @@ function mark(name) {
   });
 }
 
+// A cluster's members are spread over its nodes, neighbours on different nodes.
+const portOf = (index) => config.ports[index % config.ports.length];
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // A room member over one WebSocket. `onChat(payload)` gets the payload of
 // every `normal` frame; `connect()` resolves once the member is in its room.
 class Member {
-  constructor(proto, room, nickname) {
+  constructor(proto, room, nickname, port) {
     this.proto = proto;
+    this.port = port;
     this.room = room;
     this.nickname = nickname;
     this.onChat = null;
@@ -57,7 +61,7 @@ class Member {
       ? `/xgate/websocket/${encodeURIComponent(this.room)}?nickname=${encodeURIComponent(this.nickname)}`
       : '/socket.io/?EIO=4&transport=websocket';
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`ws://${HOST}:${config.port}${path}`, {
+      const ws = new WebSocket(`ws://${HOST}:${this.port}${path}`, {
         perMessageDeflate: false,
         handshakeTimeout: CONNECT_TIMEOUT_MS,
       });
@@ -200,8 +204,8 @@ async function fanout() {
     for (let m = 0; m < members; m++) specs.push({ room: `fan-${r}`, nickname: `u${r}-${m}` });
   }
   const connectStart = performance.now();
-  const results = await pool(specs, config.connect_concurrency, (spec) => (
-    new Member(config.proto, spec.room, spec.nickname).connect()));
+  const results = await pool(specs, config.connect_concurrency, (spec, index) => (
+    new Member(config.proto, spec.room, spec.nickname, portOf(index)).connect()));
   const connectSeconds = (performance.now() - connectStart) / 1000;
   const failures = results.filter((result) => !result.ok).length;
   if (failures) {
@@ -275,6 +279,9 @@ async function fanout() {
     deliveries,
     deliveries_per_s: Math.round(deliveries / seconds),
     messages_per_s: Math.round(sent / seconds),
+    // Deliveries per message sent, over members per room: 1.0 when every
+    // member got every message (window edges shift it by a few percent).
+    delivery_ratio: sent ? round(deliveries / (sent * (members - stalledList.length)), 3) : null,
     latency_ms_p50: p50,
     latency_ms_p99: p99,
     stalled: stalledList.length,
@@ -290,8 +297,8 @@ async function hold() {
   }));
   await mark('measure_start');
   const start = performance.now();
-  const results = await pool(specs, config.connect_concurrency, (spec) => (
-    new Member(config.proto, spec.room, spec.nickname).connect()));
+  const results = await pool(specs, config.connect_concurrency, (spec, index) => (
+    new Member(config.proto, spec.room, spec.nickname, portOf(index)).connect()));
   const seconds = (performance.now() - start) / 1000;
   const held = results.filter((result) => result.ok).map((result) => result.value);
   await sleep(config.settle_ms);
@@ -319,7 +326,9 @@ async function churn() {
   const latencies = new Samples();
   const session = async (loop, iteration) => {
     const begin = performance.now();
-    const member = new Member(config.proto, `churn-${loop}`, `c${loop}-${iteration % 1000}`);
+    const member = new Member(
+      config.proto, `churn-${loop}`, `c${loop}-${iteration % 1000}`, portOf(loop + iteration),
+    );
     await member.connect();
     await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('echo timeout')), CONNECT_TIMEOUT_MS);

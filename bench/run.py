@@ -16,6 +16,7 @@ bench/README.rst says what each scenario measures and what to install first.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import resource
@@ -25,6 +26,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -39,6 +41,7 @@ PEERS = BENCH / "peers"
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") / 1024
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 RUN_DEADLINE_S = 240.0
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 # The server and the generator each get one of the two cores, so neither
 # steals the other's CPU and every server sees the same conditions.
@@ -55,11 +58,12 @@ class Server:
 
     name: str
     proto: str
-    argv: Callable[[int], list[str]]
+    argv: Callable[[int, str], list[str]]
     available: Callable[[], str | None] = lambda: None
+    nodes: int = 1
 
 
-def _xmeet_argv(port: int) -> list[str]:
+def _xmeet_argv(port: int, tag: str) -> list[str]:
     # Run twistd from the working tree, not an installed xmeet; the rate
     # limit is raised so it never caps a benchmark.
     return [
@@ -76,6 +80,30 @@ def _xmeet_argv(port: int) -> list[str]:
         "--burst",
         "100000",
     ]
+
+
+def _xmeet_cluster_argv(port: int, tag: str) -> list[str]:
+    # One Redis key prefix per run: the nodes of a run share it, and no run
+    # sees an earlier run's rooms.
+    return [*_xmeet_argv(port, tag), "--redis", REDIS_URL, "--redis-prefix", tag]
+
+
+def _xmeet_cluster_available() -> str | None:
+    """
+    The cluster variant needs xmeet's --redis option and a Redis server on
+    127.0.0.1:6379.
+    """
+    tap = (REPO / "xmeet" / "tap.py").read_text(encoding="utf-8")
+    if '"redis"' not in tap:
+        return "xmeet has no --redis option yet"
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as redis:
+            redis.sendall(b"PING\r\n")
+            if not redis.recv(16).startswith(b"+PONG"):
+                return "no Redis answering PING on 127.0.0.1:6379"
+    except OSError:
+        return "no Redis on 127.0.0.1:6379 (apt-get install redis-server)"
+    return None
 
 
 def _xmeet_sio_available() -> str | None:
@@ -115,19 +143,20 @@ SERVERS = {
         Server(
             "autobahn",
             "xgate",
-            lambda port: [sys.executable, str(PEERS / "autobahn_room.py"), str(port)],
+            lambda port, tag: [sys.executable, str(PEERS / "autobahn_room.py"), str(port)],
         ),
+        Server("xmeet-cluster", "xgate", _xmeet_cluster_argv, _xmeet_cluster_available, 2),
         Server("xmeet-sio", "sio", _xmeet_argv, _xmeet_sio_available),
         Server(
             "psio",
             "sio",
-            lambda port: [sys.executable, str(PEERS / "psio_room.py"), str(port)],
+            lambda port, tag: [sys.executable, str(PEERS / "psio_room.py"), str(port)],
             _module_available("socketio", "uvicorn", "uvloop", "httptools"),
         ),
         Server(
             "node-sio",
             "sio",
-            lambda port: ["node", str(PEERS / "node_sio_room.js"), str(port)],
+            lambda port, tag: ["node", str(PEERS / "node_sio_room.js"), str(port)],
             _node_modules_available,
         ),
     )
@@ -158,6 +187,7 @@ class Scenario:
 
 _FANOUT_COLUMNS = (
     "deliveries_per_s",
+    "delivery_ratio",
     "latency_ms_p50",
     "latency_ms_p99",
     "server_cpu_pct",
@@ -165,8 +195,8 @@ _FANOUT_COLUMNS = (
     "other_cpu_pct",
     "server_rss_mb",
 )
-_QUICK_TIMES = {"settle_ms": 500, "warmup_ms": 1000, "measure_ms": 3000}
-_FULL_TIMES = {"settle_ms": 1000, "warmup_ms": 2000, "measure_ms": 6000}
+_QUICK_TIMES = {"settle_ms": 500, "warmup_ms": 500, "measure_ms": 2000}
+_FULL_TIMES = {"settle_ms": 1000, "warmup_ms": 1000, "measure_ms": 4000}
 _SLOW = {"rooms": 1, "members": 100, "senders": 10, "payload_bytes": 2048}
 
 SCENARIOS = {
@@ -175,8 +205,8 @@ SCENARIOS = {
         Scenario(
             "hold",
             "hold",
-            {"connections": 10000, "room_size": 10, "settle_ms": 1000, "hold_ms": 3000},
-            {"connections": 2000, "room_size": 10, "settle_ms": 500, "hold_ms": 1000},
+            {"connections": 10000, "room_size": 10, "settle_ms": 1000, "hold_ms": 1000},
+            {"connections": 1000, "room_size": 10, "settle_ms": 500, "hold_ms": 500},
             (
                 "rss_per_conn_kib",
                 "connected",
@@ -205,8 +235,8 @@ SCENARIOS = {
         Scenario(
             "churn",
             "churn",
-            {"concurrency": 50, "warmup_ms": 2000, "measure_ms": 8000},
-            {"concurrency": 50, "warmup_ms": 1000, "measure_ms": 3000},
+            {"concurrency": 50, "warmup_ms": 1000, "measure_ms": 5000},
+            {"concurrency": 50, "warmup_ms": 500, "measure_ms": 2000},
             (
                 "sessions_per_s",
                 "session_ms_p50",
@@ -219,8 +249,8 @@ SCENARIOS = {
         Scenario(
             "slow-base",
             "slow",
-            {**_SLOW, "stalled": 0, "settle_ms": 1000, "warmup_ms": 2000, "measure_ms": 15000},
-            {**_SLOW, "stalled": 0, **_QUICK_TIMES, "measure_ms": 4000},
+            {**_SLOW, "stalled": 0, "settle_ms": 1000, "warmup_ms": 1000, "measure_ms": 8000},
+            {**_SLOW, "stalled": 0, **_QUICK_TIMES, "measure_ms": 3000},
             (
                 "deliveries_per_s",
                 "latency_ms_p99",
@@ -233,8 +263,8 @@ SCENARIOS = {
         Scenario(
             "slow-stall",
             "slow",
-            {**_SLOW, "stalled": 1, "settle_ms": 1000, "warmup_ms": 2000, "measure_ms": 15000},
-            {**_SLOW, "stalled": 1, **_QUICK_TIMES, "measure_ms": 4000},
+            {**_SLOW, "stalled": 1, "settle_ms": 1000, "warmup_ms": 1000, "measure_ms": 8000},
+            {**_SLOW, "stalled": 1, **_QUICK_TIMES, "measure_ms": 3000},
             (
                 "deliveries_per_s",
                 "latency_ms_p99",
@@ -252,15 +282,6 @@ SCENARIOS = {
             (),
             skipped="needs xnest/join over Socket.IO in xmeet and an Engine.IO "
             "long-polling client in bench/gen.js; neither exists yet",
-        ),
-        Scenario(
-            "cluster",
-            "cluster",
-            {},
-            {},
-            (),
-            skipped="needs xmeet --redis (two nodes behind one Redis); xmeet has no "
-            "--redis option yet",
         ),
     )
 }
@@ -304,21 +325,28 @@ def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float =
     raise RuntimeError(f"server did not listen on {port} within {timeout}s")
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pids: list[int]) -> float:
     """
-    Resident memory of C{pid} in MiB, from /proc.
+    Resident memory of the processes C{pids} together, in MiB, from /proc.
     """
-    with open(f"/proc/{pid}/statm") as statm:
-        return int(statm.read().split()[1]) * PAGE_KIB / 1024
+    pages = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/statm") as statm:
+            pages += int(statm.read().split()[1])
+    return pages * PAGE_KIB / 1024
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pids: list[int]) -> float:
     """
-    User plus system CPU of C{pid} (all its threads), from /proc.
+    User plus system CPU of the processes C{pids} (all their threads)
+    together, from /proc.
     """
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    ticks = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / CLOCK_TICKS
 
 
 def machine_busy_seconds() -> float:
@@ -368,7 +396,7 @@ class RssSampler:
     consumer scenario needs memory over time, not only at the marks.
     """
 
-    pid: int
+    pids: list[int]
     series: list[tuple[float, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -378,7 +406,7 @@ class RssSampler:
         """
         while not self._stop.wait(0.5):
             try:
-                self.series.append((time.monotonic(), rss_mb(self.pid)))
+                self.series.append((time.monotonic(), rss_mb(self.pids)))
             except OSError:
                 return
 
@@ -394,35 +422,47 @@ def run_once(
     scenario: Scenario,
     params: dict[str, Any],
     log: TextIO,
+    xmeet_root: Path = REPO,
     profile_dir: Path | None = None,
 ) -> dict[str, Any]:
     """
-    One server, one scenario, fresh processes; always kills both.
+    One server (one or more nodes), one scenario, fresh processes; always
+    kills them all. CPU and RSS of a multi-node server are the nodes' sums.
+
+    @param xmeet_root: the directory the servers run in; C{python -c}
+        imports xmeet (and twistd finds its plugin) from there.
     """
-    port = free_port()
-    config = {"kind": scenario.kind, "proto": server.proto, "port": port, **params}
+    ports = [free_port() for _ in range(server.nodes)]
+    tag = f"xmeet-bench-{ports[0]}:"
+    config = {"kind": scenario.kind, "proto": server.proto, "ports": ports, **params}
     config.setdefault("connect_concurrency", 200)
-    server_process = subprocess.Popen(
-        _pinned(SERVER_CPU, server.argv(port)),
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
+    nodes: list[subprocess.Popen[bytes]] = []
     generator: subprocess.Popen[str] | None = None
     profiler: subprocess.Popen[bytes] | None = None
-    sampler = RssSampler(server_process.pid)
-    python_server = server.argv(port)[0] == sys.executable
+    python_server = server.argv(ports[0], tag)[0] == sys.executable
     profile_to = (
         profile_dir / f"{scenario.name}-{server.name}.txt"
         if profile_dir is not None and python_server
         else None
     )
+    sampler = RssSampler([])
     try:
-        wait_listening(port, server_process)
+        for port in ports:
+            nodes.append(
+                subprocess.Popen(
+                    _pinned(SERVER_CPU, server.argv(port, tag)),
+                    cwd=xmeet_root,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                )
+            )
+        pids = [node.pid for node in nodes]
+        for port, node in zip(ports, nodes, strict=True):
+            wait_listening(port, node)
         time.sleep(0.5)
-        base_rss = rss_mb(server_process.pid)
+        base_rss = rss_mb(pids)
         generator = subprocess.Popen(
             _pinned(GENERATOR_CPU, ["node", str(BENCH / "gen.js"), json.dumps(config)]),
             cwd=REPO,
@@ -434,6 +474,7 @@ def run_once(
         )
         watchdog = threading.Timer(RUN_DEADLINE_S, _kill_group, (generator,))
         watchdog.start()
+        sampler.pids = pids
         threading.Thread(target=sampler.run, daemon=True).start()
         marks: dict[str, Sample] = {}
         result: dict[str, Any] = {"error": "generator ended without a result"}
@@ -443,13 +484,13 @@ def run_once(
                 if line.startswith("MARK "):
                     marks[line[5:].strip()] = Sample(
                         time.monotonic(),
-                        cpu_seconds(server_process.pid),
-                        cpu_seconds(generator.pid),
-                        rss_mb(server_process.pid),
+                        cpu_seconds(pids),
+                        cpu_seconds([generator.pid]),
+                        rss_mb(pids),
                         machine_busy_seconds(),
                     )
                     if profile_to is not None and line.strip() == "MARK measure_start":
-                        profiler = _start_profiler(server_process.pid, profile_to, params)
+                        profiler = _start_profiler(pids[0], profile_to, params)
                     generator.stdin.write("ok\n")
                     generator.stdin.flush()
                 elif line.startswith("RESULT "):
@@ -457,8 +498,9 @@ def run_once(
                     break
         finally:
             watchdog.cancel()
-        if server_process.poll() is not None:
-            result.setdefault("error", f"server exited with {server_process.returncode}")
+        for node in nodes:
+            if node.poll() is not None:
+                result.setdefault("error", f"server exited with {node.returncode}")
         return {**result, **_server_figures(base_rss, marks, sampler.series)}
     finally:
         sampler.stop()
@@ -466,7 +508,8 @@ def run_once(
             profiler.wait(timeout=60)
         if generator is not None:
             _kill_group(generator)
-        _kill_group(server_process)
+        for node in nodes:
+            _kill_group(node)
 
 
 def _start_profiler(pid: int, output: Path, params: dict[str, Any]) -> subprocess.Popen[bytes]:
@@ -594,6 +637,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--server", action="append", choices=sorted(SERVERS), help="repeatable; default all"
     )
     parser.add_argument("--reps", type=int, help="repetitions (default 3, quick 1)")
+    parser.add_argument(
+        "--xmeet-rev",
+        metavar="REV",
+        help="run the committed xmeet of this git revision (e.g. HEAD) instead of "
+        "the working tree, which others may be editing during the run",
+    )
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     parser.add_argument(
         "--profile",
@@ -610,7 +659,21 @@ def main(argv: list[str]) -> int:
     Run the matrix, print JSON lines as runs finish, then the table.
     """
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
     fd_limit = raise_fd_limit()
+    with tempfile.TemporaryDirectory(prefix="xmeet-bench-tree-") as snapshot:
+        if args.xmeet_rev:
+            xmeet_root = export_tree(args.xmeet_rev, Path(snapshot))
+            version = _git("rev-parse", "--short", args.xmeet_rev)
+        else:
+            xmeet_root = REPO
+            dirty = _git("status", "--porcelain", "--", "xmeet", "twisted")
+            version = _git("rev-parse", "--short", "HEAD") + ("+working-tree" if dirty else "")
+        return _run_matrix(args, fd_limit, xmeet_root, version)
+
+
+def _run_matrix(args: argparse.Namespace, fd_limit: int, xmeet_root: Path, version: str) -> int:
     scenarios = [SCENARIOS[name] for name in args.scenario or SCENARIOS]
     servers = []
     for name in args.server or SERVERS:
@@ -635,7 +698,7 @@ def main(argv: list[str]) -> int:
             for rep in range(reps):
                 for server in servers:
                     try:
-                        result = run_once(server, scenario, params, log, args.profile)
+                        result = run_once(server, scenario, params, log, xmeet_root, args.profile)
                     except Exception as error:  # noqa: BLE001 - one failed run must not stop the matrix
                         result = {"error": repr(error)}
                     result = {
@@ -643,6 +706,7 @@ def main(argv: list[str]) -> int:
                         "server": server.name,
                         "rep": rep,
                         "mode": mode,
+                        "xmeet": version,
                         **result,
                     }
                     if scenario.kind == "hold":
@@ -651,11 +715,40 @@ def main(argv: list[str]) -> int:
                     _emit(result, args.out)
     print(table(results, scenarios, servers))
     print(
-        f"\n{mode} run, {reps} repetition(s), {time.monotonic() - started:.0f}s; "
+        f"\n{mode} run of xmeet {version}, {reps} repetition(s), "
+        f"{time.monotonic() - started:.0f}s; "
         f"nproc {os.cpu_count()}; server on CPU {SERVER_CPU}, generator on CPU {GENERATOR_CPU}; "
         f"server logs in {log_path}"
     )
     return 0
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    # SystemExit unwinds through every finally, which kill the process
+    # groups; a shell's background job would otherwise ignore SIGINT.
+    raise SystemExit(128 + signum)
+
+
+def _git(*arguments: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(REPO), *arguments], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def export_tree(rev: str, into: Path) -> Path:
+    """
+    The committed xmeet of C{rev} (its C{xmeet/} and C{twisted/plugins/}),
+    unpacked into C{into}: a snapshot that other engineers' edits to the
+    working tree cannot change in the middle of a run.
+    """
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", rev, "xmeet", "twisted"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
 
 
 def _emit(record: dict[str, Any], out: Path | None) -> None:
