@@ -172,6 +172,15 @@ class NodeV4ClientTests(NodeClientMixin, TestCase):
     version = "4"
 
     @inlineCallbacks
+    def test_custom_namespace(self) -> Any:
+        """
+        The auth payload reaches a custom namespace's connect handler.
+        """
+        result = yield self.scenario("custom", "websocket")
+        self.assertEqual(result["auth"], {"token": "v4-token"})
+        self.assertNotIn("#", result["id"])
+
+    @inlineCallbacks
     def test_auth(self) -> Any:
         """
         The C{auth} option reaches the connect handler.
@@ -186,6 +195,16 @@ class NodeV2ClientTests(NodeClientMixin, TestCase):
     """
 
     version = "2"
+
+    @inlineCallbacks
+    def test_custom_namespace(self) -> Any:
+        """
+        A 2.x client's query reaches a custom namespace's connect handler as
+        its auth, and its socket id there is C{/custom#<Engine.IO id>}.
+        """
+        result = yield self.scenario("custom", "websocket")
+        self.assertEqual(result["auth"], {"token": "v2-token"})
+        self.assertTrue(result["id"].startswith("/custom#"), result["id"])
 
     @inlineCallbacks
     def test_socket_id(self) -> Any:

@@ -22,7 +22,7 @@ function fail(error) {
 
 setTimeout(() => fail(`scenario ${scenario} timed out`), TIMEOUT_MS).unref();
 
-function connect(extra) {
+function connect(extra, namespace = "") {
   const options = Object.assign(
     { transports: transports.split(","), forceNew: true, reconnectionDelay: 100 },
     extra,
@@ -32,7 +32,7 @@ function connect(extra) {
   } else {
     options.auth = { token: "v4-token" };
   }
-  return io(url, options);
+  return io(url + namespace, options);
 }
 
 function once(emitter, event) {
@@ -136,7 +136,16 @@ async function silent() {
   return { id, reason };
 }
 
-const scenarios = { basic, rooms, reconnect, silent };
+async function custom() {
+  // A namespace other than the main one, with auth (4.x) or query (2.x).
+  const socket = connect({}, "/custom");
+  const [auth] = await once(socket, "auth");
+  const id = socket.id;
+  socket.close();
+  return { id, auth };
+}
+
+const scenarios = { basic, custom, rooms, reconnect, silent };
 
 scenarios[scenario]()
   .then((result) => {
