@@ -1,0 +1,330 @@
+"""
+One behaviour, two IM backends: L{MemoryIMBackend} for a node on its own
+and L{RedisIMBackend} against the real Redis on 127.0.0.1:6379 (with a key
+prefix of the test's own, removed afterwards); then, for Redis, several
+L{IMService} nodes in this process sharing one prefix: presence, messages,
+conversations, offline queues and the stored state across nodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import txredisapi
+from twisted.internet import defer, reactor
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import TestCase
+from zope.interface.verify import verifyObject
+
+from tests.cluster_support import redis_cleanup, unique_prefix
+from tests.test_im import FakeClient
+from tests.xgate_client import wait_until
+from xmeet.config import Settings
+from xmeet.core.ids import IdGenerator, new_node_id
+from xmeet.core.im import IMError
+from xmeet.im import IMService
+from xmeet.store.im_interfaces import IIMBackend, IIMListener
+from xmeet.store.im_memory import MemoryIMBackend
+from xmeet.store.im_redis import RedisIMBackend
+from xmeet.store.redis_link import RedisAddress, RedisLink
+
+__all__ = ["MemoryIMBackendTests", "RedisIMBackendTests"]
+
+SETTINGS = Settings(rate=1000, burst=1000, history_size=5)
+
+
+class Device:
+    """
+    A user logged in on a service, through a fake socket.
+    """
+
+    def __init__(self, service: IMService, user: str, socket_id: str) -> None:
+        self.service = service
+        self.client = FakeClient(socket_id)
+        ack = service.log_in(self.client, {"userId": user, "socketId": socket_id})
+        service.flush_offline(self.client)
+        self.token = ack["sessionToken"]
+
+    def call(self, method: str, **fields: Any) -> dict[str, Any]:
+        """
+        Call C{method} of the service with this device's token.
+        """
+        result: dict[str, Any] = getattr(self.service, method)(
+            self.client, {"sessionToken": self.token, **fields}
+        )
+        return result
+
+    def direct(self, text: str, *targets: str) -> dict[str, Any]:
+        """
+        Send C{text} to C{targets}.
+        """
+        return self.call("direct_message", targetIds=list(targets), type="t", textContent=text)
+
+    def texts(self) -> list[str]:
+        """
+        The texts of the direct messages received so far.
+        """
+        return [
+            data["textContent"] for name, data in self.client.events if name == "message/direct"
+        ]
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """
+        The data of the C{name} events received so far.
+        """
+        return [data for event, data in self.client.events if event == name]
+
+
+class IMBackendBehaviour:
+    """
+    What every IM backend does for a node on its own; mixed into a
+    C{TestCase} that says how to make a started service.
+    """
+
+    def make_service(self) -> Deferred[IMService]:
+        """
+        A started service over a new backend, ready to serve.
+        """
+        raise NotImplementedError
+
+    @defer.inlineCallbacks
+    def test_interfaces(self) -> Any:
+        """
+        The backend provides L{IIMBackend}, the service L{IIMListener}.
+        """
+        service = yield self.make_service()
+        verifyObject(IIMBackend, service._backend)
+        verifyObject(IIMListener, service)
+
+    @defer.inlineCallbacks
+    def test_one_node(self) -> Any:
+        """
+        On its own, a node over the backend delivers, queues and keeps
+        conversations as in memory.
+        """
+        service = yield self.make_service()
+        ann = Device(service, "ann", "a1")
+        bob = Device(service, "bob", "b1")
+        ack = ann.direct("hello", "bob", "cid")
+        assert (ack["body"]["online"], ack["body"]["offline"]) == (["bob"], ["cid"])
+        assert bob.texts() == ["hello"]
+        assert service.queued("cid") == 1
+        cid = Device(service, "cid", "c1")
+        assert cid.texts() == ["hello"]
+        assert service.queued("cid") == 0
+        added = ann.call("conversation_add", name="n", members=["bob"])
+        conversation_id = added["body"]["id"]
+        for number in range(7):
+            ann.call(
+                "conversation_message", conversationId=conversation_id, type="t", content=number
+            )
+        history = bob.call("conversation_history", conversationId=conversation_id)
+        assert [m["content"] for m in history["body"]["messages"]] == [6, 5, 4, 3, 2]
+        assert len(bob.events("message/conversation")) == 7
+
+    @defer.inlineCallbacks
+    def test_stop(self) -> Any:
+        """
+        Stopping the service leaves the cluster and fires.
+        """
+        service = yield self.make_service()
+        Device(service, "ann", "a1")
+        result = yield service.stop()
+        assert result is None
+
+
+class MemoryIMBackendTests(IMBackendBehaviour, TestCase):
+    """
+    The in-memory backend.
+    """
+
+    def make_service(self) -> Deferred[IMService]:
+        service = IMService(
+            reactor, SETTINGS, IdGenerator("memorynode"), backend=MemoryIMBackend("memorynode")
+        )
+        return service.start().addCallback(lambda _: service)
+
+
+class RedisIMBackendTests(IMBackendBehaviour, TestCase):
+    """
+    The Redis backend, alone and as several nodes of one cluster.
+    """
+
+    timeout = 30
+
+    def setUp(self) -> None:
+        self.prefix = unique_prefix()
+        redis_cleanup(self, self.prefix)
+
+    def start_node(self, node_timeout: float = 1.0) -> tuple[IMService, RedisLink]:
+        """
+        A service on a node of its own id, started; its calls may be
+        refused while it loads.
+        """
+        node_id = new_node_id()
+        link = RedisLink(
+            reactor, reactor, RedisAddress("127.0.0.1"), self.prefix, node_id, node_timeout
+        )
+        backend = RedisIMBackend(link, SETTINGS.history_size, offline_limit=3)
+        service = IMService(reactor, SETTINGS, IdGenerator(node_id), backend=backend)
+        self.started = service.start()
+        self.addCleanup(link.stop)
+        self.addCleanup(service.stop)
+        return service, link
+
+    def make_service(self) -> Deferred[IMService]:
+        service, _ = self.start_node()
+        return self.started.addCallback(lambda _: service)
+
+    @defer.inlineCallbacks
+    def nodes(self, count: int, node_timeout: float = 1.0) -> Any:
+        services = []
+        for _ in range(count):
+            service, _ = self.start_node(node_timeout)
+            yield self.started
+            services.append(service)
+        return services
+
+    @defer.inlineCallbacks
+    def test_refused_while_loading(self) -> Any:
+        """
+        Until the stored state is loaded, calls get 503; then they work.
+        """
+        service, _ = self.start_node()
+        client = FakeClient("s1")
+        with self.assertRaises(IMError) as raised:
+            service.log_in(client, {"userId": "ann", "socketId": "s1"})
+        self.assertEqual(raised.exception.status_code, 503)
+        yield self.started
+        self.assertEqual(
+            service.log_in(client, {"userId": "ann", "socketId": "s1"})["userId"], "ann"
+        )
+
+    @defer.inlineCallbacks
+    def test_across_nodes(self) -> Any:
+        """
+        A user's devices on two nodes both get a direct message from a
+        third, once; a conversation of one node is used on another; the
+        online/offline split is cluster-wide.
+        """
+        one, two, three = yield self.nodes(3)
+        ann = Device(one, "ann", "a1")
+        bob_two = Device(two, "bob", "b2")
+        bob_three = Device(three, "bob", "b3")
+        yield wait_until(lambda: one.is_reachable("bob"))
+        ack = ann.direct("hi", "bob", "cid")
+        self.assertEqual((ack["body"]["online"], ack["body"]["offline"]), (["bob"], ["cid"]))
+        yield wait_until(lambda: bob_two.texts() == ["hi"] and bob_three.texts() == ["hi"])
+
+        added = ann.call("conversation_add", name="n", members=["bob", "cid"])
+        conversation_id = added["body"]["id"]
+        yield wait_until(lambda: len(bob_two.events("conversation/updated")) == 1)
+        dan = Device(three, "dan", "d3")
+        joined = dan.call("conversation_join", conversationId=conversation_id)
+        self.assertEqual(joined["body"]["conversation"]["members"], ["ann", "bob", "cid", "dan"])
+        yield wait_until(lambda: len(ann.client.events) == 1)
+        yield wait_until(lambda: one.is_reachable("dan"))
+        sent = bob_two.call(
+            "conversation_message", conversationId=conversation_id, type="t", content="x"
+        )
+        self.assertEqual(sent["body"]["sent"], {"online": ["ann", "dan"], "offline": ["cid"]})
+        yield wait_until(lambda: len(ann.events("message/conversation")) == 1)
+        yield wait_until(lambda: len(bob_three.events("message/conversation")) == 1)
+        yield wait_until(lambda: len(dan.events("message/conversation")) == 1)
+        self.assertEqual(bob_two.events("message/conversation"), [])
+        for service in (one, two, three):
+            yield wait_until(lambda service=service: service.queued("cid") == 2)
+
+    @defer.inlineCallbacks
+    def test_concurrent_updates_converge(self) -> Any:
+        """
+        Two nodes changing a conversation at once end with the same
+        document, the one of the greater version, which Redis keeps too.
+        """
+        one, two = yield self.nodes(2)
+        ann = Device(one, "ann", "a1")
+        added = ann.call("conversation_add", name="n", members=["bob"])
+        conversation_id = added["body"]["id"]
+        bob = Device(two, "bob", "b2")
+        yield wait_until(lambda: conversation_id in two._threads)
+        ann.call("conversation_update", conversationId=conversation_id, set={"topic": "one"})
+        bob.call("conversation_update", conversationId=conversation_id, set={"topic": "two"})
+        winner = "one" if one._node > two._node else "two"
+
+        def topics() -> list[str]:
+            return [
+                service._threads[conversation_id].conversation.custom["topic"]
+                for service in (one, two)
+            ]
+
+        yield wait_until(lambda: topics() == [winner, winner])
+        connection = yield txredisapi.Connection("127.0.0.1", 6379, reconnect=False)
+        stored = yield connection.hget(f"{self.prefix}im:conversations", conversation_id)
+        yield connection.disconnect()
+        self.assertIn(f'"topic":"{winner}"', stored)
+
+    @defer.inlineCallbacks
+    def test_state_loaded_at_start(self) -> Any:
+        """
+        A node started after the others stopped finds the conversations,
+        their bounded histories and the offline queues (bounded too).
+        """
+        (one,) = yield self.nodes(1)
+        ann = Device(one, "ann", "a1")
+        added = ann.call("conversation_add", name="kept", members=["bob"], colour="red")
+        conversation_id = added["body"]["id"]
+        for number in range(6):
+            ann.call(
+                "conversation_message", conversationId=conversation_id, type="t", content=number
+            )
+        for number in range(4):
+            ann.direct(f"d{number}", "cid")
+        yield one.stop()
+        (later,) = yield self.nodes(1)
+        self.assertFalse(later.is_reachable("ann"))
+        cid = Device(later, "cid", "c1")
+        self.assertEqual(cid.texts(), ["d1", "d2", "d3"])
+        bob = Device(later, "bob", "b1")
+        got = bob.call("conversation_get", conversationId=conversation_id)
+        self.assertEqual(got["body"]["conversation"]["colour"], "red")
+        history = bob.call("conversation_history", conversationId=conversation_id)
+        self.assertEqual([m["content"] for m in history["body"]["messages"]], [5, 4, 3, 2, 1])
+        self.assertEqual([m["content"] for m in bob.events("message/conversation")], [3, 4, 5])
+
+    @defer.inlineCallbacks
+    def test_queued_while_logging_in_elsewhere(self) -> Any:
+        """
+        A message queued by a node that does not know yet that its target
+        just logged in on another node reaches the target once, and no
+        queue is left anywhere.
+        """
+        one, two = yield self.nodes(2)
+        ann = Device(one, "ann", "a1")
+        bob = Device(two, "bob", "b2")
+        ack = ann.direct("racing", "bob")
+        self.assertEqual(ack["body"]["offline"], ["bob"])
+        yield wait_until(lambda: bob.texts() == ["racing"])
+        yield wait_until(lambda: one.queued("bob") == 0)
+        self.assertEqual(two.queued("bob"), 0)
+        later = Device(one, "bob", "b1")
+        self.assertEqual(later.texts(), [])
+        connection = yield txredisapi.Connection("127.0.0.1", 6379, reconnect=False)
+        length = yield connection.llen(f"{self.prefix}im:offline:bob")
+        yield connection.disconnect()
+        self.assertEqual(length, 0)
+
+    @defer.inlineCallbacks
+    def test_dead_node_users_offline(self) -> Any:
+        """
+        The users of a node that stops without leaving are offline on the
+        others within twice the node timeout.
+        """
+        (one,) = yield self.nodes(1, node_timeout=0.5)
+        two, link = self.start_node(node_timeout=0.5)
+        yield self.started
+        Device(two, "bob", "b2")
+        yield wait_until(lambda: one.is_reachable("bob"))
+        yield link.stop()
+        started = reactor.seconds()  # type: ignore[attr-defined]
+        yield wait_until(lambda: not one.is_reachable("bob"), timeout=3)
+        self.assertLess(reactor.seconds() - started, 2 * 0.5 + 0.3)  # type: ignore[attr-defined]
