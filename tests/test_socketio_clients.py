@@ -248,6 +248,25 @@ def _python_client(url: str, transports: list[str]) -> dict[str, Any]:
     }
 
 
+def _python_reconnect(url: str) -> dict[str, Any]:
+    """
+    Have the server close the Engine.IO session under a C{python-socketio}
+    client, and use the connection the client makes again.
+    """
+    connects: queue.Queue[str] = queue.Queue()
+    client = socketio.Client(reconnection_delay=0.1, reconnection_delay_max=0.2)
+    client.on("connect", lambda: connects.put(client.get_sid()))
+    client.connect(url, transports=["websocket"], wait_timeout=5)
+    try:
+        first = connects.get(timeout=5)
+        client.emit("close-transport")
+        second = connects.get(timeout=10)
+        echo = client.call("message-with-ack", "after", timeout=5)
+    finally:
+        client.disconnect()
+    return {"first": first, "second": second, "echo": echo}
+
+
 class PythonClientTests(ServerMixin, TestCase):
     """
     The C{python-socketio} client.
@@ -274,6 +293,16 @@ class PythonClientTests(ServerMixin, TestCase):
 
     def test_upgrade(self) -> Any:
         return self.check(["polling", "websocket"])
+
+    @inlineCallbacks
+    def test_reconnect(self) -> Any:
+        """
+        The client connects again after the server closed its session.
+        """
+        result = yield deferToThread(_python_reconnect, self.url)
+        self.assertNotEqual(result["first"], result["second"])
+        self.assertEqual(self.reasons[result["first"]], "forced close")
+        self.assertEqual(result["echo"], "after")
 
 
 def _websocket_echo(url: str) -> list[str | bytes]:
