@@ -1,0 +1,363 @@
+"""
+End-to-end tests of xnests over Socket.IO (PROTOCOL.md section 3, last
+bullet) on a real port: a Socket.IO member (socket.io-client 4 or 2 in a
+Node subprocess driven by C{tests/clients/im_xnest.js}, or python-socketio)
+and a WebSocket member (the Autobahn client of L{tests.xgate_client}) in
+one room see each other and share its history.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from twisted.trial.unittest import TestCase
+
+from tests.support import start_xmeet
+from tests.test_im_socketio import WAIT, check_error, run_node, sio_connect
+from tests.xgate_client import XgateClient, connect, wait_until, xnest_url
+from xmeet.config import Settings
+
+__all__ = ["MixedRoomTests", "XnestErrorTests"]
+
+XNEST = "mixed room"
+SEND_TIME = re.compile(r"\d{4}-\d{1,2}-\d{1,2} \d{1,2}:\d{1,2}:\d{1,2}\Z")
+OK = {"statusCode": 200, "body": {}}
+
+
+async def ws_member(testcase: TestCase, url: str, xnest: str, nickname: str) -> XgateClient:
+    """
+    A WebSocket member of C{xnest} that received its greeting.
+    """
+    client = await connect(testcase, xnest_url(url, xnest, {"nickname": nickname}))
+    await client.next_of_type("history")
+    return client
+
+
+def stripped(test: TestCase, frame: dict[str, Any]) -> dict[str, Any]:
+    """
+    C{frame} without its C{send_time}, checked to be of the right form.
+    """
+    test.assertRegex(frame["send_time"], SEND_TIME)
+    return {key: value for key, value in frame.items() if key != "send_time"}
+
+
+def frame(sender: str, frame_type: str, payload: Any, **extra: Any) -> dict[str, Any]:
+    """
+    A room frame of C{XNEST} as L{stripped} returns it.
+    """
+    return {"from": sender, "xnest": XNEST, "type": frame_type, "payload": payload, **extra}
+
+
+def entry(test: TestCase, message: dict[str, Any], nickname: str) -> dict[str, Any]:
+    """
+    The history entry of the C{normal} frame C{message}.
+    """
+    test.assertEqual(message["type"], "normal")
+    return {
+        "from": message["from"],
+        "nickname": nickname,
+        "type": "normal",
+        "payload": message["payload"],
+        "send_time": message["send_time"],
+    }
+
+
+def check_mixed(test: TestCase, report: dict[str, Any], ws: XgateClient) -> None:
+    """
+    The mixed room script (see C{im_xnest.js}): every ack and event of the
+    Socket.IO member, every frame of the WebSocket member, exactly; the
+    broadcasts are the very same objects on both sides.
+    """
+    acks, events = report["acks"], report["events"]
+    member = ws.id
+    sio = acks["join"]["body"]["self"]
+    again = acks["rejoin"]["body"]["self"]
+    test.assertEqual(len({member, sio, again}), 3)
+    frames = ws.frames[4:]
+    test.assertEqual(
+        [stripped(test, each) for each in frames],
+        [
+            frame(member, "normal", "before"),
+            frame(sio, "join", "sio"),
+            frame(sio, "normal", "from sio"),
+            frame(member, "normal", "from ws"),
+            frame(sio, "changename", "sio2"),
+            frame(member, "changename", "ws2"),
+            frame(sio, "private", "psst", to=member),
+            frame(sio, "leave", "leave"),
+            frame(again, "join", "sio3"),
+            frame(again, "leave", "leave"),
+        ],
+    )
+    before, _, from_sio, from_ws, renamed, renamed_ws, private, *_ = frames
+    history = [
+        entry(test, from_ws, "wsann"),
+        entry(test, from_sio, "sio"),
+        entry(test, before, "wsann"),
+    ]
+    test.assertEqual(
+        acks["join"],
+        {
+            "statusCode": 200,
+            "body": {
+                "self": sio,
+                "member_count": 2,
+                "members": [{"pid": member, "nickname": "wsann"}, {"pid": sio, "nickname": "sio"}],
+                "history": [entry(test, before, "wsann")],
+            },
+        },
+    )
+    for step in ("send", "rename", "history", "private", "leave"):
+        test.assertEqual(acks[step], OK, step)
+    test.assertEqual(
+        acks["rejoin"],
+        {
+            "statusCode": 200,
+            "body": {
+                "self": again,
+                "member_count": 2,
+                "members": [{"pid": member, "nickname": "ws2"}, {"pid": again, "nickname": "sio3"}],
+                "history": history,
+            },
+        },
+    )
+    test.assertEqual(events[0], ["connected", {"socketId": report["id"]}])
+    (history_frame,) = [data for name, data in events if data.get("type") == "history"]
+    test.assertEqual(stripped(test, history_frame), frame(sio, "history", history))
+    test.assertEqual(
+        events,
+        [
+            events[0],
+            ["xnest", from_sio],
+            ["xnest", from_ws],
+            ["xnest", renamed],
+            ["xnest", renamed_ws],
+            ["xnest", history_frame],
+            ["xnest", private],
+        ],
+    )
+
+
+class MixedRoomTests(TestCase):
+    """
+    A WebSocket member and a Socket.IO member of one xnest see each other's
+    join, leave, messages and renames, share its history, and reach each
+    other privately; the Socket.IO member leaves by C{xnest/leave} and by
+    disconnecting.
+    """
+
+    timeout = 60
+
+    async def test_socket_io_client(self) -> None:
+        """
+        With socket.io-client 4, upgrading from polling to WebSocket.
+        """
+        running = start_xmeet(self)
+        ws = await ws_member(self, running.ws_url, XNEST, "wsann")
+        ws.send("before")
+        await ws.next_of_type("normal")
+        reporting = run_node(self, "im_xnest.js", running.url, "mixed", XNEST, "wsann")
+        await ws.next_of_type("join")
+        await ws.next_of_type("normal")
+        ws.send("from ws")
+        await ws.next_of_type("changename")
+        ws.send("@changename:ws2")
+        report = await reporting
+        await wait_until(lambda: len(ws.frames) == 14, WAIT)
+        check_mixed(self, report, ws)
+
+    async def test_python_socketio(self) -> None:
+        """
+        With python-socketio on WebSocket.
+        """
+        running = start_xmeet(self)
+        ws = await ws_member(self, running.ws_url, XNEST, "wsann")
+        ws.send("before")
+        await ws.next_of_type("normal")
+        sio = await sio_connect(self, running.url)
+        socket_id = sio.id
+        acks: dict[str, Any] = {}
+
+        async def call(event: str, payload: dict[str, Any], step: str) -> Any:
+            acks[step] = await sio.call(event, payload)
+            return acks[step]
+
+        joined = await call("xnest/join", {"xnest": XNEST, "nickname": "sio"}, "join")
+        me = joined["body"]["self"]
+        await call("xnest/send", {"xnest": XNEST, "payload": "from sio"}, "send")
+        await ws.next_of_type("normal")
+        ws.send("from ws")
+        await sio.wait_for("xnest", 2)
+        await call("xnest/send", {"xnest": XNEST, "payload": "@changename:sio2"}, "rename")
+        await ws.next_of_type("changename")
+        ws.send("@changename:ws2")
+        await sio.wait_for("xnest", 4)
+        await call("xnest/send", {"xnest": XNEST, "payload": "@history:0"}, "history")
+        await sio.wait_for("xnest", 5)
+        await call("xnest/send", {"xnest": XNEST, "payload": f"@to:{ws.id}|psst"}, "private")
+        await sio.wait_for("xnest", 6)
+        await call("xnest/leave", {"xnest": XNEST}, "leave")
+        await call("xnest/join", {"xnest": XNEST, "nickname": "sio3"}, "rejoin")
+        await sio.disconnect()
+        await wait_until(lambda: len(ws.frames) == 14, WAIT)
+        self.assertEqual(sio.named("xnest")[-1]["from"], me)
+        check_mixed(self, {"acks": acks, "events": sio.events, "id": socket_id}, ws)
+
+    async def test_socket_io_client_v2(self) -> None:
+        """
+        A socket.io-client 2 (Engine.IO 3) member joins, sends, receives
+        its message, and leaves by disconnecting.
+        """
+        running = start_xmeet(self)
+        ws = await ws_member(self, running.ws_url, XNEST, "wsv2")
+        report = await run_node(self, "im_xnest.js", running.url, "v2", XNEST, "wsv2")
+        await wait_until(lambda: len(ws.frames) == 7, WAIT)
+        member, old = ws.id, report["acks"]["join"]["body"]["self"]
+        self.assertEqual(
+            report["acks"],
+            {
+                "join": {
+                    "statusCode": 200,
+                    "body": {
+                        "self": old,
+                        "member_count": 2,
+                        "members": [
+                            {"pid": member, "nickname": "wsv2"},
+                            {"pid": old, "nickname": "old"},
+                        ],
+                        "history": [],
+                    },
+                },
+                "send": OK,
+            },
+        )
+        joined, said, left = ws.frames[4:]
+        self.assertEqual(
+            [stripped(self, each) for each in (joined, said, left)],
+            [
+                frame(old, "join", "old"),
+                frame(old, "normal", "hi from v2"),
+                frame(old, "leave", "leave"),
+            ],
+        )
+        (connected, received) = report["events"]
+        self.assertEqual(connected[0], "connected")
+        self.assertIsInstance(connected[1]["socketId"], str)
+        self.assertEqual(received, ["xnest", said])
+
+
+def _send(payload: Any) -> dict[str, Any]:
+    return {"xnest": "e", "payload": payload}
+
+
+NOT_JOINED = [
+    (403, "xnest/send", _send("hi")),
+    (403, "xnest/leave", {"xnest": "e"}),
+    (400, "xnest/join", "e"),
+    (400, "xnest/join", None),
+    (400, "xnest/join", {"nickname": "ed"}),
+    (400, "xnest/join", {"xnest": ""}),
+    (400, "xnest/join", {"xnest": "a/b"}),
+    (400, "xnest/join", {"xnest": "x" * 65}),
+    (400, "xnest/join", {"xnest": "e", "nickname": "n" * 33}),
+    (400, "xnest/join", {"xnest": "e", "nickname": 5}),
+    (400, "xnest/join", {"xnest": "e", "is_store_history": "no"}),
+    (400, "xnest/send", ["e", "hi"]),
+]
+"""
+Errors of a socket in no xnest, as C{(status, event, payload)}.
+"""
+
+JOINED = [
+    (400, "xnest/join", {"xnest": "e", "nickname": "again"}),
+    (400, "xnest/send", _send(5)),
+    (400, "xnest/send", {"xnest": "e"}),
+    (413, "xnest/send", _send("é" * 51)),
+]
+"""
+Errors of a member of xnest C{e}, on a node whose largest message is 100
+bytes (51 C{é} are 102).
+"""
+
+
+class XnestErrorTests(TestCase):
+    """
+    Bad xnest calls get the error object of their status as ack and, with
+    no ack callback, as an C{error} event; they change nothing in the room.
+    """
+
+    timeout = 60
+
+    async def test_errors(self) -> None:
+        """
+        403 outside the xnest, 400 for bad payloads, 413 for an oversize
+        message, 429 beyond the burst; a WebSocket member of the room sees
+        the join and the accepted messages, nothing else.
+        """
+        running = start_xmeet(self, Settings(max_message_size=100, rate=0.01, burst=2))
+        ws = await ws_member(self, running.ws_url, "e", "watcher")
+        sio = await sio_connect(self, running.url)
+
+        async def refused(status: int, event: str, payload: Any) -> None:
+            ack = await sio.call(event, payload)
+            check_error(self, ack, status, (event, payload))
+            errors = len(sio.named("error"))
+            await sio.emit(event, payload)
+            await sio.wait_for("error", errors + 1)
+            self.assertEqual(sio.named("error")[errors], ack)
+
+        for case in NOT_JOINED:
+            await refused(*case)
+        joined = await sio.call("xnest/join", {"xnest": "e", "nickname": "ed"})
+        ed = joined["body"]["self"]
+        self.assertEqual(
+            joined["body"]["members"],
+            [{"pid": ws.id, "nickname": "watcher"}, {"pid": ed, "nickname": "ed"}],
+        )
+        self.assertEqual(joined["body"]["member_count"], 2)
+        for case in JOINED:
+            await refused(*case)
+        self.assertEqual(await sio.call("xnest/send", _send("one")), OK)
+        self.assertEqual(await sio.call("xnest/send", _send("two")), OK)
+        await refused(429, "xnest/send", _send("three"))
+        await sio.call("xnest/leave", {"xnest": "e"})
+        await wait_until(lambda: len(ws.frames) == 8, WAIT)
+        self.assertEqual(
+            [(each["type"], each["from"], each["payload"]) for each in ws.frames[4:]],
+            [
+                ("join", ed, "ed"),
+                ("normal", ed, "one"),
+                ("normal", ed, "two"),
+                ("leave", ed, "leave"),
+            ],
+        )
+        self.assertEqual(
+            [(data["type"], data["payload"]) for data in sio.named("xnest")],
+            [("normal", "one"), ("normal", "two")],
+        )
+
+    async def test_commands(self) -> None:
+        """
+        C{@history:N} past the end answers an empty page, a malformed
+        cursor and an unknown C{@to} id an C{error} frame, to the sender
+        alone, in the C{xnest} event.
+        """
+        running = start_xmeet(self)
+        ws = await ws_member(self, running.ws_url, XNEST, "watcher")
+        sio = await sio_connect(self, running.url)
+        joined = await sio.call("xnest/join", {"xnest": XNEST, "nickname": "ed"})
+        ed = joined["body"]["self"]
+        for command in ("@history:1", "@history:x", "@to:nobody|hi", "ok"):
+            self.assertEqual(await sio.call("xnest/send", {"xnest": XNEST, "payload": command}), OK)
+        await sio.wait_for("xnest", 4)
+        page, cursor, unknown, said = sio.named("xnest")
+        self.assertEqual(stripped(self, page), frame(ed, "history", []))
+        self.assertEqual((cursor["type"], cursor["from"]), ("error", ed))
+        self.assertEqual((unknown["type"], unknown["from"]), ("error", ed))
+        self.assertIsInstance(cursor["payload"], str)
+        self.assertIsInstance(unknown["payload"], str)
+        self.assertEqual(stripped(self, said), frame(ed, "normal", "ok"))
+        await wait_until(lambda: len(ws.frames) == 6, WAIT)
+        self.assertEqual(ws.frames[4:], [ws.frames[4], said])
+        self.assertEqual(stripped(self, ws.frames[4]), frame(ed, "join", "ed"))
