@@ -13,7 +13,8 @@ from typing import Any
 import txredisapi
 from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred
-from twisted.trial.unittest import TestCase
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from tests.cluster_support import redis_cleanup, unique_prefix
@@ -21,14 +22,21 @@ from tests.test_im import FakeClient
 from tests.xgate_client import wait_until
 from xmeet.config import Settings
 from xmeet.core.ids import IdGenerator, new_node_id
-from xmeet.core.im import IMError
+from xmeet.core.im import Conversation, IMError
 from xmeet.im import IMService
-from xmeet.store.im_interfaces import IIMBackend, IIMListener
+from xmeet.store.im_interfaces import (
+    ConversationState,
+    IIMBackend,
+    IIMListener,
+    IMSnapshot,
+    NodeGone,
+    Stamp,
+)
 from xmeet.store.im_memory import MemoryIMBackend
 from xmeet.store.im_redis import RedisIMBackend
 from xmeet.store.redis_link import RedisAddress, RedisLink
 
-__all__ = ["MemoryIMBackendTests", "RedisIMBackendTests"]
+__all__ = ["MemoryIMBackendTests", "RedisIMBackendTests", "SnapshotTests"]
 
 SETTINGS = Settings(rate=1000, burst=1000, history_size=5)
 
@@ -328,3 +336,63 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         started = reactor.seconds()  # type: ignore[attr-defined]
         yield wait_until(lambda: not one.is_reachable("bob"), timeout=3)
         self.assertLess(reactor.seconds() - started, 2 * 0.5 + 0.3)  # type: ignore[attr-defined]
+
+
+class SnapshotTests(SynchronousTestCase):
+    """
+    How a service takes in the stored state, at start or after an outage.
+    """
+
+    def setUp(self) -> None:
+        self.service = IMService(
+            Clock(), SETTINGS, IdGenerator("snapnode00"), backend=MemoryIMBackend("snapnode00")
+        )
+
+    def conversation(self, name: str) -> Conversation:
+        return Conversation("c1", name, ("ann",), ("ann", "bob"), ("name",), 0)
+
+    def test_delivered_not_queued_again(self) -> None:
+        """
+        A queued message this node delivered is not queued again by a
+        stored state read before Redis forgot it.
+        """
+        entry = ("message/direct", {"id": "m1", "textContent": "x"})
+        self.service.im_snapshot(IMSnapshot(offline={"bob": [entry]}))
+        self.assertEqual(self.service.queued("bob"), 1)
+        bob = Device(self.service, "bob", "b1")
+        self.assertEqual(bob.texts(), ["x"])
+        self.service.im_snapshot(IMSnapshot(offline={"bob": [entry]}))
+        self.assertEqual((self.service.queued("bob"), bob.texts()), (0, ["x"]))
+
+    def test_newer_conversation_wins(self) -> None:
+        """
+        A stored conversation replaces this node's only when its version
+        is greater; members here hear of the change.
+        """
+        ann = Device(self.service, "ann", "a1")
+        first = ConversationState(Stamp(2, "n1"), self.conversation("first"))
+        self.service.im_snapshot(IMSnapshot(conversations=[first]))
+        older = ConversationState(Stamp(1, "n9"), self.conversation("older"))
+        self.service.im_snapshot(IMSnapshot(conversations=[older]))
+        got = ann.call("conversation_get", conversationId="c1")
+        self.assertEqual(got["body"]["conversation"]["name"], "first")
+        newer = ConversationState(Stamp(2, "n2"), self.conversation("newer"), [{"id": "h1"}])
+        self.service.im_snapshot(IMSnapshot(conversations=[newer]))
+        names = [data["conversation"]["name"] for data in ann.events("conversation/updated")]
+        self.assertEqual(names, ["first", "newer"])
+        history = ann.call("conversation_history", conversationId="c1")
+        self.assertEqual(history["body"]["messages"], [{"id": "h1"}])
+
+    def test_presence_replaced(self) -> None:
+        """
+        The stored presence replaces what was known of other nodes; this
+        node's own entry is ignored; a node gone takes its users along.
+        """
+        self.service.im_snapshot(IMSnapshot(presence={"n1": ("bob",), "snapnode00": ("cid",)}))
+        self.assertEqual(
+            [self.service.is_reachable(user) for user in ("bob", "cid")], [True, False]
+        )
+        self.service.im_snapshot(IMSnapshot(presence={"n2": ("dan",)}))
+        self.assertFalse(self.service.is_reachable("bob"))
+        self.service.im_event(NodeGone("n2"))
+        self.assertFalse(self.service.is_reachable("dan"))

@@ -319,8 +319,7 @@ class IMClusterTests(TestCase):
         ack = yield alice.direct("later", "bob")
         self.assertEqual(ack["body"]["offline"], ["bob"])
         bob = yield IMUser(self, self.one, "bob").log_in()
-        yield bob.wait_for("message/direct", 1)
-        self.assertEqual(bob.texts(), ["later"])
+        yield wait_until(lambda: bob.texts() == ["later"])
 
 
 class IMRestartTests(TestCase):
@@ -422,7 +421,7 @@ class IMOutageTests(TestCase):
         yield redis.start()
         yield bob.wait_for("message/conversation", 6, timeout=20)
         yield alice.wait_for("message/conversation", 3, timeout=20)
-        yield bob.wait_for("message/direct", 1, timeout=20)
+        yield wait_until(lambda: bob.texts() == ["psst"], timeout=20)
         yield _pause(0.5)
         self.assertEqual(
             _payloads(bob, "message/conversation"), ["before"] + [f"a{n}" for n in range(5)]

@@ -86,6 +86,11 @@ log = Logger()
 #: dropped beyond this.
 DEFAULT_OFFLINE_LIMIT = 1000
 
+#: Ids of queued messages remembered after their delivery, so that a
+#: stored state read while they were being forgotten in Redis does not
+#: queue them again.
+DELIVERED_MEMORY = 10_000
+
 #: Users with queued messages; beyond this, the queue of the user who was
 #: sent something least recently is dropped, so clients sending to invented
 #: user ids cannot exhaust memory.
@@ -184,6 +189,8 @@ class IMService:
         self._offline: OrderedDict[str, deque[tuple[str, dict[str, Any]]]] = OrderedDict()
         self._remote: dict[str, set[str]] = {}
         self._node_users: dict[str, set[str]] = {}
+        self._delivered: deque[str] = deque()
+        self._delivered_ids: set[str] = set()
 
     def start(self) -> Deferred[None]:
         """
@@ -282,8 +289,16 @@ class IMService:
             self._push(self._by_user[user_id].values(), event, data)
         if queue:
             ids = tuple(data["id"] for _, data in queue)
+            self._remember_delivered(ids)
             self._backend.publish(Flushed(self._node, user_id, ids))
         return len(queue)
+
+    def _remember_delivered(self, ids: Iterable[str]) -> None:
+        for message_id in ids:
+            self._delivered.append(message_id)
+            self._delivered_ids.add(message_id)
+        while len(self._delivered) > DELIVERED_MEMORY:
+            self._delivered_ids.discard(self._delivered.popleft())
 
     def log_out(self, client: IIMClient | None, payload: object) -> dict[str, Any]:
         """
@@ -691,6 +706,7 @@ class IMService:
         Another node delivered C{event.ids} of a user's queue: push to the
         user's sockets here those still queued here, and forget them.
         """
+        self._remember_delivered(event.ids)
         queue = self._offline.get(event.user)
         if queue is None:
             return
@@ -722,14 +738,17 @@ class IMService:
         """
         The stored state replaces the replica's view: newer conversations,
         their histories, the offline queues (delivered at once to users
-        with sockets here) and the other nodes' users.
+        with sockets here) and the other nodes' users. Queued messages
+        this node knows were delivered are not queued again: the state may
+        have been read before Redis forgot them.
         """
         for state in snapshot.conversations:
             self._restore(state)
         self._offline = OrderedDict()
         for user, entries in snapshot.offline.items():
             for event, data in entries:
-                self._enqueue(user, event, dict(data))
+                if data["id"] not in self._delivered_ids:
+                    self._enqueue(user, event, dict(data))
         self._remote = {}
         self._node_users = {}
         for node, users in snapshot.presence.items():
