@@ -8,12 +8,14 @@
 //   sio:   Engine.IO v4 + Socket.IO v5 over the websocket transport, written
 //          here on raw `ws` (no socket.io-client) so that the generator's own
 //          cost stays small: events `xnest/join` (acked) and `xnest/send`,
-//          room frames arriving as the event `xnest` (PROTOCOL.md section 3).
+//          room frames arriving as the event `xnest` (PROTOCOL.md section 3);
+//          with `transport: "polling"` the same over HTTP long-polling.
 //
 // It talks to bench/run.py over stdio: `MARK <name>` lines, each answered by
 // one line on stdin once the runner has sampled the server (CPU, RSS), and a
 // final `RESULT <json>` line.
 
+import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
@@ -94,10 +96,10 @@ class Member {
   onSio(text) {
     switch (text.charCodeAt(0)) {
       case 50: // '2' Engine.IO ping
-        this.ws.send('3');
+        this.sendRaw('3');
         return;
       case 48: // '0' Engine.IO open: connect to the default namespace
-        this.ws.send('40');
+        this.sendRaw('40');
         return;
       case 52: // '4' Engine.IO message, Socket.IO packet follows
         break;
@@ -126,13 +128,21 @@ class Member {
     const id = this.nextAck++;
     return new Promise((resolve) => {
       this.ackWaiters.set(id, (value) => { this.ackWaiters.delete(id); resolve(value); });
-      this.ws.send(`42${id}${JSON.stringify([name, data])}`);
+      this.sendRaw(`42${id}${JSON.stringify([name, data])}`);
     });
   }
 
+  sendRaw(text) {
+    this.ws.send(text);
+  }
+
   say(text) {
-    if (this.proto === 'xgate') this.ws.send(text);
-    else this.ws.send(`42${JSON.stringify(['xnest/send', { xnest: this.room, payload: text }])}`);
+    if (this.proto === 'xgate') this.sendRaw(text);
+    else this.sendRaw(`42${JSON.stringify(['xnest/send', { xnest: this.room, payload: text }])}`);
+  }
+
+  get isOpen() {
+    return this.ws.readyState === WebSocket.OPEN;
   }
 
   // Resolves when the socket is fully closed (closing handshake done).
@@ -149,6 +159,113 @@ class Member {
     this.ws._socket.pause();
   }
 }
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+let transportErrors = 0;
+
+// One HTTP request on the shared keep-alive agent; resolves to the body of a 200.
+function httpText(method, port, path, body) {
+  return new Promise((resolve, reject) => {
+    const headers = body === undefined ? {} : {
+      'content-type': 'text/plain;charset=UTF-8', 'content-length': Buffer.byteLength(body),
+    };
+    const request = http.request({ host: HOST, port, path, method, agent, headers }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk) => { text += chunk; });
+      response.on('end', () => (response.statusCode === 200
+        ? resolve(text)
+        : reject(new Error(`HTTP ${response.statusCode}`))));
+    });
+    request.on('error', reject);
+    // A long poll is answered within the server's ping interval (25 s).
+    request.setTimeout(60000, () => request.destroy(new Error('HTTP timeout')));
+    request.end(body);
+  });
+}
+
+// A Socket.IO member over Engine.IO HTTP long-polling: one GET always
+// waiting for packets, one POST at a time carrying the queued ones.
+class PollingMember extends Member {
+  async connect() {
+    const open = (await httpText('GET', this.port, '/socket.io/?EIO=4&transport=polling')).split('\x1e')[0];
+    if (open[0] !== '0') throw new Error('no Engine.IO open packet');
+    this.path = `/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(JSON.parse(open.slice(1)).sid)}`;
+    this.outbox = [];
+    this.posting = false;
+    this.polling = true;
+    this.closed = false;
+    const joined = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('timeout')), CONNECT_TIMEOUT_MS);
+      this.sioJoined = (error) => {
+        clearTimeout(timer);
+        if (error) reject(error); else resolve(this);
+      };
+    });
+    this.sendRaw('40');
+    this.poll();
+    return joined;
+  }
+
+  sendRaw(text) {
+    this.outbox.push(text);
+    if (!this.posting) this.flush();
+  }
+
+  async flush() {
+    this.posting = true;
+    while (this.outbox.length && !this.closed) {
+      const body = this.outbox.join('\x1e');
+      this.outbox = [];
+      try {
+        await httpText('POST', this.port, this.path, body);
+      } catch {
+        this.fail();
+      }
+    }
+    this.posting = false;
+  }
+
+  async poll() {
+    while (this.polling && !this.closed) {
+      let body;
+      try {
+        body = await httpText('GET', this.port, this.path);
+      } catch {
+        this.fail();
+        return;
+      }
+      for (const packet of body.split('\x1e')) {
+        if (packet === '1') this.closed = true;
+        else this.onSio(packet);
+      }
+    }
+  }
+
+  fail() {
+    if (!this.closed) transportErrors++;
+    this.closed = true;
+  }
+
+  get isOpen() {
+    return !this.closed;
+  }
+
+  close() {
+    this.polling = false;
+    this.sendRaw('1');
+    this.closed = true;
+    return Promise.resolve();
+  }
+
+  stall() {
+    this.polling = false;
+  }
+}
+
+const newMember = (room, nickname, port) => (config.transport === 'polling'
+  ? new PollingMember(config.proto, room, nickname, port)
+  : new Member(config.proto, room, nickname, port));
 
 // Run `fn` over `items`, at most `limit` at once; resolves to the settled results.
 async function pool(items, limit, fn) {
@@ -205,7 +322,7 @@ async function fanout() {
   }
   const connectStart = performance.now();
   const results = await pool(specs, config.connect_concurrency, (spec, index) => (
-    new Member(config.proto, spec.room, spec.nickname, portOf(index)).connect()));
+    newMember(spec.room, spec.nickname, portOf(index)).connect()));
   const connectSeconds = (performance.now() - connectStart) / 1000;
   const failures = results.filter((result) => !result.ok).length;
   if (failures) {
@@ -285,6 +402,7 @@ async function fanout() {
     latency_ms_p50: p50,
     latency_ms_p99: p99,
     stalled: stalledList.length,
+    transport_errors: transportErrors,
     deliveries_per_s_series: series,
     gen_cpu_self_pct: round(((cpu.user + cpu.system) / 1e4) / seconds, 1),
   };
@@ -298,13 +416,13 @@ async function hold() {
   await mark('measure_start');
   const start = performance.now();
   const results = await pool(specs, config.connect_concurrency, (spec, index) => (
-    new Member(config.proto, spec.room, spec.nickname, portOf(index)).connect()));
+    newMember(spec.room, spec.nickname, portOf(index)).connect()));
   const seconds = (performance.now() - start) / 1000;
   const held = results.filter((result) => result.ok).map((result) => result.value);
   await sleep(config.settle_ms);
   await mark('held');
   await sleep(config.hold_ms);
-  const open = held.filter((member) => member.ws.readyState === WebSocket.OPEN).length;
+  const open = held.filter((member) => member.isOpen).length;
   await mark('measure_end');
   return {
     connections,
@@ -326,9 +444,7 @@ async function churn() {
   const latencies = new Samples();
   const session = async (loop, iteration) => {
     const begin = performance.now();
-    const member = new Member(
-      config.proto, `churn-${loop}`, `c${loop}-${iteration % 1000}`, portOf(loop + iteration),
-    );
+    const member = newMember(`churn-${loop}`, `c${loop}-${iteration % 1000}`, portOf(loop + iteration));
     await member.connect();
     await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('echo timeout')), CONNECT_TIMEOUT_MS);

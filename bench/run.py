@@ -175,7 +175,7 @@ class Scenario:
     full: dict[str, Any]
     quick: dict[str, Any]
     columns: tuple[str, ...]
-    skipped: str | None = None
+    protos: tuple[str, ...] = ("xgate", "sio")
 
     @property
     def ratio_on(self) -> str:
@@ -195,8 +195,9 @@ _FANOUT_COLUMNS = (
     "other_cpu_pct",
     "server_rss_mb",
 )
-_QUICK_TIMES = {"settle_ms": 500, "warmup_ms": 500, "measure_ms": 2000}
+_QUICK_TIMES = {"settle_ms": 300, "warmup_ms": 300, "measure_ms": 1500}
 _FULL_TIMES = {"settle_ms": 1000, "warmup_ms": 1000, "measure_ms": 4000}
+_POLLING = {"rooms": 1, "senders": 10, "payload_bytes": 64, "transport": "polling"}
 _SLOW = {"rooms": 1, "members": 100, "senders": 10, "payload_bytes": 2048}
 
 SCENARIOS = {
@@ -250,7 +251,7 @@ SCENARIOS = {
             "slow-base",
             "slow",
             {**_SLOW, "stalled": 0, "settle_ms": 1000, "warmup_ms": 1000, "measure_ms": 8000},
-            {**_SLOW, "stalled": 0, **_QUICK_TIMES, "measure_ms": 3000},
+            {**_SLOW, "stalled": 0, **_QUICK_TIMES, "measure_ms": 2000},
             (
                 "deliveries_per_s",
                 "latency_ms_p99",
@@ -264,7 +265,7 @@ SCENARIOS = {
             "slow-stall",
             "slow",
             {**_SLOW, "stalled": 1, "settle_ms": 1000, "warmup_ms": 1000, "measure_ms": 8000},
-            {**_SLOW, "stalled": 1, **_QUICK_TIMES, "measure_ms": 3000},
+            {**_SLOW, "stalled": 1, **_QUICK_TIMES, "measure_ms": 2000},
             (
                 "deliveries_per_s",
                 "latency_ms_p99",
@@ -276,12 +277,11 @@ SCENARIOS = {
         ),
         Scenario(
             "polling",
-            "polling",
-            {},
-            {},
-            (),
-            skipped="needs xnest/join over Socket.IO in xmeet and an Engine.IO "
-            "long-polling client in bench/gen.js; neither exists yet",
+            "fanout",
+            {**_POLLING, "members": 100, **_FULL_TIMES},
+            {**_POLLING, "members": 50, **_QUICK_TIMES},
+            _FANOUT_COLUMNS,
+            protos=("sio",),
         ),
     )
 }
@@ -461,7 +461,7 @@ def run_once(
         pids = [node.pid for node in nodes]
         for port, node in zip(ports, nodes, strict=True):
             wait_listening(port, node)
-        time.sleep(0.5)
+        time.sleep(0.3)
         base_rss = rss_mb(pids)
         generator = subprocess.Popen(
             _pinned(GENERATOR_CPU, ["node", str(BENCH / "gen.js"), json.dumps(config)]),
@@ -577,15 +577,12 @@ def _finish_hold(result: dict[str, Any]) -> None:
 
 def table(results: list[dict[str, Any]], scenarios: list[Scenario], servers: list[Server]) -> str:
     """
-    Medians per scenario and server, and each server's ratio to xmeet on
-    the scenario's first column.
+    Medians per scenario and server, and each server's ratio to xmeet (and
+    to xmeet's Socket.IO when it ran) on the scenario's first column.
     """
     lines = []
     for scenario in scenarios:
-        if scenario.skipped:
-            lines.append(f"\n{scenario.name}: skipped ({scenario.skipped})")
-            continue
-        header = ["server", "runs", *scenario.columns, "ratio_to_xmeet"]
+        header = ["server", "runs", *scenario.columns, "ratio"]
         rows = [header]
         medians: dict[str, dict[str, float | None]] = {}
         for server in servers:
@@ -600,10 +597,15 @@ def table(results: list[dict[str, Any]], scenarios: list[Scenario], servers: lis
             ok = sum(1 for run in runs if "error" not in run)
             rows.append([server.name, f"{ok}/{len(runs)}", *medians[server.name].values()])
         first = scenario.ratio_on
-        reference = medians.get("xmeet", {}).get(first)
+        # Socket.IO-only scenarios compare to xmeet's Socket.IO.
+        references = [name for name in ("xmeet", "xmeet-sio") if name in medians]
+        header.pop()
+        header.extend(f"ratio_to_{name}" for name in references)
         for row in rows[1:]:
             value = medians[row[0]][first]
-            row.append(round(value / reference, 2) if value is not None and reference else None)
+            for name in references:
+                reference = medians[name][first]
+                row.append(round(value / reference, 2) if value is not None and reference else None)
         widths = [max(len(_cell(row[i])) for row in rows) for i in range(len(header))]
         lines.append(f"\n{scenario.name} (ratio on {first}; medians)")
         lines.extend(
@@ -689,14 +691,13 @@ def _run_matrix(args: argparse.Namespace, fd_limit: int, xmeet_root: Path, versi
     started = time.monotonic()
     with log_path.open("w") as log:
         for scenario in scenarios:
-            if scenario.skipped:
-                _emit({"scenario": scenario.name, "skipped": scenario.skipped}, args.out)
-                continue
             params = scenario.quick if args.quick else scenario.full
             if scenario.kind == "hold" and params["connections"] * 1.1 > fd_limit:
                 params = {**params, "connections": int(fd_limit / 1.1)}
             for rep in range(reps):
                 for server in servers:
+                    if server.proto not in scenario.protos:
+                        continue
                     try:
                         result = run_once(server, scenario, params, log, xmeet_root, args.profile)
                     except Exception as error:  # noqa: BLE001 - one failed run must not stop the matrix
