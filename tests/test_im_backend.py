@@ -17,7 +17,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
-from tests.cluster_support import redis_cleanup, unique_prefix
+from tests.cluster_support import RedisServer, redis_cleanup, unique_prefix
 from tests.test_im import FakeClient
 from tests.xgate_client import wait_until
 from xmeet.config import Settings
@@ -34,7 +34,7 @@ from xmeet.store.im_interfaces import (
 )
 from xmeet.store.im_memory import MemoryIMBackend
 from xmeet.store.im_redis import RedisIMBackend
-from xmeet.store.redis_link import RedisAddress, RedisLink
+from xmeet.store.redis_link import READ_TIMEOUT, RedisAddress, RedisLink
 
 __all__ = ["MemoryIMBackendTests", "RedisIMBackendTests", "SnapshotTests"]
 
@@ -207,6 +207,39 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         self.assertEqual(
             service.log_in(client, {"userId": "ann", "socketId": "s1"})["userId"], "ann"
         )
+
+    @defer.inlineCallbacks
+    def test_redis_away_at_start(self) -> Any:
+        """
+        Without Redis, the node serves from memory after L{READ_TIMEOUT};
+        what it did meanwhile reaches Redis once Redis answers.
+        """
+        redis = RedisServer(self)
+        clock = Clock()
+        link = RedisLink(
+            clock, reactor, RedisAddress("127.0.0.1", redis.port), self.prefix, "awaynode00", 1.0
+        )
+        service = IMService(
+            clock,
+            SETTINGS,
+            IdGenerator("awaynode00"),
+            backend=RedisIMBackend(link, SETTINGS.history_size, offline_limit=3),
+        )
+        starting = service.start()
+        self.addCleanup(link.stop)
+        self.addCleanup(service.stop)
+        self.assertNoResult(starting)
+        clock.advance(READ_TIMEOUT)
+        self.successResultOf(starting)
+        ann = Device(service, "ann", "a1")
+        conversation_id = ann.call("conversation_add", name="away")["body"]["id"]
+        self.assertGreater(link.backlog, 0)
+        yield redis.start()
+        yield wait_until(lambda: link.connected and link.backlog == 0, timeout=10)
+        connection = yield txredisapi.Connection("127.0.0.1", redis.port, reconnect=False)
+        stored = yield connection.hget(f"{self.prefix}im:conversations", conversation_id)
+        yield connection.disconnect()
+        self.assertIn('"name":"away"', stored)
 
     @defer.inlineCallbacks
     def test_across_nodes(self) -> Any:

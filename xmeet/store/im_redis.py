@@ -268,22 +268,30 @@ class RedisIMBackend:
         """
         Hear the IM channel and load the stored state; the node serves once
         it is loaded, or after L{READ_TIMEOUT} without Redis (it loads the
-        state when Redis answers).
+        state when Redis answers), or when reading it failed.
         """
         self._listener = listener
-        self._patience = self._clock.callLater(READ_TIMEOUT, self._serve)
+        self._patience = self._clock.callLater(READ_TIMEOUT, self._impatient)
         self._link.attach(self)
         self._link.start()
         self._reaper.start(self._link.node_timeout / 2, now=False)
         return self._serving
+
+    def _impatient(self) -> None:
+        """
+        Redis did not answer in time: serve from memory, unless the state is
+        being read (that read ends within L{LOAD_TIMEOUT}).
+        """
+        self._patience = None
+        if self._buffer is None:
+            log.warn("Redis is away: serving IM from memory until it returns")
+            self._serve()
 
     def _serve(self) -> None:
         if self._patience is not None and self._patience.active():
             self._patience.cancel()
         self._patience = None
         if not self._serving.called:
-            if self._buffer is None and not self._link.connected:
-                log.warn("Redis is away: serving IM from memory until it returns")
             self._serving.callback(None)
 
     def link_up(self) -> None:
@@ -379,6 +387,7 @@ class RedisIMBackend:
         assert self._listener is not None
         for event in buffered:
             self._listener.im_event(event)
+        self._serve()
         if self._read_again:
             self._read_again = False
             self._read()
