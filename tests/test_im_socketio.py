@@ -692,6 +692,7 @@ ERROR_CASES = [
     _case(403, "fay", "conversation/update", _on("@c", _FAY, set={"name": "mine"})),
     _case(403, "fay", "conversation/update", _on("@c", _FAY, set={"admin": ["eve", "fay"]})),
     _case(403, "fay", "conversation/update", _on("@c", _FAY, set={"protected": []})),
+    _case(403, "fay", "conversation/update", _on("@d", _FAY, set={"topic": "mine"})),
     _case(403, "fay", "conversation/history", _on("@d", _FAY)),
     _case(403, "fay", "conversation/leave", _on("@d", _FAY)),
     _case(404, "eve", "conversation/get", _on("nope")),
