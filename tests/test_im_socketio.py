@@ -374,6 +374,16 @@ class PythonScenario:
             },
             "after_logout",
         )
+        await self.clients["bob"].emit(
+            "message/direct",
+            {
+                "sessionToken": tokens["bob"],
+                "targetIds": ["ann"],
+                "type": "text",
+                "textContent": "no ack",
+            },
+        )
+        await self.clients["ann1"].wait_for("message/direct", 3)
         for name in ("ann1", "ann2", "bob", "cid"):
             await self.call(name, "conversation/list", {})
         return self.report
@@ -595,7 +605,21 @@ def check_conversation(test: TestCase, report: dict[str, Any], window: _Window) 
     def connected(socket: str) -> list[Any]:
         return ["connected", {"socketId": ids[socket]}]
 
-    test.assertEqual(events["ann1"], [connected("ann1"), d1, e2, e3, u1, u2, u1, d3])
+    d4 = events["ann1"][-1]
+    test.assertEqual(d4[0], "message/direct")
+    window.check(test, d4[1]["createdAt"])
+    test.assertRegex(d4[1]["id"], MESSAGE_ID)
+    test.assertNotIn(d4[1]["id"], every_id)
+    unacknowledged = {
+        "id": d4[1]["id"],
+        "from": "bob",
+        "targetIds": ["ann"],
+        "type": "text",
+        "textContent": "no ack",
+        "createdAt": d4[1]["createdAt"],
+    }
+    test.assertEqual(d4, ["message/direct", unacknowledged])
+    test.assertEqual(events["ann1"], [connected("ann1"), d1, e2, e3, u1, u2, u1, d3, d4])
     test.assertEqual(events["ann2"], [connected("ann2"), d1, u0, e1, e2, e3, u1, u2, u1])
     test.assertEqual(events["bob"], [connected("bob"), d2, u0, e1, u2, u1])
     test.assertEqual(events["cid"], [connected("cid"), d1, e1, e3])

@@ -361,3 +361,29 @@ class XnestErrorTests(TestCase):
         await wait_until(lambda: len(ws.frames) == 6, WAIT)
         self.assertEqual(ws.frames[4:], [ws.frames[4], said])
         self.assertEqual(stripped(self, ws.frames[4]), frame(ed, "join", "ed"))
+
+    async def test_no_history(self) -> None:
+        """
+        A room created by C{xnest/join} with C{is_store_history} false keeps
+        no history: its pages are empty, for Socket.IO and WebSocket members;
+        without a nickname the member gets a random C{guest-NNNN}.
+        """
+        running = start_xmeet(self)
+        sio = await sio_connect(self, running.url)
+        joined = await sio.call("xnest/join", {"xnest": XNEST, "is_store_history": False})
+        self.assertEqual(joined["body"]["history"], [])
+        self.assertEqual(await sio.call("xnest/send", {"xnest": XNEST, "payload": "gone"}), OK)
+        self.assertEqual(
+            await sio.call("xnest/send", {"xnest": XNEST, "payload": "@history:0"}), OK
+        )
+        await sio.wait_for("xnest", 2)
+        said, page = sio.named("xnest")
+        me = joined["body"]["self"]
+        self.assertEqual(stripped(self, said), frame(me, "normal", "gone"))
+        self.assertEqual(stripped(self, page), frame(me, "history", []))
+        ws = await connect(self, xnest_url(running.ws_url, XNEST))
+        greeting = await ws.next_of_type("history")
+        self.assertEqual(greeting["payload"], [])
+        (member,) = joined["body"]["members"]
+        self.assertEqual(member["pid"], me)
+        self.assertRegex(member["nickname"], r"guest-\d{4}\Z")

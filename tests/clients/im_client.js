@@ -175,6 +175,10 @@ async function conversation() {
   await call("ann2", "message/direct", {
     sessionToken: tokens.ann2, targetIds: ["bob"], type: "text", textContent: "logged out",
   }, "after_logout");
+  sockets.bob.emit("message/direct", {
+    sessionToken: tokens.bob, targetIds: ["ann"], type: "text", textContent: "no ack",
+  });
+  await waitUntil(() => named("ann1", "message/direct").length === 3, "message sent without ack");
   for (const name of ["ann1", "ann2", "bob", "cid"]) {
     await call(name, "conversation/list", {});
   }
