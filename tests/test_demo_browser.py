@@ -148,7 +148,7 @@ class DemoPageInBrowserTests(TestCase):
         self.assertEqual(result["foreignRequests"], [], "the page must load nothing from elsewhere")
 
         loaded = shots["alice_loaded"]
-        self.assertEqual((loaded["state"], loaded["tabs"]), ("idle", ["Rooms"]))
+        self.assertEqual((loaded["state"], loaded["tabs"]), ("idle", ["Rooms", "IM"]))
         self.assertEqual(loaded["members"], [])
 
         alone = shots["alice_alone"]

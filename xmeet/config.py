@@ -43,6 +43,8 @@ class Settings:
         and its members leave.
     @ivar auth_secret: with a secret, C{logIn} requires the HMAC-SHA256
         signature of the user id; C{None} leaves the server open.
+    @ivar max_send_queue: frames kept for an xgate client whose connection
+        does not drain; beyond it the client is dropped.
     @ivar offline_limit: messages kept per user who has no socket, for
         delivery at the next C{logIn}; the oldest are dropped beyond it.
     """
@@ -64,3 +66,4 @@ class Settings:
     node_timeout: float = 15.0
     auth_secret: str | None = None
     offline_limit: int = 1000
+    max_send_queue: int = 10000

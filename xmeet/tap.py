@@ -98,6 +98,13 @@ class Options(usage.Options):
             "Seconds after which a silent node counts as dead; its members leave (needs --redis).",
         ],
         [
+            "max-send-queue",
+            None,
+            "10000",
+            "Frames kept for a WebSocket client that stopped reading; beyond "
+            "it the client is dropped.",
+        ],
+        [
             "auth-secret",
             None,
             None,
@@ -159,6 +166,7 @@ class Options(usage.Options):
             max_idle_rooms=_positive_int("max-idle-rooms", self["max-idle-rooms"]),
             auth_secret=self._check_secret(self["auth-secret"]),
             offline_limit=_positive_int("offline-limit", self["offline-limit"]),
+            max_send_queue=_positive_int("max-send-queue", self["max-send-queue"]),
             max_payload=_positive_int("max-payload", self["max-payload"]),
             cors_origins=self._check_origins(self["cors-origins"]),
             redis_url=self._check_redis(self["redis"]),

@@ -187,8 +187,8 @@ async function run(options) {
     const alice = await openPerson(browser, options, 'alice', origin);
     const bob = await openPerson(browser, options, 'bob', origin);
     const first = await snapshot(alice, 'alice_loaded');
-    if (first.state !== 'idle' || !sameList(first.tabs, ['Rooms'])) {
-      throw new Error('page did not load in the idle state with one Rooms tab');
+    if (first.state !== 'idle' || !sameList(first.tabs, ['Rooms', 'IM'])) {
+      throw new Error('page did not load idle with the Rooms and IM tabs');
     }
 
     step('alice connects');

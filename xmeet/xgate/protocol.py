@@ -11,12 +11,14 @@ with the close codes of the contract.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -111,7 +113,7 @@ def _store_history(query: dict[str, str]) -> bool:
     raise ConnectionDeny(400, "is_store_history must be true or false")
 
 
-@implementer(IMemberSink)
+@implementer(IMemberSink, IPushProducer)
 class XgateProtocol(WebSocketServerProtocol):
     """
     One member's WebSocket connection.
@@ -162,6 +164,7 @@ class XgateProtocol(WebSocketServerProtocol):
             factory.settings.rate, factory.settings.burst, factory.clock.seconds()
         )
         self._early = []
+        self._take_over_producer()
         joining = factory.rooms.join(factory.xnest_id, self._nickname, self, self._store_history)
         joining.addCallback(self._joined)
 
@@ -243,12 +246,57 @@ class XgateProtocol(WebSocketServerProtocol):
         if member is not None:
             self.factory.rooms.leave(member)
 
+    def _take_over_producer(self) -> None:
+        """
+        Become the push producer of the TCP connection, in place of the
+        HTTP channel that accepted the upgrade, to learn when the client
+        stops reading.
+        """
+        self._paused = False
+        self._queue: deque[PreparedMessage] = deque()
+        transport: Any = self.transport
+        if getattr(transport, "producer", None) is not None:
+            transport.unregisterProducer()
+        transport.registerProducer(self, True)
+
     def deliver(self, frame: Frame) -> None:
         """
         Send C{frame}: its prepared message is built once per frame and
-        shared by every xgate member.
+        shared by every xgate member. While the client does not read, the
+        shared messages wait in a bounded queue; a client that lets it fill
+        is dropped, so a stalled reader cannot grow the server's memory.
         """
-        self.sendPreparedMessage(frame.prepared(prepare_text, prepare_text))
+        prepared = frame.prepared(prepare_text, prepare_text)
+        if not (self._paused or self._queue):
+            self.sendPreparedMessage(prepared)
+        elif len(self._queue) < self.factory.settings.max_send_queue:
+            self._queue.append(prepared)
+        elif not self._ended:
+            log.info("dropping xgate connection {peer}: it stopped reading", peer=self.peer)
+            self._leave()
+            self._queue.clear()
+            transport: Any = self.transport
+            transport.abortConnection()
+
+    def pauseProducing(self) -> None:
+        """
+        The kernel's send buffer is full: queue from now on.
+        """
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        """
+        The send buffer drained: send what waited, until paused again.
+        """
+        self._paused = False
+        while self._queue and not self._paused:
+            self.sendPreparedMessage(self._queue.popleft())
+
+    def stopProducing(self) -> None:
+        """
+        The connection is gone.
+        """
+        self._queue.clear()
 
 
 class XnestFactory(WebSocketServerFactory):
