@@ -14,6 +14,7 @@ from urllib.parse import quote
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
+from twisted.web.http_headers import Headers
 
 from tests.support import http_client, start_xmeet
 from tests.test_im_socketio import WAIT, SioClient, check_error, sio_connect
@@ -67,12 +68,13 @@ class ConversationsAPITests(TestCase):
         or C{data} as it is; return the status, the headers and the JSON
         answer, which must come with a JSON content type.
         """
-        sent = dict(headers or {})
-        if user is not None:
-            sent.setdefault(b"authorization", [f"Bearer {self.tokens[user]}".encode()])
+        sent = Headers(headers or {})
+        if user is not None and not sent.hasHeader(b"authorization"):
+            sent.setRawHeaders(b"authorization", [f"Bearer {self.tokens[user]}".encode()])
         if body is not None:
             data = json.dumps(body).encode("utf-8")
-            sent.setdefault(b"content-type", [b"application/json"])
+            if not sent.hasHeader(b"content-type"):
+                sent.setRawHeaders(b"content-type", [b"application/json"])
         response = await self.http.request(
             method, self.running.url + path, headers=sent, data=data
         ).addTimeout(WAIT, reactor)
@@ -97,7 +99,8 @@ class ConversationsAPITests(TestCase):
         """
         code, _, answer = await self.request("POST", "/api/conversations", fields)
         self.assertEqual((code, answer["statusCode"]), (201, 201), answer)
-        return answer["body"]["conversation"]  # type: ignore[no-any-return]
+        conversation: dict[str, Any] = answer["body"]["conversation"]
+        return conversation
 
     async def test_create_and_get(self) -> None:
         """

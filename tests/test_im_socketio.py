@@ -21,11 +21,12 @@ import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import socketio
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
@@ -40,8 +41,11 @@ __all__ = [
     "CLIENTS",
     "IMConversationTests",
     "IMErrorTests",
+    "PythonScenario",
     "SioClient",
     "WAIT",
+    "check_error",
+    "check_log_in",
     "run_node",
     "sio_connect",
 ]
@@ -52,6 +56,7 @@ Seconds any single wait of a test may take.
 """
 
 CLIENTS = Path(__file__).parent / "clients"
+_FROM_THREADS = cast(IReactorFromThreads, reactor)
 TOKEN = re.compile(r"[0-9a-f]{32}\Z")
 MESSAGE_ID = re.compile(r"[A-Za-z0-9._~-]{10,}\Z")
 """
@@ -107,8 +112,12 @@ def run_node(testcase: TestCase, script: str, *args: str) -> Deferred[Any]:
     if node is None or not (CLIENTS / "node_modules" / "socket.io-client").is_dir():
         raise AssertionError("node and tests/clients/node_modules are required")
     protocol = _NodeProcess()
-    process = reactor.spawnProcess(  # type: ignore[attr-defined]
-        protocol, node, [node, str(CLIENTS / script), *args], env=dict(os.environ), path=CLIENTS
+    process = reactor.spawnProcess(
+        protocol,
+        node,
+        [node, str(CLIENTS / script), *args],
+        env=dict(os.environ),
+        path=str(CLIENTS),
     )
 
     def kill() -> Deferred[int | None]:
@@ -142,7 +151,7 @@ class SioClient:
         self.client.on("*", self._received)
 
     def _received(self, event: str, *args: Any) -> None:
-        reactor.callFromThread(self.events.append, [event, args[0] if args else None])
+        _FROM_THREADS.callFromThread(self.events.append, [event, args[0] if args else None])
 
     @property
     def id(self) -> str:
@@ -177,7 +186,7 @@ class SioClient:
                 acked.callback(result)
 
         def callback(*args: Any) -> None:
-            reactor.callFromThread(answer, args[0] if len(args) == 1 else list(args))
+            _FROM_THREADS.callFromThread(answer, args[0] if len(args) == 1 else list(args))
 
         def failed(failure: Failure) -> None:
             if not acked.called:
@@ -476,9 +485,15 @@ class _Window:
         self.end: int | None = None
 
     def close(self) -> None:
+        """
+        The scenario has ended.
+        """
         self.end = int(time.time() * 1000) + 1
 
     def check(self, test: TestCase, created_at: Any) -> None:
+        """
+        C{created_at} is an integer within the window.
+        """
         test.assertIsInstance(created_at, int)
         assert self.end is not None
         test.assertTrue(self.start <= created_at <= self.end, (self.start, created_at, self.end))
@@ -659,6 +674,10 @@ class IMConversationTests(TestCase):
 
 
 def _case(status: int, who: str, event: str, *payload: Any) -> tuple[int, dict[str, Any]]:
+    """
+    The case of C{im_client.js}: C{event} from socket C{who}, with the
+    payload if one is given (with none, the event carries no argument).
+    """
     case: dict[str, Any] = {"as": who, "event": event}
     if payload:
         (case["payload"],) = payload
@@ -675,6 +694,11 @@ _FAY = "@fay.token"
 
 
 def _direct(token: Any = _EVE, **fields: Any) -> dict[str, Any]:
+    """
+    A valid C{message/direct} payload to fay, but for C{fields} (a field
+    set to C{None} is sent as JSON null); without C{sessionToken} if
+    C{token} is C{None}.
+    """
     payload = {"targetIds": ["fay"], "type": "text", "textContent": "x", **fields}
     if token is not None:
         payload["sessionToken"] = token
@@ -682,6 +706,9 @@ def _direct(token: Any = _EVE, **fields: Any) -> dict[str, Any]:
 
 
 def _on(conversation: str, token: str = _EVE, **fields: Any) -> dict[str, Any]:
+    """
+    A payload naming C{conversation}, with C{token} and C{fields}.
+    """
     return {"sessionToken": token, "conversationId": conversation, **fields}
 
 
@@ -818,7 +845,7 @@ class IMErrorTests(TestCase):
         Run C{cases} against a node with C{settings}, with socket.io-client
         and then with python-socketio, each on a node of its own.
         """
-        spec = {"cases": [case for _, case in cases]}
+        spec: dict[str, Any] = {"cases": [case for _, case in cases]}
         if secret:
             spec["secret"] = SECRET
         running = start_xmeet(self, settings)
