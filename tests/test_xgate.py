@@ -1556,6 +1556,31 @@ class SlowJoinTests(XgateTestCase):
         )
         self.assertEqual(await self.frames(alice, 1), [self.frame(bob, "lobby", "join", "bob")])
 
+    async def test_gone_while_another_waits(self) -> None:
+        """
+        When the first of two members waiting for the same room load has
+        gone before it completes, the second still gets the one live
+        room: a later member meets it there, and its leave is told.
+        """
+        alice = await connect(self, self.url("lobby", nickname="alice"))
+        bob = await connect(self, self.url("lobby", nickname="bob"))
+        await alice.close()
+        await wait_until(lambda: self.gate.connections == 1)
+        self.release()
+        await bob.next_of_type("history")
+        self.assertEqual(self.greeting(bob)["members"], [{"pid": bob.id, "nickname": "bob"}])
+        carol = await connect(self, self.url("lobby", nickname="carol"))
+        self.release()
+        await carol.next_of_type("history")
+        self.assertEqual(
+            self.greeting(carol)["members"],
+            [{"pid": bob.id, "nickname": "bob"}, {"pid": carol.id, "nickname": "carol"}],
+        )
+        self.assertEqual(await self.frames(bob, 1), [self.frame(carol, "lobby", "join", "carol")])
+        await bob.close()
+        self.assertEqual(await self.frames(carol, 1), [self.frame(bob, "lobby", "leave", "leave")])
+        await wait_until(lambda: self.gate.connections == 1)
+
     async def test_gone_before_join_completes(self) -> None:
         """
         A connection that ends while its room loads leaves no member

@@ -102,6 +102,7 @@ class RoomService:
         self._send_time = SendTimeFormatter(ZoneInfo(settings.timezone))
         self._live: dict[str, Room] = {}
         self._loading: dict[str, list[Deferred[Room]]] = {}
+        self._emptied_while_loading: set[str] = set()
         self.messages_received = 0
         self.frames_sent = 0
 
@@ -179,8 +180,28 @@ class RoomService:
         for remote in state.members:
             room.add(Member(remote.id, remote.nickname))
         self._live[xnest_id] = room
-        for waiter in self._loading.pop(xnest_id):
+        for waiter in self._loading[xnest_id]:
             waiter.callback(room)
+        del self._loading[xnest_id]
+        if xnest_id in self._emptied_while_loading:
+            self._emptied_while_loading.discard(xnest_id)
+            if not room.local:
+                self._take_offline(room)
+
+    def _take_offline(self, room: Room) -> None:
+        """
+        The last local member of C{room} is gone: stop keeping it live.
+
+        While the room's load is still being handed to the members waiting
+        for it, a member that gave up first (its connection ended during
+        the load) must not take the room offline under the next one: the
+        decision waits for the end of L{_loaded}.
+        """
+        if room.xnest_id in self._loading:
+            self._emptied_while_loading.add(room.xnest_id)
+            return
+        del self._live[room.xnest_id]
+        self.backend.unload(room)
 
     def _load_failed(self, failure: Failure, xnest_id: str, store_history: bool) -> None:
         log.failure("loading xnest {xnest!r} failed; starting it empty", failure, xnest=xnest_id)
@@ -238,8 +259,7 @@ class RoomService:
         self._broadcast(room, self._leave_frame(room, event))
         self.backend.publish(event, None)
         if not room.local:
-            del self._live[room.xnest_id]
-            self.backend.unload(room)
+            self._take_offline(room)
 
     def receive(self, member: Member, text: str) -> None:
         """
@@ -276,7 +296,7 @@ class RoomService:
 
     def _broadcast(self, room: Room, frame: Frame, excluded: Member | None = None) -> None:
         self.frames_sent += len(room.local) - (excluded is not None)
-        for other in room.local.values():
+        for other in tuple(room.local.values()):
             if other is not excluded:
                 other.sink.deliver(frame)
 
