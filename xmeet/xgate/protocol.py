@@ -273,8 +273,8 @@ class XgateProtocol(WebSocketServerProtocol):
             self._queue.append(prepared)
         elif not self._ended:
             log.info("dropping xgate connection {peer}: it stopped reading", peer=self.peer)
-            self._leave()
             self._queue.clear()
+            self._leave()
             transport: Any = self.transport
             transport.abortConnection()
 
