@@ -209,13 +209,16 @@ class XgateProtocol(WebSocketServerProtocol):
         Autobahn leaves its closing handshake timer running when it drops
         the connection itself before the handshake ends (a second UTF-8
         error in the message that failed it); it is cancelled here, so a
-        closed connection holds no timer.
+        closed connection holds no timer. The connection is counted out
+        even if leaving fails, so the xnest's factory is still released.
         """
         timer, self.closeHandshakeTimeoutCall = self.closeHandshakeTimeoutCall, None
         if timer is not None:
             timer.cancel()
-        self._leave()
-        self.factory.connection_ended(self)
+        try:
+            self._leave()
+        finally:
+            self.factory.connection_ended(self)
 
     def close_with(self, code: int, reason: str) -> None:
         """
