@@ -206,8 +206,8 @@ class MixedRoomTests(TestCase):
 
     async def test_socket_io_client_v2(self) -> None:
         """
-        A socket.io-client 2 (Engine.IO 3) member joins, sends, receives
-        its message, and leaves by disconnecting.
+        A socket.io-client 2 (Engine.IO 3, polling then WebSocket) member
+        joins, sends, receives its message, and leaves by disconnecting.
         """
         running = start_xmeet(self)
         ws = await ws_member(self, running.ws_url, XNEST, "wsv2")
@@ -245,6 +245,29 @@ class MixedRoomTests(TestCase):
         self.assertEqual(connected[0], "connected")
         self.assertIsInstance(connected[1]["socketId"], str)
         self.assertEqual(received, ["xnest", said])
+
+    async def test_disconnect_leaves_every_xnest(self) -> None:
+        """
+        A python-socketio member on long-polling in two xnests leaves both
+        when it disconnects: each room's WebSocket member gets its C{leave}.
+        """
+        running = start_xmeet(self)
+        members = {
+            xnest: await ws_member(self, running.ws_url, xnest, "watcher")
+            for xnest in ("one", "two")
+        }
+        sio = await sio_connect(self, running.url, ["polling"])
+        ids = {}
+        for xnest in members:
+            joined = await sio.call("xnest/join", {"xnest": xnest, "nickname": "roamer"})
+            ids[xnest] = joined["body"]["self"]
+        await sio.disconnect()
+        for xnest, ws in members.items():
+            left = await ws.next_of_type("leave")
+            self.assertEqual(
+                (left["from"], left["xnest"], left["payload"]), (ids[xnest], xnest, "leave")
+            )
+        self.assertNotEqual(ids["one"], ids["two"])
 
 
 def _send(payload: Any) -> dict[str, Any]:

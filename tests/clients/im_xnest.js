@@ -12,8 +12,9 @@
  *                    rename to "sio2", wait for PEER's rename, ask
  *                    "@history:0", send "@to:PEER_ID|psst", leave; then
  *                    join again as "sio3" and disconnect
- *             v2     socket.io-client 2 (EIO=3): join as "old", send
- *                    "hi from v2", wait for it, disconnect
+ *             v2     socket.io-client 2 (EIO=3, polling then WebSocket):
+ *                    join as "old", send "hi from v2", wait for it,
+ *                    disconnect
  *   XNEST     the xnest id
  *   PEER      the nickname of the WebSocket member already in the room
  *
@@ -116,7 +117,7 @@ async function mixed() {
 }
 
 async function v2() {
-  await open(require("socket.io-client-v2"), { transports: ["websocket"] });
+  await open(require("socket.io-client-v2"), { transports: ["polling", "websocket"] });
   const joined = await call("xnest/join", { xnest, nickname: "old" }, "join");
   await call("xnest/send", { xnest, payload: "hi from v2" }, "send");
   await waitUntil(() => frame("normal", joined.body.self, "hi from v2"), "own message");
