@@ -273,8 +273,7 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         yield wait_until(lambda: len(bob_three.events("message/conversation")) == 1)
         yield wait_until(lambda: len(dan.events("message/conversation")) == 1)
         self.assertEqual(bob_two.events("message/conversation"), [])
-        for service in (one, two, three):
-            yield wait_until(lambda service=service: service.queued("cid") == 2)
+        yield wait_until(lambda: [s.queued("cid") for s in (one, two, three)] == [2, 2, 2])
 
     @defer.inlineCallbacks
     def test_concurrent_updates_converge(self) -> Any:
@@ -366,9 +365,9 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         Device(two, "bob", "b2")
         yield wait_until(lambda: one.is_reachable("bob"))
         yield link.stop()
-        started = reactor.seconds()  # type: ignore[attr-defined]
+        started = reactor.seconds()
         yield wait_until(lambda: not one.is_reachable("bob"), timeout=3)
-        self.assertLess(reactor.seconds() - started, 2 * 0.5 + 0.3)  # type: ignore[attr-defined]
+        self.assertLess(reactor.seconds() - started, 2 * 0.5 + 0.3)
 
 
 class SnapshotTests(SynchronousTestCase):

@@ -150,12 +150,12 @@ def _until_online(sender: IMUser, target: str, online: bool = True, timeout: flo
     Send probes to C{target} until the sender's node counts it C{online}
     (or not); fires with the seconds it took.
     """
-    started = reactor.seconds()  # type: ignore[attr-defined]
+    started = reactor.seconds()
     while True:
         ack = yield sender.direct("probe", target)
         if (target in ack["body"]["online"]) == online:
-            return reactor.seconds() - started  # type: ignore[attr-defined]
-        if reactor.seconds() - started > timeout:  # type: ignore[attr-defined]
+            return reactor.seconds() - started
+        if reactor.seconds() - started > timeout:
             raise AssertionError(f"{target} never became {'on' if online else 'off'}line")
         yield _pause(0.05)
 
@@ -182,7 +182,7 @@ class IMClusterTests(TestCase):
     timeout = 60
 
     @defer.inlineCallbacks
-    def setUp(self):  # type: ignore[no-untyped-def]
+    def setUp(self) -> Any:  # type: ignore[override]
         self.prefix = unique_prefix()
         redis_cleanup(self, self.prefix)
         self.one = _node(self, self.prefix)
@@ -190,7 +190,7 @@ class IMClusterTests(TestCase):
         yield defer.gatherResults([self.one.start(), self.two.start()])
 
     @defer.inlineCallbacks
-    def test_direct_across_nodes(self):  # type: ignore[no-untyped-def]
+    def test_direct_across_nodes(self) -> Any:
         """
         A direct message reaches every device of the target, on both nodes,
         once; the online/offline split counts users online on any node.
@@ -219,7 +219,7 @@ class IMClusterTests(TestCase):
         self.assertEqual((received["from"], received["targetIds"]), ("cid", ["alice"]))
 
     @defer.inlineCallbacks
-    def test_conversation_across_nodes(self):  # type: ignore[no-untyped-def]
+    def test_conversation_across_nodes(self) -> Any:
         """
         A conversation created on one node is found, joined, changed and
         talked in on the other; both nodes serve the same history.
@@ -279,7 +279,7 @@ class IMClusterTests(TestCase):
         self.assertEqual([c["id"] for c in listed["body"]["conversations"]], [conversation_id])
 
     @defer.inlineCallbacks
-    def test_offline_queue_across_nodes(self):  # type: ignore[no-untyped-def]
+    def test_offline_queue_across_nodes(self) -> Any:
         """
         Messages queued on one node for a user without a socket are
         delivered at its logIn on the other node, in order, once, and then
@@ -305,7 +305,7 @@ class IMClusterTests(TestCase):
         self.assertNotIn(f"{self.prefix}im:offline:dave", keys)
 
     @defer.inlineCallbacks
-    def test_killed_node_users_offline(self):  # type: ignore[no-untyped-def]
+    def test_killed_node_users_offline(self) -> Any:
         """
         The users of a node killed without a word count as offline on the
         others within twice the node timeout; messages to them queue.
@@ -330,7 +330,7 @@ class IMRestartTests(TestCase):
     timeout = 60
 
     @defer.inlineCallbacks
-    def test_restart_keeps_state(self):  # type: ignore[no-untyped-def]
+    def test_restart_keeps_state(self) -> Any:
         """
         After every node restarted, conversations, their history and the
         offline queues are intact, and the old sessions are gone.
@@ -377,7 +377,7 @@ class IMOutageTests(TestCase):
     timeout = 90
 
     @defer.inlineCallbacks
-    def test_redis_outage(self):  # type: ignore[no-untyped-def]
+    def test_redis_outage(self) -> Any:
         """
         While Redis is away each node keeps serving its users, counting the
         users of the other node offline; once it is back, every message
