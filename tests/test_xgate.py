@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
@@ -56,6 +57,7 @@ __all__ = [
     "RateLimitTests",
     "RoomIdTests",
     "SlowJoinTests",
+    "SlowReaderTests",
     "StoreHistoryTests",
     "TimeZoneTests",
     "WebsocketsCloseCodeTests",
@@ -1638,3 +1640,45 @@ class WebsocketsCloseCodeTests(XgateTestCase):
         self.assertEqual([frame["type"] for frame in frames], ["join", "leave", "join", "leave"])
         self.assertEqual(frames[0]["from"], frames[1]["from"])
         self.assertEqual(frames[2]["from"], frames[3]["from"])
+
+
+class SlowReaderTests(XgateTestCase):
+    """
+    A member that stops reading is dropped once its bounded send queue is
+    full, and the others get its C{leave}.
+    """
+
+    settings = Settings(max_send_queue=5, rate=10000, burst=10000)
+
+    async def test_stalled_reader_dropped(self) -> None:
+        """
+        While one member's client reads nothing (both ends of its
+        connection given small socket buffers, so little data fills
+        them), another sends 100 messages of 16 KB: the stalled member is
+        dropped and its C{leave} reaches the sender, who keeps receiving
+        every message.
+        """
+        writer = await self.join("lobby", nickname="writer")
+        stalled = await self.join("lobby", nickname="stalled")
+        await writer.next_of_type("join")
+        room = self.rooms.live("lobby")
+        assert room is not None and stalled.protocol is not None
+        server_side = room.local[stalled.id].sink.transport
+        client_side: Any = stalled.protocol.transport
+        server_side.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        client_side.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client_side.pauseProducing()
+        text = "x" * 16000
+        for _ in range(100):
+            writer.send(text)
+        leave = await writer.next_of_type("leave")
+        self.assertEqual(contract(leave), self.frame(stalled, "lobby", "leave", "leave"))
+        await wait_until(lambda: self.gate.connections == 1)
+        client_side.resumeProducing()
+        await stalled.when_closed()
+        writer.send("done")
+        frame = await writer.next_frame()
+        while frame["payload"] != "done":
+            frame = await writer.next_frame()
+        payloads = [frame["payload"] for frame in writer.frames if frame["type"] == "normal"]
+        self.assertEqual(payloads, [text] * 100 + ["done"])
