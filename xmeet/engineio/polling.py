@@ -268,6 +268,21 @@ class PollingTransport:
         if self._on_drained is not None:
             self._drained()
 
+    @property
+    def polling(self) -> bool:
+        """
+        Whether a poll is waiting for packets now.
+        """
+        return self._poll is not None
+
+    def answer_late_poll(self, request: Request) -> int:
+        """
+        Answer a poll that arrived just after the client closed the
+        session: a noop, as a pending poll gets when the session closes.
+        """
+        self._respond(request, [NOOP])
+        return NOT_DONE_YET
+
     def _respond(self, request: Request, packets: list[PreparedPacket]) -> None:
         payload = encode_payload(packets, self._protocol, self._supports_binary)
         if isinstance(payload, str):

@@ -122,6 +122,9 @@ class EngineIOResource(Resource):
     ) -> bytes | int:
         socket = self._server.sockets.get(query["sid"])
         if socket is None:
+            late = self._server.late_poll(query["sid"])
+            if late is not None and transport == "polling" and request.method == b"GET":
+                return late.answer_late_poll(request)
             return self._refuse(request, ErrorCode.UNKNOWN_SID)
         upgrade = transport == "websocket" and _is_websocket_upgrade(request)
         if not upgrade and socket.transport != transport:

@@ -33,6 +33,12 @@ __all__ = ["EngineIOServer", "ErrorCode"]
 
 log = Logger()
 
+LATE_POLL_GRACE = 1.0
+"""
+Seconds after a client's close packet during which one poll of that
+session is still answered (with a noop).
+"""
+
 
 class ErrorCode(enum.IntEnum):
     """
@@ -114,6 +120,7 @@ class EngineIOServer:
         self.allow_request = allow_request
         self.http_compression_threshold = http_compression_threshold
         self.sockets: dict[str, EngineIOSocket] = {}
+        self._late_polls: dict[str, PollingTransport] = {}
         self.websocket_factory = make_websocket_factory(self, clock, max_payload, websocket_options)
 
     def prepare(self, data: str | bytes) -> PreparedPacket:
@@ -121,6 +128,23 @@ class EngineIOServer:
         Encode one message once, to send it to many sockets.
         """
         return PreparedPacket.message(data)
+
+    def closed_by_client(self, sid: str, polling: PollingTransport) -> None:
+        """
+        A long-polling client closed its session. Its poll may be on its
+        way on another connection, racing with the close: for
+        L{LATE_POLL_GRACE} seconds one such poll gets a noop, as it would
+        have had it arrived first, instead of an unknown-session error.
+        """
+        self._late_polls[sid] = polling
+        self.clock.callLater(LATE_POLL_GRACE, self._late_polls.pop, sid, None)
+
+    def late_poll(self, sid: str) -> PollingTransport | None:
+        """
+        The transport of a session closed by its client an instant ago, for
+        answering one late poll; C{None} otherwise.
+        """
+        return self._late_polls.pop(sid, None)
 
     def close_all(self) -> None:
         """

@@ -285,6 +285,9 @@ class EngineIOSocket:
         self.server.notify("message_received", self, packet.data)
 
     def _on_close(self, packet: Packet) -> None:
+        polling = self.polling_transport()
+        if polling is not None and not polling.polling:
+            self.server.closed_by_client(self.sid, polling)
         self._end("transport close", polite=False)
 
     _handlers: dict[PacketType, Callable[[EngineIOSocket, Packet], None]] = {
