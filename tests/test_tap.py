@@ -121,6 +121,8 @@ class OptionsTests(SynchronousTestCase):
             ("--rate", "nan"),
             ("--burst", "1.5"),
             ("--ping-interval", "-3"),
+            ("--ping-interval", "0.5"),
+            ("--ping-timeout", "0.2"),
             ("--ping-timeout", "x"),
             ("--timezone", "Mars/Olympus"),
             ("--max-idle-rooms", "0"),

@@ -45,6 +45,17 @@ def _positive_float(name: str, value: str) -> float:
     return number
 
 
+def _at_least_a_second(name: str, value: str) -> float:
+    """
+    Heartbeat periods: Autobahn batches its auto-ping timers in whole
+    seconds, so a shorter period would ping (and time out) at random.
+    """
+    seconds = _positive_float(name, value)
+    if seconds < 1:
+        raise usage.UsageError(f"--{name} must be at least 1 second, not {value!r}")
+    return seconds
+
+
 class Options(usage.Options):
     """
     C{twistd xmeet} options; L{postOptions} turns them into L{Settings}.
@@ -160,8 +171,8 @@ class Options(usage.Options):
             max_message_size=_positive_int("max-message-size", self["max-message-size"]),
             rate=_positive_float("rate", self["rate"]),
             burst=_positive_int("burst", self["burst"]),
-            ping_interval=_positive_float("ping-interval", self["ping-interval"]),
-            ping_timeout=_positive_float("ping-timeout", self["ping-timeout"]),
+            ping_interval=_at_least_a_second("ping-interval", self["ping-interval"]),
+            ping_timeout=_at_least_a_second("ping-timeout", self["ping-timeout"]),
             timezone=self._check_timezone(self["timezone"]),
             max_idle_rooms=_positive_int("max-idle-rooms", self["max-idle-rooms"]),
             auth_secret=self._check_secret(self["auth-secret"]),
