@@ -25,6 +25,7 @@ from twisted.web.client import Agent, HTTPConnectionPool, readBody
 
 __all__ = [
     "RedisServer",
+    "run_twistd",
     "XmeetProcess",
     "free_port",
     "redis_cleanup",
@@ -89,6 +90,35 @@ class _Output(protocol.ProcessProtocol):
         self.ended.callback(None)
 
 
+def _spawn_twistd(output: _Output, *args: str) -> Any:
+    """
+    C{twistd -n xmeet ARGS} from the working tree (not an installed copy).
+    """
+    argv = [
+        sys.executable,
+        "-c",
+        "from twisted.scripts.twistd import run; run()",
+        "-n",
+        "--pidfile=",
+        "xmeet",
+        *args,
+    ]
+    return reactor.spawnProcess(  # type: ignore[attr-defined]
+        output, sys.executable, argv, env=dict(os.environ), path=REPO
+    )
+
+
+@defer.inlineCallbacks
+def run_twistd(*args: str) -> Any:
+    """
+    Run C{twistd -n xmeet ARGS} to its end; fires with what it printed.
+    """
+    output = _Output()
+    _spawn_twistd(output, *args)
+    yield output.ended
+    return output.output
+
+
 class XmeetProcess:
     """
     One C{twistd -n xmeet} node on a free port of 127.0.0.1.
@@ -127,19 +157,8 @@ class XmeetProcess:
         """
         Start the node and wait until C{/healthz} answers.
         """
-        argv = [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            "-n",
-            "--pidfile=",
-            "xmeet",
-            "--port",
-            f"tcp:{self.port}:interface=127.0.0.1",
-            *self._args,
-        ]
-        self._process = reactor.spawnProcess(  # type: ignore[attr-defined]
-            self._output, sys.executable, argv, env=dict(os.environ), path=REPO
+        self._process = _spawn_twistd(
+            self._output, "--port", f"tcp:{self.port}:interface=127.0.0.1", *self._args
         )
         self._testcase.addCleanup(self._cleanup)
         for _ in range(200):

@@ -4,20 +4,15 @@ Tests for L{xmeet.tap}, the twistd plugin and C{twistd -n xmeet} itself.
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import socket
-import sys
 
 from twisted.application.service import IServiceMaker
-from twisted.internet import defer, protocol, reactor
-from twisted.internet.task import deferLater
+from twisted.internet import defer
 from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
-from twisted.web.client import Agent, readBody
 
+from tests.cluster_support import XmeetProcess, run_twistd
 from xmeet.config import Settings
 from xmeet.tap import Options, port_description
 
@@ -169,26 +164,6 @@ class OptionsTests(SynchronousTestCase):
         self.assertIs(makers["xmeet"].options, Options)
 
 
-class _Collect(protocol.ProcessProtocol):
-    def __init__(self) -> None:
-        self.output = b""
-        self.ended: defer.Deferred[None] = defer.Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: object) -> None:
-        self.ended.callback(None)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class TwistdTests(TestCase):
     """
     The README's command, C{twistd -n xmeet --port ...}, serves.
@@ -199,58 +174,21 @@ class TwistdTests(TestCase):
         """
         A real twistd process answers C{/healthz} and stops on SIGTERM.
         """
-        port = _free_port()
-        collector = _Collect()
-        argv = [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            "-n",
-            "--pidfile=",
-            "xmeet",
-            "--port",
-            f"tcp:{port}:interface=127.0.0.1",
-        ]
-        process = reactor.spawnProcess(  # type: ignore[attr-defined]
-            collector, sys.executable, argv, env=dict(os.environ), path=os.getcwd()
-        )
-        agent = Agent(reactor)
-        body = None
-        for _ in range(100):
-            try:
-                response = yield agent.request(b"GET", f"http://127.0.0.1:{port}/healthz".encode())
-                body = yield readBody(response)
-                break
-            except Exception:
-                yield deferLater(reactor, 0.1, lambda: None)
-        process.signalProcess(signal.SIGTERM)
-        yield collector.ended
-        self.assertIsNotNone(body, collector.output.decode(errors="replace"))
-        self.assertEqual(json.loads(body)["status"], "ok")
-        self.assertIn(b"listening on", collector.output)
+        node = XmeetProcess(self)
+        health = yield node.start()
+        self.assertEqual(health["status"], "ok")
+        yield node.signal(signal.SIGTERM)
+        self.assertIn("listening on", node.log)
+        self.assertIn("Main loop terminated", node.log)
 
     @defer.inlineCallbacks
     def test_usage_error(self):  # type: ignore[no-untyped-def]
         """
         A bad option makes twistd print a usage error, not a traceback.
         """
-        collector = _Collect()
-        argv = [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            "-n",
-            "--pidfile=",
-            "xmeet",
-            "--rate",
-            "fast",
-        ]
-        reactor.spawnProcess(  # type: ignore[attr-defined]
-            collector, sys.executable, argv, env=dict(os.environ), path=os.getcwd()
-        )
-        yield collector.ended
-        self.assertIn(b"--rate must be a number", collector.output)
-        self.assertNotIn(b"Traceback", collector.output)
+        output = yield run_twistd("--rate", "fast")
+        self.assertIn(b"--rate must be a number", output)
+        self.assertNotIn(b"Traceback", output)
 
 
 class RedisURLTests(SynchronousTestCase):
