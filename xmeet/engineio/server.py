@@ -120,7 +120,7 @@ class EngineIOServer:
         self.allow_request = allow_request
         self.http_compression_threshold = http_compression_threshold
         self.sockets: dict[str, EngineIOSocket] = {}
-        self._late_polls: dict[str, PollingTransport] = {}
+        self._late_polls: dict[str, tuple[float, PollingTransport]] = {}
         self.websocket_factory = make_websocket_factory(self, clock, max_payload, websocket_options)
 
     def prepare(self, data: str | bytes) -> PreparedPacket:
@@ -136,15 +136,30 @@ class EngineIOServer:
         L{LATE_POLL_GRACE} seconds one such poll gets a noop, as it would
         have had it arrived first, instead of an unknown-session error.
         """
-        self._late_polls[sid] = polling
-        self.clock.callLater(LATE_POLL_GRACE, self._late_polls.pop, sid, None)
+        now = self.clock.seconds()
+        self._forget_late_polls(now)
+        self._late_polls[sid] = (now + LATE_POLL_GRACE, polling)
 
     def late_poll(self, sid: str) -> PollingTransport | None:
         """
         The transport of a session closed by its client an instant ago, for
         answering one late poll; C{None} otherwise.
         """
-        return self._late_polls.pop(sid, None)
+        self._forget_late_polls(self.clock.seconds())
+        late = self._late_polls.pop(sid, None)
+        return None if late is None else late[1]
+
+    def _forget_late_polls(self, now: float) -> None:
+        """
+        Drop the expired entries, oldest first (the dict keeps them in the
+        order they were added), so the map stays as small as one grace
+        period's closes.
+        """
+        while self._late_polls:
+            sid, (deadline, _) = next(iter(self._late_polls.items()))
+            if deadline > now:
+                break
+            del self._late_polls[sid]
 
     def close_all(self) -> None:
         """

@@ -15,12 +15,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
-from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol
+from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.websocket.types import ConnectionRequest
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
+
+from xmeet.fastsend import FastSendProtocol
 
 from .packets import PacketDecodeError, decode_packet_v3, decode_packet_v4
 from .prepared import PreparedPacket, WebSocketFlavour
@@ -186,7 +187,7 @@ class WebSocketTransport:
             self._socket.transport_closed(self)
 
 
-class EngineIOWebSocketProtocol(WebSocketServerProtocol):
+class EngineIOWebSocketProtocol(FastSendProtocol):
     """
     Autobahn protocol of Engine.IO WebSocket connections.
 
@@ -202,29 +203,6 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
     query: dict[str, str]
     request_headers: dict[str, str]
     transport_adapter: WebSocketTransport | None = None
-
-    def send_frame(self, message: PreparedMessage) -> None:
-        """
-        C{sendPreparedMessage}, minus its per-call debug-log formatting.
-
-        Autobahn's C{sendData} formats the arguments of a debug log call on
-        every frame, even with debug logging off; on a broadcast that is
-        three quarters of the cost. When no compression was negotiated and
-        nothing waits in Autobahn's own send queue, the prepared frame's
-        bytes go straight to the transport, which is all C{sendData} would
-        do with them (minus the traffic statistics this server does not
-        track).
-        """
-        transport = self.transport
-        if (
-            transport is not None
-            and self._perMessageCompress is None
-            and not self.send_queue
-            and self.state == WebSocketProtocol.STATE_OPEN
-        ):
-            transport.write(message.payloadHybi)
-        else:
-            self.sendPreparedMessage(message)
 
     def onConnect(self, request: ConnectionRequest) -> None:
         self.query = {name: values[0] for name, values in request.params.items() if values}

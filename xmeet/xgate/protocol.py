@@ -15,7 +15,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.interfaces import IPushProducer
@@ -27,6 +27,7 @@ from xmeet.core.frames import Frame
 from xmeet.core.limits import RateLimiter
 from xmeet.core.room import Member
 from xmeet.core.rules import InvalidName, normalize_nickname, random_nickname
+from xmeet.fastsend import FastSendProtocol
 from xmeet.rooms import IMemberSink
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ def _store_history(query: dict[str, str]) -> bool:
 
 
 @implementer(IMemberSink, IPushProducer)
-class XgateProtocol(WebSocketServerProtocol):
+class XgateProtocol(FastSendProtocol):
     """
     One member's WebSocket connection.
 
@@ -271,7 +272,7 @@ class XgateProtocol(WebSocketServerProtocol):
         """
         prepared = frame.prepared(prepare_text, prepare_text)
         if not (self._paused or self._queue):
-            self.sendPreparedMessage(prepared)
+            self.send_frame(prepared)
         elif len(self._queue) < self.factory.settings.max_send_queue:
             self._queue.append(prepared)
         elif not self._ended:
@@ -293,7 +294,7 @@ class XgateProtocol(WebSocketServerProtocol):
         """
         self._paused = False
         while self._queue and not self._paused:
-            self.sendPreparedMessage(self._queue.popleft())
+            self.send_frame(self._queue.popleft())
 
     def stopProducing(self) -> None:
         """
