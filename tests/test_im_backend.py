@@ -354,6 +354,25 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         self.assertEqual(length, 0)
 
     @defer.inlineCallbacks
+    def test_sent_as_the_target_logs_out(self) -> Any:
+        """
+        A message sent to a user who, unknown to the sender, just logged out
+        of its only node is queued there again, once, and delivered at the
+        next logIn.
+        """
+        one, two = yield self.nodes(2)
+        ann = Device(one, "ann", "a1")
+        bob = Device(two, "bob", "b2")
+        yield wait_until(lambda: one.is_reachable("bob"))
+        bob.call("log_out")
+        ack = ann.direct("gone", "bob")
+        self.assertEqual(ack["body"]["online"], ["bob"])
+        yield wait_until(lambda: [one.queued("bob"), two.queued("bob")] == [1, 1])
+        back = Device(one, "bob", "b1")
+        self.assertEqual(back.texts(), ["gone"])
+        self.assertEqual(bob.texts(), [])
+
+    @defer.inlineCallbacks
     def test_dead_node_users_offline(self) -> Any:
         """
         The users of a node that stops without leaving are offline on the

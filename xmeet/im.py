@@ -91,6 +91,11 @@ DEFAULT_OFFLINE_LIMIT = 1000
 #: queue them again.
 DELIVERED_MEMORY = 10_000
 
+#: Seconds after a user's last socket here left during which a message
+#: another node sent to that socket (not knowing yet) is queued again
+#: rather than lost.
+LEFT_WINDOW = 10.0
+
 #: Users with queued messages; beyond this, the queue of the user who was
 #: sent something least recently is dropped, so clients sending to invented
 #: user ids cannot exhaust memory.
@@ -190,6 +195,7 @@ class IMService:
         self._remote: dict[str, set[str]] = {}
         self._node_users: dict[str, set[str]] = {}
         self._delivered: deque[str] = deque()
+        self._left: OrderedDict[str, float] = OrderedDict()
         self._delivered_ids: set[str] = set()
 
     def start(self) -> Deferred[None]:
@@ -261,6 +267,7 @@ class IMService:
         self._by_socket[client.id] = session
         sockets = self._by_user.setdefault(session.user_id, {})
         sockets[client.id] = session
+        self._left.pop(session.user_id, None)
         if len(sockets) == 1:
             self._backend.publish(PresenceChanged(self._node, session.user_id, True))
         log.info("user {user!r} logged in on {socket}", user=session.user_id, socket=client.id)
@@ -325,8 +332,28 @@ class IMService:
         if not sockets:
             del self._by_user[session.user_id]
             self._backend.publish(PresenceChanged(self._node, session.user_id, False))
+            self._remember_left(session.user_id)
         log.info(
             "user {user!r} logged out of {socket}", user=session.user_id, socket=session.client.id
+        )
+
+    def _remember_left(self, user_id: str) -> None:
+        now = self._clock.seconds()
+        self._left.pop(user_id, None)
+        self._left[user_id] = now
+        while next(iter(self._left.values())) < now - LEFT_WINDOW:
+            self._left.popitem(last=False)
+
+    def _just_left(self, user_id: str) -> bool:
+        """
+        Whether C{user_id} had its last socket here until a moment ago, and
+        has none anywhere now.
+        """
+        left = self._left.get(user_id)
+        return (
+            left is not None
+            and self._clock.seconds() - left < LEFT_WINDOW
+            and not self.is_reachable(user_id)
         )
 
     def _authenticate(self, client: IIMClient | None, fields: Mapping[str, Any]) -> _Session:
@@ -687,8 +714,21 @@ class IMService:
         A message of another node. A recipient with sockets here gets the
         messages queued for it at once, in order: it logged in here while
         the sender still thought it offline, or before its queue was
-        flushed.
+        flushed. A recipient whose last socket here just left, unknown to
+        the sender, gets it queued again.
         """
+        if message.again:
+            message = attrs.evolve(
+                message,
+                queue=tuple(
+                    user
+                    for user in message.queue
+                    if all(
+                        data["id"] != message.data["id"] for _, data in self._offline.get(user, ())
+                    )
+                ),
+            )
+        stranded = tuple(user for user in message.deliver if self._just_left(user))
         late = [user for user in message.deliver if user in self._offline and user in self._by_user]
         if late:
             message = attrs.evolve(
@@ -700,6 +740,9 @@ class IMService:
         for user in dict.fromkeys(message.queue):
             if user in self._by_user:
                 self._flush(user)
+        if stranded:
+            again = MessageSent(self._node, message.event, message.data, (), stranded, again=True)
+            self._send(again, None)
 
     def _flushed(self, event: Flushed) -> None:
         """
@@ -746,8 +789,10 @@ class IMService:
             self._restore(state)
         self._offline = OrderedDict()
         for user, entries in snapshot.offline.items():
+            seen: set[str] = set()
             for event, data in entries:
-                if data["id"] not in self._delivered_ids:
+                if data["id"] not in self._delivered_ids and data["id"] not in seen:
+                    seen.add(data["id"])
                     self._enqueue(user, event, dict(data))
         self._remote = {}
         self._node_users = {}

@@ -92,7 +92,9 @@ class MessageSent:
     A message sent by a user of C{node}: pushed as C{event} with C{data}
     to the sockets of C{deliver}, queued for C{queue} (who had no socket,
     or a queue not delivered yet), and appended to the history of
-    C{conversation_id} when given.
+    C{conversation_id} when given. C{again} marks a message queued by a
+    node where its recipient had just logged out: several nodes may do so,
+    so nodes queue it only if they do not hold it yet.
     """
 
     node: str
@@ -101,6 +103,7 @@ class MessageSent:
     deliver: tuple[str, ...]
     queue: tuple[str, ...]
     conversation_id: str | None = None
+    again: bool = False
 
 
 @attrs.frozen

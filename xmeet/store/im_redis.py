@@ -157,6 +157,7 @@ def encode_im_event(event: IMEvent) -> str:
             "deliver": list(event.deliver),
             "queue": list(event.queue),
             "conversation": event.conversation_id,
+            "again": event.again,
         }
     elif isinstance(event, Flushed):
         fields = {"kind": "flushed", "user": event.user, "ids": list(event.ids)}
@@ -195,6 +196,7 @@ def decode_im_event(text: str) -> IMEvent | _ReadAgain:
                 tuple(fields["deliver"]),
                 tuple(fields["queue"]),
                 fields["conversation"],
+                bool(fields.get("again", False)),
             )
         if kind == "flushed":
             return Flushed(node, fields["user"], tuple(fields["ids"]))
