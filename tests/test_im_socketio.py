@@ -28,6 +28,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
@@ -36,6 +37,7 @@ from tests.support import start_xmeet
 from tests.xgate_client import wait_until
 from xmeet.config import Settings
 from xmeet.core.errors import ERROR_CODES
+from xmeet.engineio.server import LATE_POLL_GRACE
 
 __all__ = [
     "CLIENTS",
@@ -142,6 +144,11 @@ class SioClient:
     A C{python-socketio} client seen from the reactor: its blocking calls
     run in the reactor's thread pool, and every event it receives is
     recorded, in the reactor thread, as C{[event, data]} in L{events}.
+
+    The Engine.IO client of python-socketio hands every message to a new
+    thread, so two events arriving together could be recorded in either
+    order; this client handles its messages in its reading thread instead,
+    in the order they arrived, as the other Socket.IO clients do.
     """
 
     def __init__(self, transports: Iterable[str]) -> None:
@@ -149,6 +156,13 @@ class SioClient:
         self.client = socketio.Client(reconnection=False, handle_sigint=False)
         self.events: list[list[Any]] = []
         self.client.on("*", self._received)
+        trigger = self.client.eio._trigger_event
+
+        def in_arrival_order(event: str, *args: Any, **kwargs: Any) -> Any:
+            kwargs["run_async"] = False
+            return trigger(event, *args, **kwargs)
+
+        self.client.eio._trigger_event = in_arrival_order
 
     def _received(self, event: str, *args: Any) -> None:
         _FROM_THREADS.callFromThread(self.events.append, [event, args[0] if args else None])
@@ -201,11 +215,43 @@ class SioClient:
         """
         return deferToThread(self.client.emit, event, payload)
 
+    def _close(self) -> None:
+        """
+        Close the Engine.IO session, in a thread of the pool.
+
+        The client's writing thread stops at its next turn once the client
+        is disconnecting: a close packet queued while it is still sending
+        (the request of the last emit, on long-polling) may then never be
+        sent, and the server would see the client go only at its ping
+        timeout. So this waits until everything queued was sent, and then
+        queues the close packet alone (which ends every namespace of the
+        session on the server, as a closed browser tab does).
+        """
+        engine = self.client.eio
+        deadline = time.monotonic() + WAIT
+        while engine.state == "connected" and engine.queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"python-socketio still sending after {WAIT}s")
+            time.sleep(0.01)
+        engine.disconnect()
+
     def disconnect(self) -> Deferred[None]:
         """
         Disconnect and wait for the client's threads to end.
+
+        The server answers one late poll of a session that a long-polling
+        client closed for L{LATE_POLL_GRACE} seconds, on a timer that
+        outlives the node: after closing such a session, this waits for
+        that timer too, so that the reactor is clean when the test ends.
         """
-        return deferToThread(self.client.disconnect)
+
+        async def disconnect() -> None:
+            polling = self.client.connected and self.client.transport() == "polling"
+            await deferToThread(self._close)
+            if polling:
+                await deferLater(reactor, LATE_POLL_GRACE + 0.1)
+
+        return Deferred.fromCoroutine(disconnect())
 
 
 async def sio_connect(
@@ -419,7 +465,7 @@ class PythonScenario:
         with and without an ack callback.
         """
         await self.open("eve", ["websocket"])
-        await self.open("fay", ["polling"])
+        await self.open("fay", ["polling", "websocket"])
         await self.log_in("eve", "eve", "login_eve")
         await self.log_in("fay", "fay", "login_fay")
         token = self.tokens["eve"]
