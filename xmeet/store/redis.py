@@ -209,11 +209,14 @@ class RedisRoomBackend:
     def subscriber_up(self, subscriber: Any) -> None:
         """
         Subscribe to every live room's channel, and read those rooms again.
+        One command per channel: txredisapi answers a command with its first
+        confirmation, so the others of a several-channel C{SUBSCRIBE} would
+        answer the next commands (the IM backend's, the next room's) early.
         """
-        if self._channels:
-            subscriber.subscribe(sorted(self._channels)).addErrback(self._failed, "subscribe")
-            for xnest_id in list(self._live_channels()):
-                self._resync(xnest_id)
+        for channel in sorted(self._channels):
+            subscriber.subscribe(channel).addErrback(self._failed, "subscribe")
+        for xnest_id in list(self._live_channels()):
+            self._resync(xnest_id)
 
     def _live_channels(self) -> list[str]:
         start = len(self._key("xnest", ""))
