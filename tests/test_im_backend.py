@@ -373,6 +373,24 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         self.assertEqual(bob.texts(), [])
 
     @defer.inlineCallbacks
+    def test_message_during_a_read(self) -> Any:
+        """
+        A message heard while a node reads the state again (after an
+        outage) reaches the node's sockets, and is kept in history once.
+        """
+        one, two = yield self.nodes(2)
+        ann = Device(one, "ann", "a1")
+        conversation_id = ann.call("conversation_add", name="n", members=["bob"])["body"]["id"]
+        bob = Device(two, "bob", "b2")
+        yield wait_until(lambda: one.is_reachable("bob") and conversation_id in two._threads)
+        two._backend._read()
+        ann.call("conversation_message", conversationId=conversation_id, type="t", content="x")
+        yield wait_until(lambda: len(bob.events("message/conversation")) == 1)
+        yield wait_until(lambda: two._backend._buffer is None)
+        history = bob.call("conversation_history", conversationId=conversation_id)
+        self.assertEqual([m["content"] for m in history["body"]["messages"]], ["x"])
+
+    @defer.inlineCallbacks
     def test_dead_node_users_offline(self) -> Any:
         """
         The users of a node that stops without leaving are offline on the

@@ -365,6 +365,10 @@ class RedisIMBackend:
         reading.addCallbacks(self._loaded, self._load_failed)
 
     def _loaded(self, snapshot: IMSnapshot) -> None:
+        """
+        Apply the state read, then the events heard meanwhile: a message
+        the state holds already is only pushed, not stored again.
+        """
         buffered, self._buffer = self._buffer or [], None
         known = {entry["id"] for state in snapshot.conversations for entry in state.history}
         known.update(data["id"] for queue in snapshot.offline.values() for _, data in queue)
@@ -376,8 +380,9 @@ class RedisIMBackend:
             queues=len(snapshot.offline),
         )
         for event in buffered:
-            if not (isinstance(event, MessageSent) and event.data.get("id") in known):
-                self._listener.im_event(event)
+            if isinstance(event, MessageSent) and event.data.get("id") in known:
+                event = attrs.evolve(event, queue=(), conversation_id=None)
+            self._listener.im_event(event)
         self._serve()
         if self._read_again:
             self._read_again = False
