@@ -364,7 +364,8 @@ class XnestErrorTests(TestCase):
         """
         C{@history:N} past the end answers an empty page, a malformed
         cursor and an unknown C{@to} id an C{error} frame, to the sender
-        alone, in the C{xnest} event.
+        alone, in the C{xnest} event; a WebSocket member's C{@to} reaches
+        the Socket.IO member.
         """
         running = start_xmeet(self)
         ws = await ws_member(self, running.ws_url, XNEST, "watcher")
@@ -384,6 +385,11 @@ class XnestErrorTests(TestCase):
         await wait_until(lambda: len(ws.frames) == 6, WAIT)
         self.assertEqual(ws.frames[4:], [ws.frames[4], said])
         self.assertEqual(stripped(self, ws.frames[4]), frame(ed, "join", "ed"))
+        ws.send(f"@to:{ed}|hey")
+        echoed = await ws.next_of_type("private")
+        self.assertEqual(stripped(self, echoed), frame(ws.id, "private", "hey", to=ed))
+        await sio.wait_for("xnest", 5)
+        self.assertEqual(sio.named("xnest")[4], echoed)
 
     async def test_no_history(self) -> None:
         """
