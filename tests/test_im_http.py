@@ -18,6 +18,7 @@ from twisted.web.http_headers import Headers
 
 from tests.support import http_client, start_xmeet
 from tests.test_im_socketio import WAIT, SioClient, check_error, sio_connect
+from tests.xgate_client import wait_until
 from xmeet.config import Settings
 
 __all__ = ["ConversationsAPITests"]
@@ -219,6 +220,22 @@ class ConversationsAPITests(TestCase):
             await self.error(401, "GET", one, None, None, headers)
             await self.error(401, "GET", one + "/messages", None, None, headers)
             await self.error(401, "POST", one + "/members", {"userId": "x"}, None, headers)
+
+    async def test_session_ends(self) -> None:
+        """
+        A token stops working over HTTP when its session ends over
+        Socket.IO: at C{logOut}, and when its socket disconnects.
+        """
+        conversation = await self.create(name="brief", members=["ivy"])
+        one = f"/api/conversations/{conversation['id']}"
+        code, _, _ = await self.request("GET", one, user="ivy")
+        self.assertEqual(code, 200)
+        ack = await self.sockets["ivy"].call("logOut", {"sessionToken": self.tokens["ivy"]})
+        self.assertEqual(ack, {"statusCode": 200, "body": {}})
+        await self.error(401, "GET", one, user="ivy")
+        await self.sockets["hal"].disconnect()
+        await wait_until(lambda: not self.running.node.im.is_online("hal"), WAIT)
+        await self.error(401, "GET", one, user="hal")
 
     async def test_bad_requests(self) -> None:
         """

@@ -91,7 +91,8 @@ class _NodeProcess(ProcessProtocol):
         self.exit_code = getattr(reason.value, "exitCode", None)
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
-            waiter.callback(self.exit_code)
+            if not waiter.called:
+                waiter.callback(self.exit_code)
 
     def when_ended(self) -> Deferred[int | None]:
         """
