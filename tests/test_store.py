@@ -193,3 +193,27 @@ class RedisBackendTests(BackendBehaviour, TestCase):
         two.publish(RoomEvent("normal", "node-two", "room", "node-two.1", "bob", "t", "own"), None)
         yield wait_until(lambda: len(heard.events) >= 5)
         self.assertEqual([e.payload for e in heard.events], [f"n{n}" for n in range(5)])
+
+    @defer.inlineCallbacks
+    def test_resync_keeps_what_happens_meanwhile(self):  # type: ignore[no-untyped-def]
+        """
+        Reading a live room again while its members talk: the state handed
+        over holds the stored messages and those sent during the read.
+        """
+        listener = Listener()
+        backend = yield self.make_backend("node-one", listener)
+        state = yield backend.load("r", True, HISTORY)
+        room = self._room(state, "r")
+        first = room.record("node-one.1", "alice", "first", "t")
+        backend.publish(
+            RoomEvent("normal", "node-one", "r", "node-one.1", "alice", "t", "first"), first
+        )
+        backend._resync("r")
+        second = room.record("node-one.1", "alice", "second", "t")
+        backend.publish(
+            RoomEvent("normal", "node-one", "r", "node-one.1", "alice", "t", "second"), second
+        )
+        yield wait_until(lambda: bool(listener.resyncs))
+        [(xnest_id, resynced)] = listener.resyncs
+        self.assertEqual(xnest_id, "r")
+        self.assertEqual(resynced.history.page(0), [second, first])

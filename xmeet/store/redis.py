@@ -87,6 +87,36 @@ def _remote_members(fields: Any, exclude_node: str | None = None) -> list[Remote
     return [member for _, member in found]
 
 
+def _caught_up(
+    state: RoomState, meanwhile: list[tuple[RoomEvent, str | None]], own_node: str
+) -> RoomState:
+    """
+    A room's state as read, plus what happened in the room while it was
+    being read: messages the read missed, members who came, went or
+    renamed since.
+    """
+    history = state.history
+    known = set(history.page(0)) if history is not None else set()
+    members = {member.id: member for member in state.members}
+    for event, entry in meanwhile:
+        if event.kind == "normal":
+            if history is None or not state.store_history:
+                continue
+            entry = entry or history_entry(
+                event.member, event.nickname, event.payload, event.send_time
+            )
+            if entry not in known:
+                history.append(entry)
+                known.add(entry)
+        elif event.node == own_node:
+            continue
+        elif event.kind == "join" or (event.kind == "rename" and event.member in members):
+            members[event.member] = RemoteMember(event.member, event.nickname, event.node)
+        elif event.kind == "leave":
+            members.pop(event.member, None)
+    return RoomState(state.store_history, history, list(members.values()))
+
+
 @implementer(IRoomBackend, ILinkClient)
 class RedisRoomBackend:
     """
@@ -122,6 +152,7 @@ class RedisRoomBackend:
         self._listener: IRoomListener | None = None
         self._channels: set[str] = set()
         self._loading: dict[str, list[RoomEvent]] = {}
+        self._resyncing: dict[str, list[tuple[RoomEvent, str | None]]] = {}
         self._local: dict[str, tuple[str, str, float]] = {}
         self._touched_offline: set[str] = set()
         self._reaper = LoopingCall(self._reap)
@@ -263,6 +294,12 @@ class RedisRoomBackend:
             self._send("LPUSH", history, history_entry)
             self._send("LTRIM", history, 0, self._history_size - 1)
         self._send("PUBLISH", self._channel(event.xnest), encode_event(event))
+        self._note_during_resync(event, history_entry)
+
+    def _note_during_resync(self, event: RoomEvent, history_entry: str | None) -> None:
+        meanwhile = self._resyncing.get(event.xnest)
+        if meanwhile is not None:
+            meanwhile.append((event, history_entry))
 
     def channel_message(self, channel: str, message: str) -> None:
         """
@@ -285,6 +322,7 @@ class RedisRoomBackend:
         if buffered is not None:
             buffered.append(event)
         else:
+            self._note_during_resync(event, None)
             self._listener.room_event(event)
 
     def load(self, xnest_id: str, store_history: bool, history_size: int) -> Deferred[RoomState]:
@@ -378,15 +416,27 @@ class RedisRoomBackend:
         return reading.addErrback(self._read_failed, xnest_id, None)
 
     def _resync(self, xnest_id: str) -> None:
+        """
+        Read a live room's stored state again. What happens in the room
+        while the read is on its way is noted, and added to the state read,
+        so that the room loses none of it.
+        """
         if self.link.connection is None:
             return
+        self._resyncing.setdefault(xnest_id, [])
         reading: Deferred[Any] = self._fetch(xnest_id, self._history_size)
-        reading.addCallback(self._resynced, xnest_id)
-        reading.addErrback(self._failed, "resync")
+        reading.addCallbacks(
+            self._resynced, self._resync_failed, callbackArgs=(xnest_id,), errbackArgs=(xnest_id,)
+        )
 
     def _resynced(self, state: RoomState | None, xnest_id: str) -> None:
+        meanwhile = self._resyncing.pop(xnest_id, [])
         if self._listener is not None and state is not None:
-            self._listener.room_resync(xnest_id, state)
+            self._listener.room_resync(xnest_id, _caught_up(state, meanwhile, self.node_id))
+
+    def _resync_failed(self, failure: Failure, xnest_id: str) -> None:
+        self._resyncing.pop(xnest_id, None)
+        self._failed(failure, "resync")
 
     @inlineCallbacks
     def _reap(self) -> Any:

@@ -109,9 +109,11 @@ class _LinkFactory(txredisapi.RedisFactory):
     """
 
     def __init__(self, link: RedisLink, address: RedisAddress) -> None:
+        # Database 0 needs no SELECT: one round trip less before the link
+        # is ready, and nothing to fail when a node stops while connecting.
         super().__init__(
             f"{address.host}:{address.port}",
-            address.db,
+            address.db or None,
             1,
             isLazy=True,
             password=address.password,
