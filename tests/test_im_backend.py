@@ -391,6 +391,22 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         self.assertEqual([m["content"] for m in history["body"]["messages"]], ["x"])
 
     @defer.inlineCallbacks
+    def test_queued_during_a_read(self) -> Any:
+        """
+        A message this node queues while it reads the state again stays
+        queued, once, whether or not the state read holds it.
+        """
+        one, _ = yield self.nodes(2)
+        ann = Device(one, "ann", "a1")
+        yield wait_until(lambda: one._backend._buffer is None)
+        one._backend._read()
+        ann.direct("while reading", "cid")
+        yield wait_until(lambda: one._backend._buffer is None)
+        self.assertEqual(one.queued("cid"), 1)
+        cid = Device(one, "cid", "c1")
+        self.assertEqual(cid.texts(), ["while reading"])
+
+    @defer.inlineCallbacks
     def test_dead_node_users_offline(self) -> Any:
         """
         The users of a node that stops without leaving are offline on the

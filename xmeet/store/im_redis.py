@@ -249,6 +249,7 @@ class RedisIMBackend:
         self._patience: IDelayedCall | None = None
         self._subscribed_on: Any = None
         self._buffer: list[IMEvent] | None = None
+        self._own_during_read: list[MessageSent] = []
         self._read_again = False
         self._wrote_away = False
         self._local_users: set[str] = set()
@@ -367,9 +368,12 @@ class RedisIMBackend:
     def _loaded(self, snapshot: IMSnapshot) -> None:
         """
         Apply the state read, then the events heard meanwhile: a message
-        the state holds already is only pushed, not stored again.
+        the state holds already is only pushed, not stored again. This
+        node's own messages of that time are stored in the replica again if
+        the state missed them.
         """
         buffered, self._buffer = self._buffer or [], None
+        own, self._own_during_read = self._own_during_read, []
         known = {entry["id"] for state in snapshot.conversations for entry in state.history}
         known.update(data["id"] for queue in snapshot.offline.values() for _, data in queue)
         assert self._listener is not None
@@ -379,6 +383,12 @@ class RedisIMBackend:
             conversations=len(snapshot.conversations),
             queues=len(snapshot.offline),
         )
+        restored = {state.conversation.id for state in snapshot.conversations}
+        for message in own:
+            if message.data["id"] not in known:
+                if message.conversation_id not in restored:
+                    message = attrs.evolve(message, conversation_id=None)
+                self._listener.im_event(attrs.evolve(message, deliver=()))
         for event in buffered:
             if isinstance(event, MessageSent) and event.data.get("id") in known:
                 event = attrs.evolve(event, queue=(), conversation_id=None)
@@ -390,6 +400,7 @@ class RedisIMBackend:
 
     def _load_failed(self, failure: Failure) -> None:
         buffered, self._buffer = self._buffer or [], None
+        self._own_during_read = []
         self._link.failed(failure, "read of the IM state")
         assert self._listener is not None
         for event in buffered:
@@ -484,6 +495,8 @@ class RedisIMBackend:
                 self._local_users.discard(event.user)
                 send("SREM", presence, event.user)
         elif isinstance(event, MessageSent):
+            if self._buffer is not None and (event.queue or event.conversation_id):
+                self._own_during_read.append(event)
             if event.conversation_id is not None:
                 history = self._key("history", event.conversation_id)
                 send("LPUSH", history, _encoder.encode(event.data))
