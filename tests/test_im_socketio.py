@@ -28,7 +28,6 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.protocol import ProcessProtocol
-from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
@@ -37,7 +36,6 @@ from tests.support import start_xmeet
 from tests.xgate_client import wait_until
 from xmeet.config import Settings
 from xmeet.core.errors import ERROR_CODES
-from xmeet.engineio.server import LATE_POLL_GRACE
 
 __all__ = [
     "CLIENTS",
@@ -239,20 +237,8 @@ class SioClient:
     def disconnect(self) -> Deferred[None]:
         """
         Disconnect and wait for the client's threads to end.
-
-        The server answers one late poll of a session that a long-polling
-        client closed for L{LATE_POLL_GRACE} seconds, on a timer that
-        outlives the node: after closing such a session, this waits for
-        that timer too, so that the reactor is clean when the test ends.
         """
-
-        async def disconnect() -> None:
-            polling = self.client.connected and self.client.transport() == "polling"
-            await deferToThread(self._close)
-            if polling:
-                await deferLater(reactor, LATE_POLL_GRACE + 0.1)
-
-        return Deferred.fromCoroutine(disconnect())
+        return deferToThread(self._close)
 
 
 async def sio_connect(
@@ -466,7 +452,7 @@ class PythonScenario:
         with and without an ack callback.
         """
         await self.open("eve", ["websocket"])
-        await self.open("fay", ["polling", "websocket"])
+        await self.open("fay", ["polling"])
         await self.log_in("eve", "eve", "login_eve")
         await self.log_in("fay", "fay", "login_fay")
         token = self.tokens["eve"]
