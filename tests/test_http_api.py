@@ -125,7 +125,12 @@ class XnestAPITests(TestCase):
             self.assertIsInstance(body["error"]["message"], str)
         code, headers, body = yield self._post("/api/xnests/room", b"{}")
         self.assertEqual((code, body["error"]["code"]), (405, "method_not_allowed"))
-        self.assertEqual(headers.getRawHeaders(b"allow"), [b"GET"])
+        self.assertEqual(headers.getRawHeaders(b"allow"), [b"GET, HEAD"])
+        code, _, body = yield self._get("/api/unknown/thing")
+        self.assertEqual((code, body["error"]["code"]), (404, "not_found"))
+        head = yield self.http.head(self.server.url + "/api/xnests/room")
+        self.assertEqual(head.code, 200)
+        self.assertEqual((yield head.content()), b"")
 
 
 class XgateHTTPTests(TestCase):

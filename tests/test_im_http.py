@@ -255,7 +255,7 @@ class ConversationsAPITests(TestCase):
         await self.error(413, "POST", path, {"name": "n" * 257})
         for method in ("PUT", "DELETE", "PATCH"):
             headers = await self.error(405, method, path, {"name": "x"})
-            self.assertEqual(headers[b"Allow"], [b"GET, POST"])
+            self.assertEqual(headers[b"Allow"], [b"GET, HEAD, POST"])
         await self.error(404, "POST", path + "/x/y", {"userId": "x"})
         await self.error(404, "GET", path + "/x/members")
         _, _, answer = await self.request("POST", "/api/conversations", {"name": "only"})

@@ -21,7 +21,7 @@ from xmeet.rooms import RoomService
 from xmeet.web_errors import ErrorPage, error_body
 from xmeet.xgate import XgateResource
 
-__all__ = ["BoundedRequest", "HealthResource", "StaticFiles", "XmeetSite", "build_root"]
+__all__ = ["APIRoot", "BoundedRequest", "HealthResource", "StaticFiles", "XmeetSite", "build_root"]
 
 
 class BoundedRequest(Request):
@@ -85,6 +85,18 @@ class XmeetSite(Site):
         self.max_body = max_body
 
 
+class APIRoot(Resource):
+    """
+    C{/api/}: unknown paths get the JSON error object, not an HTML page.
+    """
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        """
+        Known children are found before this is asked.
+        """
+        return ErrorPage(404, "no such resource")
+
+
 class StaticFiles(File):
     """
     The demo page's files; directories are not listed.
@@ -144,7 +156,7 @@ def build_root(
     xgate.putChild(b"websocket", gate)
     xgate.putChild(b"http", XgateHTTPResource(rooms, gate.settings.max_message_size))
     root.putChild(b"xgate", xgate)
-    api = Resource()
+    api = APIRoot()
     api.putChild(b"xnests", XnestsResource(rooms))
     api.putChild(b"conversations", conversations)
     root.putChild(b"socket.io", socketio)

@@ -71,7 +71,8 @@ class JSONResource(Resource):
     """
     A leaf resource whose C{handle_METHOD(request)} methods return a
     C{(status, document)} pair, or a L{Deferred} of one, or raise
-    L{HTTPError}; other methods get 405 with an C{Allow} header.
+    L{HTTPError}; other methods get 405 with an C{Allow} header. C{HEAD} is
+    answered as C{GET} (twisted.web leaves the body out).
     """
 
     isLeaf = True
@@ -81,7 +82,7 @@ class JSONResource(Resource):
         Dispatch on the method; every error becomes the JSON error object.
         """
         method = (request.method or b"").decode("ascii", "replace")
-        handler = getattr(self, f"handle_{method}", None)
+        handler = getattr(self, f"handle_{'GET' if method == 'HEAD' else method}", None)
         if handler is None:
             allow = ", ".join(self._allowed()).encode("ascii")
             answer: Deferred[Any] = Deferred()
@@ -117,4 +118,7 @@ class JSONResource(Resource):
         request.finish()
 
     def _allowed(self) -> list[str]:
-        return sorted(name[len("handle_") :] for name in dir(self) if name.startswith("handle_"))
+        methods = {name[len("handle_") :] for name in dir(self) if name.startswith("handle_")}
+        if "GET" in methods:
+            methods.add("HEAD")
+        return sorted(methods)
