@@ -16,6 +16,7 @@ import signal
 from functools import partial
 from typing import Any
 
+import engineio
 import socketio
 import txredisapi
 from twisted.internet import defer, reactor
@@ -55,6 +56,28 @@ def _node(testcase: TestCase, prefix: str, redis_url: str = REDIS_URL, *extra: s
     )
 
 
+class _OrderedEngineIO(engineio.Client):
+    """
+    An Engine.IO client that hands each message to Socket.IO in its reading
+    thread: the stock one starts a thread per message, so events arriving
+    together would be recorded in any order.
+    """
+
+    def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        kwargs.pop("run_async", None)
+        return super()._trigger_event(event, *args, **kwargs)
+
+
+class _OrderedClient(socketio.Client):
+    """
+    A Socket.IO client whose event handlers run in the order the events
+    arrived.
+    """
+
+    def _engineio_client_class(self) -> type[engineio.Client]:
+        return _OrderedEngineIO
+
+
 class IMUser:
     """
     One device of a user: a C{python-socketio} client of one node, logged
@@ -67,7 +90,7 @@ class IMUser:
         self.events: list[tuple[str, Any]] = []
         self._testcase = testcase
         self._node = node
-        self._client = socketio.Client(reconnection=False)
+        self._client = _OrderedClient(reconnection=False)
         for name in EVENTS:
             self._client.on(name, partial(self._record, name))
 
