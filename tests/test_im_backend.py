@@ -173,8 +173,15 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         link = RedisLink(
             reactor, reactor, RedisAddress("127.0.0.1"), self.prefix, node_id, node_timeout
         )
-        backend = RedisIMBackend(link, SETTINGS.history_size, offline_limit=3)
-        service = IMService(reactor, SETTINGS, IdGenerator(node_id), backend=backend)
+        backend = RedisIMBackend(link, SETTINGS.history_size, offline_limit=3, offline_users=2)
+        service = IMService(
+            reactor,
+            SETTINGS,
+            IdGenerator(node_id),
+            offline_limit=3,
+            offline_users=2,
+            backend=backend,
+        )
         self.started = service.start()
         self.addCleanup(link.stop)
         self.addCleanup(service.stop)
@@ -223,7 +230,7 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
             clock,
             SETTINGS,
             IdGenerator("awaynode00"),
-            backend=RedisIMBackend(link, SETTINGS.history_size, offline_limit=3),
+            backend=RedisIMBackend(link, SETTINGS.history_size, offline_limit=3, offline_users=2),
         )
         starting = service.start()
         self.addCleanup(link.stop)
@@ -330,6 +337,28 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         history = bob.call("conversation_history", conversationId=conversation_id)
         self.assertEqual([m["content"] for m in history["body"]["messages"]], [5, 4, 3, 2, 1])
         self.assertEqual([m["content"] for m in bob.events("message/conversation")], [3, 4, 5])
+
+    @defer.inlineCallbacks
+    def test_offline_users_bounded(self) -> Any:
+        """
+        Redis keeps the queues of as many users as the replicas do: the
+        queue written to least recently goes, in Redis too, and a later
+        node loads the others.
+        """
+        (one,) = yield self.nodes(1)
+        ann = Device(one, "ann", "a1")
+        for user in ("bob", "cid", "bob", "dan"):
+            ann.direct(f"to {user}", user)
+        self.assertEqual([one.queued(user) for user in ("bob", "cid", "dan")], [2, 0, 1])
+        connection = yield txredisapi.Connection("127.0.0.1", 6379, reconnect=False)
+        users = yield connection.zrange(f"{self.prefix}im:offline", 0, -1)
+        dropped = yield connection.exists(f"{self.prefix}im:offline:cid")
+        yield connection.disconnect()
+        self.assertEqual((sorted(users), dropped), (["bob", "dan"], 0))
+        (later,) = yield self.nodes(1)
+        self.assertEqual([later.queued(user) for user in ("bob", "cid", "dan")], [2, 0, 1])
+        bob = Device(later, "bob", "b1")
+        self.assertEqual(bob.texts(), ["to bob", "to bob"])
 
     @defer.inlineCallbacks
     def test_queued_while_logging_in_elsewhere(self) -> Any:

@@ -26,7 +26,7 @@ from xmeet.core.ids import IdGenerator, new_node_id
 from xmeet.engineio import EngineIOResource, EngineIOServer
 from xmeet.handlers.im_api import ConversationsResource
 from xmeet.handlers.socketio_app import register_socketio_app
-from xmeet.im import IMService
+from xmeet.im import DEFAULT_OFFLINE_USERS, IMService
 from xmeet.rooms import RoomService
 from xmeet.socketio import SocketIOServer
 from xmeet.store.im_interfaces import IIMBackend
@@ -123,7 +123,9 @@ def _im_backend(settings: Settings, rooms: IRoomBackend) -> IIMBackend:
     The IM backend beside the rooms' one: in Redis, it shares its link.
     """
     if isinstance(rooms, RedisRoomBackend):
-        return RedisIMBackend(rooms.link, settings.history_size, settings.offline_limit)
+        return RedisIMBackend(
+            rooms.link, settings.history_size, settings.offline_limit, DEFAULT_OFFLINE_USERS
+        )
     return MemoryIMBackend(rooms.node_id)
 
 

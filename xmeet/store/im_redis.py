@@ -13,6 +13,11 @@ Key layout, every key and channel under the configured prefix C{P}:
     first, trimmed to the history size;
   - C{P im:offline:USER}: list of C{"ID JSON"} entries, oldest first,
     trimmed to the offline limit, where JSON is C{[event, data]};
+  - C{P im:offline}: sorted set of the users with a queue, scored by the
+    time of their last queued message (epoch milliseconds, made strictly
+    increasing by each node); beyond the
+    offline users limit, the queues written to least recently are deleted,
+    so messages to invented user ids cannot fill Redis;
   - C{P im:presence:NODE}: set of users with a logged-in socket on NODE;
   - C{P im:nodes}: set of nodes that may have users online;
   - C{P im:reaper:NODE}: who is removing a dead NODE's users;
@@ -28,7 +33,6 @@ again when it wrote while Redis was away.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -89,20 +93,42 @@ Write a conversation unless the stored version is as new: concurrent
 writers leave the greatest L{Stamp}, as every replica does.
 """
 
+_ENQUEUE = """
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+redis.call('ZADD', KEYS[1], ARGV[5], ARGV[1])
+local extra = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
+if extra > 0 then
+  for _, user in ipairs(redis.call('ZRANGE', KEYS[1], 0, extra - 1)) do
+    redis.call('DEL', ARGV[6] .. user)
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, extra - 1)
+end
+"""
+"""
+Queue an entry (KEYS: the index of queues, the queue; ARGV: user, entry,
+messages per user, users, score, prefix of queue keys), bounded per user
+and in users. The dropped queues' keys are built here, so this script
+needs a single Redis, not Redis Cluster.
+"""
+
 _REMOVE_QUEUED = """
 local wanted = {}
-for _, id in ipairs(ARGV) do wanted[id] = true end
-local removed = 0
-for _, entry in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+for index = 2, #ARGV do wanted[ARGV[index]] = true end
+for _, entry in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
   local id = string.match(entry, '^(%S+) ')
   if id and wanted[id] then
-    removed = removed + redis.call('LREM', KEYS[1], 1, entry)
+    redis.call('LREM', KEYS[2], 1, entry)
   end
 end
-return removed
+if redis.call('LLEN', KEYS[2]) == 0 then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
 """
 """
-Remove the queued entries of the given message ids from an offline queue.
+Remove the entries of the given message ids from a queue (KEYS: the index
+of queues, the queue; ARGV: user, ids), and the emptied queue from the
+index.
 """
 
 
@@ -222,10 +248,6 @@ def _stored_conversation(stamp: Stamp, conversation: Conversation) -> str:
     return f"{stamp.number} {stamp.node} {_encoder.encode(conversation.as_json())}"
 
 
-def _glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
-
-
 @implementer(IIMBackend, ILinkClient)
 class RedisIMBackend:
     """
@@ -235,14 +257,19 @@ class RedisIMBackend:
     @param link: the node's link to Redis, shared with the room backend.
     @param history_size: messages kept per conversation.
     @param offline_limit: messages kept per offline user.
+    @param offline_users: users with a queue kept in Redis.
     """
 
-    def __init__(self, link: RedisLink, history_size: int, offline_limit: int) -> None:
+    def __init__(
+        self, link: RedisLink, history_size: int, offline_limit: int, offline_users: int
+    ) -> None:
         self.node_id = link.node_id
         self._link = link
         self._clock = link.clock
         self._history_size = history_size
         self._offline_limit = offline_limit
+        self._offline_users = offline_users
+        self._score = 0
         self._channel = link.key("im")
         self._listener: IIMListener | None = None
         self._serving: Deferred[None] = Deferred()
@@ -414,11 +441,11 @@ class RedisIMBackend:
     def _snapshot(self) -> Any:
         connection = self._link.connection
         started = self._clock.seconds()
-        stored, nodes, offline_keys = yield gatherResults(
+        stored, nodes, offline_users = yield gatherResults(
             [
                 connection.hgetall(self._key("conversations")),
                 connection.execute_command("SMEMBERS", self._key("nodes")),
-                self._scan(connection, self._key("offline", "")),
+                connection.execute_command("ZRANGE", self._key("offline"), 0, -1),
             ],
             consumeErrors=True,
         )
@@ -430,7 +457,7 @@ class RedisIMBackend:
             except (ValueError, IMEventError):
                 log.warn("ignoring a malformed stored conversation")
         nodes = [node for node in nodes or () if node != self.node_id]
-        offline_start = len(self._key("offline", ""))
+        offline_users = offline_users or []
         replies = yield gatherResults(
             [
                 *(
@@ -439,7 +466,10 @@ class RedisIMBackend:
                     )
                     for _, conversation in documents
                 ),
-                *(connection.lrange(key, -self._offline_limit, -1) for key in offline_keys),
+                *(
+                    connection.lrange(self._key("offline", user), -self._offline_limit, -1)
+                    for user in offline_users
+                ),
                 *(
                     connection.execute_command("SMEMBERS", self._key("presence", node))
                     for node in nodes
@@ -448,8 +478,8 @@ class RedisIMBackend:
             consumeErrors=True,
         )
         histories = replies[: len(documents)]
-        queues = replies[len(documents) : len(documents) + len(offline_keys)]
-        presences = replies[len(documents) + len(offline_keys) :]
+        queues = replies[len(documents) : len(documents) + len(offline_users)]
+        presences = replies[len(documents) + len(offline_users) :]
         self._link.latency = self._clock.seconds() - started
         return IMSnapshot(
             conversations=[
@@ -457,8 +487,8 @@ class RedisIMBackend:
                 for (stamp, conversation), history in zip(documents, histories, strict=True)
             ],
             offline={
-                key[offline_start:]: _queue(entries)
-                for key, entries in zip(offline_keys, queues, strict=True)
+                user: _queue(entries)
+                for user, entries in zip(offline_users, queues, strict=True)
                 if entries
             },
             presence={
@@ -466,16 +496,6 @@ class RedisIMBackend:
                 for node, users in zip(nodes, presences, strict=True)
             },
         )
-
-    @inlineCallbacks
-    def _scan(self, connection: Any, start: str) -> Any:
-        keys: list[str] = []
-        cursor = 0
-        while True:
-            cursor, found = yield connection.scan(cursor, _glob_escape(start) + "*", 1000)
-            keys.extend(found)
-            if int(cursor) == 0:
-                return sorted(set(keys))
 
     def publish(self, event: IMEvent) -> None:
         """
@@ -503,11 +523,23 @@ class RedisIMBackend:
                 send("LTRIM", history, 0, self._history_size - 1)
             entry = _queued(event.event, event.data)
             for user in event.queue:
-                queue = self._key("offline", user)
-                send("RPUSH", queue, entry)
-                send("LTRIM", queue, -self._offline_limit, -1)
+                self._score = max(int(self._clock.seconds() * 1000), self._score + 1)
+                send(
+                    "EVAL",
+                    _ENQUEUE,
+                    2,
+                    self._key("offline"),
+                    self._key("offline", user),
+                    user,
+                    entry,
+                    self._offline_limit,
+                    self._offline_users,
+                    self._score,
+                    self._key("offline", ""),
+                )
         elif isinstance(event, Flushed):
-            send("EVAL", _REMOVE_QUEUED, 1, self._key("offline", event.user), *event.ids)
+            queue = self._key("offline", event.user)
+            send("EVAL", _REMOVE_QUEUED, 2, self._key("offline"), queue, event.user, *event.ids)
         elif isinstance(event, ConversationChanged):
             send(
                 "EVAL",
