@@ -271,7 +271,7 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         joined = dan.call("conversation_join", conversationId=conversation_id)
         self.assertEqual(joined["body"]["conversation"]["members"], ["ann", "bob", "cid", "dan"])
         yield wait_until(lambda: len(ann.client.events) == 1)
-        yield wait_until(lambda: one.is_reachable("dan"))
+        yield wait_until(lambda: two.is_reachable("dan"))
         sent = bob_two.call(
             "conversation_message", conversationId=conversation_id, type="t", content="x"
         )
@@ -434,6 +434,18 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         self.assertEqual(one.queued("cid"), 1)
         cid = Device(one, "cid", "c1")
         self.assertEqual(cid.texts(), ["while reading"])
+
+    @defer.inlineCallbacks
+    def test_stopped_node_users_offline(self) -> Any:
+        """
+        A node leaving cleanly takes its users offline on the others at
+        once, without waiting for the node timeout.
+        """
+        one, two = yield self.nodes(2, node_timeout=30)
+        Device(two, "bob", "b2")
+        yield wait_until(lambda: one.is_reachable("bob"))
+        yield two.stop()
+        yield wait_until(lambda: not one.is_reachable("bob"), timeout=2)
 
     @defer.inlineCallbacks
     def test_dead_node_users_offline(self) -> Any:
