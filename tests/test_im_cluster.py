@@ -34,7 +34,7 @@ from tests.cluster_support import (
 )
 from tests.xgate_client import wait_until
 
-__all__ = ["IMClusterTests", "IMOutageTests", "IMRestartTests"]
+__all__ = ["IMClusterTests", "IMOutageTests", "IMRestartTests", "IMThreeNodeTests"]
 
 EVENTS = ("connected", "message/direct", "message/conversation", "conversation/updated", "error")
 
@@ -343,6 +343,49 @@ class IMClusterTests(TestCase):
         self.assertEqual(ack["body"]["offline"], ["bob"])
         bob = yield IMUser(self, self.one, "bob").log_in()
         yield wait_until(lambda: bob.texts() == ["later"])
+
+
+class IMThreeNodeTests(TestCase):
+    """
+    Three nodes, a user on each, and one user on all three.
+    """
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_three_nodes(self) -> Any:
+        """
+        A conversation message reaches each member's devices on every node
+        once, and the sender's devices on the other nodes.
+        """
+        prefix = unique_prefix()
+        redis_cleanup(self, prefix)
+        nodes = [_node(self, prefix) for _ in range(3)]
+        yield defer.gatherResults([node.start() for node in nodes])
+        users = []
+        for number, node in enumerate(nodes):
+            user = yield IMUser(self, node, f"u{number}").log_in()
+            users.append(user)
+        everywhere = []
+        for node in nodes:
+            device = yield IMUser(self, node, "all").log_in()
+            everywhere.append(device)
+        yield _until_online(users[0], "u2")
+        yield _until_online(users[2], "u0")
+        added = yield users[0].request("conversation/add", name="trio", members=["u1", "u2", "all"])
+        conversation_id = added["body"]["id"]
+        for device in (users[1], users[2], *everywhere):
+            yield device.wait_for("conversation/updated", 1)
+        sent = yield users[1].request(
+            "message/conversation", conversationId=conversation_id, type="t", content="hey"
+        )
+        self.assertEqual(sent["body"]["sent"], {"online": ["u0", "u2", "all"], "offline": []})
+        for device in (users[0], users[2], *everywhere):
+            yield device.wait_for("message/conversation", 1)
+        yield _pause(0.3)
+        for device in (users[0], users[1], users[2], *everywhere):
+            expected = [] if device is users[1] else ["hey"]
+            self.assertEqual(_payloads(device, "message/conversation"), expected)
 
 
 class IMRestartTests(TestCase):
