@@ -311,7 +311,6 @@ class IMService:
         """
         C{logOut}: end the session; the socket stays connected.
         """
-        self._check_ready()
         session = self._authenticate(client, require_object(payload))
         self._end(session)
         return _ok({})
