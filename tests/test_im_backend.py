@@ -283,6 +283,21 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         yield wait_until(lambda: [s.queued("cid") for s in (one, two, three)] == [2, 2, 2])
 
     @defer.inlineCallbacks
+    def test_burst_in_order(self) -> Any:
+        """
+        A burst of messages from one node reaches the other once each, in
+        the order sent.
+        """
+        one, two = yield self.nodes(2)
+        ann = Device(one, "ann", "a1")
+        bob = Device(two, "bob", "b2")
+        yield wait_until(lambda: one.is_reachable("bob"))
+        for number in range(300):
+            ann.direct(f"m{number}", "bob")
+        yield wait_until(lambda: len(bob.texts()) >= 300)
+        self.assertEqual(bob.texts(), [f"m{number}" for number in range(300)])
+
+    @defer.inlineCallbacks
     def test_concurrent_updates_converge(self) -> Any:
         """
         Two nodes changing a conversation at once end with the same
