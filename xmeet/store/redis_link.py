@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cluster,tests.test_im_cluster -*-
+# -*- test-case-name: tests.test_store,tests.test_im_backend,tests.test_cluster -*-
 """
 One node's link to Redis, shared by the room backend and the IM backend:
 a command connection, a pub/sub connection, the node's heartbeat, and the
