@@ -158,6 +158,10 @@ class Member {
   stall() {
     this.ws._socket.pause();
   }
+
+  resume() {
+    this.ws._socket.resume();
+  }
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
@@ -261,6 +265,11 @@ class PollingMember extends Member {
   stall() {
     this.polling = false;
   }
+
+  resume() {
+    this.polling = true;
+    this.poll();
+  }
 }
 
 const newMember = (room, nickname, port) => (config.transport === 'polling'
@@ -349,7 +358,9 @@ async function fanout() {
     sent += measuring ? 1 : 0;
     senderList[index].say(`${index}|${performance.now().toFixed(3)}|${padding}`);
   };
+  const excluded = new Set(stalledList);
   for (const member of all) {
+    if (excluded.has(member)) continue;
     member.onChat = (payload) => {
       const first = payload.indexOf('|');
       const second = payload.indexOf('|', first + 1);
@@ -370,25 +381,50 @@ async function fanout() {
   await sleep(config.settle_ms);
   senderList.forEach((_, index) => sendNext(index));
   await sleep(config.warmup_ms);
-  for (const member of stalledList) member.stall();
   await mark('measure_start');
   measuring = true;
   const start = performance.now();
   const cpuStart = process.cpuUsage();
-  const seriesEvery = 1000;
   const series = [];
   let lastCount = 0;
   const ticker = setInterval(() => {
     series.push(deliveries - lastCount);
     lastCount = deliveries;
-  }, seriesEvery);
-  await sleep(config.measure_ms);
+  }, 1000);
+  // With stalled members, the window has two parts: all reading, then one
+  // (or more) stalled; each part's rate is reported, so the comparison is
+  // made within one run, under the same load from the rest of the machine.
+  let stallAt = null;
+  if (stalledList.length) {
+    await sleep(config.stall_after_ms);
+    stallAt = { deliveries, at: performance.now() };
+    for (const member of stalledList) member.stall();
+    await mark('stall');
+    await sleep(config.measure_ms - config.stall_after_ms);
+  } else {
+    await sleep(config.measure_ms);
+  }
   clearInterval(ticker);
   measuring = false;
-  const seconds = (performance.now() - start) / 1000;
+  const end = performance.now();
+  const seconds = (end - start) / 1000;
   const cpu = process.cpuUsage(cpuStart);
   await mark('measure_end');
   running = false;
+  const stallFigures = {};
+  if (stallAt) {
+    const before = stallAt.deliveries / ((stallAt.at - start) / 1000);
+    const after = (deliveries - stallAt.deliveries) / ((end - stallAt.at) / 1000);
+    // Did the server drop the stalled members? Read again to find out.
+    for (const member of stalledList) member.resume();
+    await sleep(1000);
+    Object.assign(stallFigures, {
+      others_per_s_before_stall: Math.round(before),
+      others_per_s_after_stall: Math.round(after),
+      after_over_before: round(after / before, 3),
+      stalled_dropped_by_server: stalledList.filter((member) => !member.isOpen).length,
+    });
+  }
   const [p50, p99] = latencies.percentiles(50, 99);
   return {
     connections: all.length,
@@ -402,6 +438,7 @@ async function fanout() {
     latency_ms_p50: p50,
     latency_ms_p99: p99,
     stalled: stalledList.length,
+    ...stallFigures,
     transport_errors: transportErrors,
     deliveries_per_s_series: series,
     gen_cpu_self_pct: round(((cpu.user + cpu.system) / 1e4) / seconds, 1),
