@@ -13,7 +13,7 @@ from typing import Any
 import txredisapi
 from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
@@ -298,10 +298,33 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         self.assertEqual(bob.texts(), [f"m{number}" for number in range(300)])
 
     @defer.inlineCallbacks
+    def converged(self, conversation_id: str, *services: IMService) -> Any:
+        """
+        Fires with the conversation once every service and Redis hold the
+        same version of it; fails after a few seconds.
+        """
+        connection = yield txredisapi.Connection("127.0.0.1", 6379, reconnect=False)
+        try:
+            deadline = reactor.seconds() + 5
+            while True:
+                threads = [service._threads[conversation_id] for service in services]
+                versions = {(t.stamp, str(t.conversation)) for t in threads}
+                stored = yield connection.hget(f"{self.prefix}im:conversations", conversation_id)
+                if len(versions) == 1:
+                    stamp = threads[0].stamp
+                    if stored.startswith(f"{stamp.number} {stamp.node} "):
+                        return threads[0].conversation
+                if reactor.seconds() > deadline:
+                    raise AssertionError(f"not converged: {versions} and {stored}")
+                yield deferLater(reactor, 0.01)
+        finally:
+            yield connection.disconnect()
+
+    @defer.inlineCallbacks
     def test_concurrent_updates_converge(self) -> Any:
         """
         Two nodes changing a conversation at once end with the same
-        document, the one of the greater version, which Redis keeps too.
+        version, which Redis keeps too.
         """
         one, two = yield self.nodes(2)
         ann = Device(one, "ann", "a1")
@@ -310,20 +333,27 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         bob = Device(two, "bob", "b2")
         yield wait_until(lambda: conversation_id in two._threads)
         ann.call("conversation_update", conversationId=conversation_id, set={"topic": "one"})
-        bob.call("conversation_update", conversationId=conversation_id, set={"topic": "two"})
-        winner = "one" if one._node > two._node else "two"
+        bob.call("conversation_update", conversationId=conversation_id, set={"colour": "red"})
+        conversation = yield self.converged(conversation_id, one, two)
+        self.assertEqual(
+            (conversation.custom["topic"], conversation.custom["colour"]), ("one", "red")
+        )
 
-        def topics() -> list[str]:
-            return [
-                service._threads[conversation_id].conversation.custom["topic"]
-                for service in (one, two)
-            ]
-
-        yield wait_until(lambda: topics() == [winner, winner])
-        connection = yield txredisapi.Connection("127.0.0.1", 6379, reconnect=False)
-        stored = yield connection.hget(f"{self.prefix}im:conversations", conversation_id)
-        yield connection.disconnect()
-        self.assertIn(f'"topic":"{winner}"', stored)
+    @defer.inlineCallbacks
+    def test_concurrent_joins(self) -> Any:
+        """
+        Users joining a conversation at once on three nodes are all members
+        in the end, on every node and in Redis.
+        """
+        one, two, three = yield self.nodes(3)
+        ann = Device(one, "ann", "a1")
+        conversation_id = ann.call("conversation_add", name="n")["body"]["id"]
+        joiners = [Device(service, f"u{n}", f"s{n}") for n, service in enumerate((one, two, three))]
+        yield wait_until(lambda: all(conversation_id in s._threads for s in (two, three)))
+        for joiner in joiners:
+            joiner.call("conversation_join", conversationId=conversation_id)
+        conversation = yield self.converged(conversation_id, one, two, three)
+        self.assertEqual(sorted(conversation.members), ["ann", "u0", "u1", "u2"])
 
     @defer.inlineCallbacks
     def test_state_loaded_at_start(self) -> Any:

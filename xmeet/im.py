@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -518,17 +518,21 @@ class IMService:
         conversation: Conversation,
         client: IIMClient | None,
         before: Iterable[str] = (),
+        redo: Callable[[Conversation], Conversation] | None = None,
     ) -> None:
         """
         Keep C{conversation} as the new version of C{thread}, push
         C{conversation/updated} to the sockets of its members and of those
         of C{before} who are members no more, but the calling socket, and
-        tell the other nodes.
+        tell the other nodes. C{redo} makes the same change on another
+        version, should another node have changed the conversation first.
         """
         former = tuple(user for user in before if not conversation.is_member(user))
-        stamp = Stamp(thread.stamp.number + 1, self._node)
+        base = thread.stamp
+        stamp = Stamp(base.number + 1, self._node)
         self._replace(thread, conversation, stamp, former, None if client is None else client.id)
-        self._backend.publish(ConversationChanged(self._node, stamp, conversation, former))
+        change = ConversationChanged(self._node, stamp, conversation, former, base, redo)
+        self._backend.publish(change)
 
     def _replace(
         self,
@@ -599,7 +603,7 @@ class IMService:
         conversation = thread.conversation.with_member(user)
         conversation.check_size(self._settings.max_message_size)
         if conversation is not thread.conversation:
-            self._store(thread, conversation, client)
+            self._store(thread, conversation, client, redo=lambda other: other.with_member(user))
         return _conversation_ack(conversation)
 
     def conversation_leave(self, client: IIMClient | None, payload: object) -> dict[str, Any]:
@@ -612,8 +616,11 @@ class IMService:
         thread = self._thread(conversation_id_of(fields))
         if not thread.conversation.is_member(session.user_id):
             raise IMError.of(403, "not a member of this conversation")
-        conversation = thread.conversation.without_member(session.user_id)
-        self._store(thread, conversation, client, [session.user_id])
+        leaver = session.user_id
+        conversation = thread.conversation.without_member(leaver)
+        self._store(
+            thread, conversation, client, [leaver], lambda other: other.without_member(leaver)
+        )
         return _conversation_ack(conversation)
 
     def conversation_update(self, client: IIMClient | None, payload: object) -> dict[str, Any]:
@@ -630,7 +637,10 @@ class IMService:
         conversation = before.updated(request.changes)
         conversation.check_size(self._settings.max_message_size)
         if conversation != before:
-            self._store(thread, conversation, client, before.members)
+            changes = request.changes
+            self._store(
+                thread, conversation, client, before.members, lambda other: other.updated(changes)
+            )
         return _conversation_ack(conversation)
 
     def conversation_get(self, client: IIMClient | None, payload: object) -> dict[str, Any]:
@@ -775,6 +785,41 @@ class IMService:
             return
         former = (*change.former, *thread.conversation.members)
         self._replace(thread, conversation, change.stamp, former, None)
+
+    def im_rebase(self, change: ConversationChanged, stored: ConversationState) -> None:
+        """
+        Make C{change} again on the version another node stored first, as a
+        version newer than any this node knows, so that every node ends
+        with both changes; a change that no longer applies (a full
+        conversation) is dropped, but the stored version still wins here
+        and everywhere.
+        """
+        thread = self._threads.get(change.conversation.id)
+        if thread is None or change.redo is None:
+            return
+        conversation = stored.conversation
+        try:
+            conversation = change.redo(conversation)
+            conversation.check_size(self._settings.max_message_size)
+        except IMError as error:
+            log.info(
+                "change of conversation {conversation} lost to a concurrent one: {why}",
+                conversation=conversation.id,
+                why=error.message,
+            )
+            conversation = stored.conversation
+        base = max(stored.stamp, thread.stamp)
+        stamp = Stamp(base.number + 1, self._node)
+        former = thread.conversation.members
+        if conversation == thread.conversation:
+            thread.stamp = stamp
+        else:
+            self._replace(thread, conversation, stamp, former, None)
+        former = tuple(user for user in former if not conversation.is_member(user))
+        rebased = ConversationChanged(
+            self._node, stamp, conversation, former, stored.stamp, change.redo
+        )
+        self._backend.publish(rebased)
 
     def im_snapshot(self, snapshot: IMSnapshot) -> None:
         """

@@ -16,7 +16,7 @@ L{xmeet.store.im_redis} shares the state through Redis.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -124,12 +124,21 @@ class ConversationChanged:
     """
     Conversation C{conversation} at version C{stamp} (created or changed);
     C{former} were members before the change and are not any more.
+
+    For the backend of the node making the change, not told to the others:
+    C{base} is the version it was made on, and C{redo} makes the same
+    change on another version, for when another node changed the
+    conversation first (see L{IIMListener.im_rebase}).
     """
 
     node: str
     stamp: Stamp
     conversation: Conversation
     former: tuple[str, ...] = ()
+    base: Stamp | None = None
+    redo: Callable[[Conversation], Conversation] | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
 
 
 IMEvent = PresenceChanged | NodePresence | NodeGone | MessageSent | Flushed | ConversationChanged
@@ -168,6 +177,13 @@ class IIMListener(Interface):
         """
         An event of another node (or of this node's backend itself, when it
         finds a node dead): apply it to the replica, push to local sockets.
+        """
+
+    def im_rebase(change: ConversationChanged, stored: ConversationState) -> None:
+        """
+        This node's C{change} was made on a version older than the one
+        C{stored} meanwhile by another node: make it again on that one, so
+        that no change is lost and every node ends with the same version.
         """
 
     def im_snapshot(snapshot: IMSnapshot) -> None:

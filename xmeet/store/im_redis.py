@@ -7,8 +7,10 @@ Key layout, every key and channel under the configured prefix C{P}:
 
   - C{P im:conversations}: hash, conversation id to C{"VERSION NODE JSON"}:
     the conversation document and its version (L{Stamp}); a Lua script
-    writes it only when the stored version is older, so Redis keeps the
-    version every replica keeps;
+    writes a version only if it was made on the stored one or a newer one,
+    else answers the stored one, on which the node makes its change again
+    (L{IIMListener.im_rebase}): concurrent changes on several nodes all
+    end up in one version, kept by Redis and every replica;
   - C{P im:history:CONVERSATION}: list of message events (JSON), newest
     first, trimmed to the history size;
   - C{P im:offline:USER}: list of C{"ID JSON"} entries, oldest first,
@@ -79,9 +81,9 @@ if stored then
   local number, node = string.match(stored, '^(%d+) (%S+) ')
   if number then
     number = tonumber(number)
-    local given = tonumber(ARGV[2])
-    if number > given or (number == given and node >= ARGV[3]) then
-      return 0
+    local base = tonumber(ARGV[2])
+    if number > base or (number == base and node > ARGV[3]) then
+      return stored
     end
   end
 end
@@ -89,8 +91,10 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
 return 1
 """
 """
-Write a conversation unless the stored version is as new: concurrent
-writers leave the greatest L{Stamp}, as every replica does.
+Write a version of a conversation (ARGV: id, the number and node of the
+version it was made on, the stored value) unless another node stored a
+newer one since: then answer that one, for the change to be made again on
+it.
 """
 
 _ENQUEUE = """
@@ -246,6 +250,16 @@ def _queued(event: str, data: Mapping[str, Any]) -> str:
 
 def _stored_conversation(stamp: Stamp, conversation: Conversation) -> str:
     return f"{stamp.number} {stamp.node} {_encoder.encode(conversation.as_json())}"
+
+
+def _parse_stored(value: str) -> tuple[Stamp, Conversation]:
+    """
+    A stored conversation and its version.
+
+    @raise ValueError: or L{IMEventError}, for a malformed value.
+    """
+    number, node, text = value.split(" ", 2)
+    return Stamp(int(number), node), _conversation_of(json.loads(text))
 
 
 @implementer(IIMBackend, ILinkClient)
@@ -452,8 +466,7 @@ class RedisIMBackend:
         documents = []
         for value in (stored or {}).values():
             try:
-                number, node, text = value.split(" ", 2)
-                documents.append((Stamp(int(number), node), _conversation_of(json.loads(text))))
+                documents.append(_parse_stored(value))
             except (ValueError, IMEventError):
                 log.warn("ignoring a malformed stored conversation")
         nodes = [node for node in nodes or () if node != self.node_id]
@@ -541,17 +554,32 @@ class RedisIMBackend:
             queue = self._key("offline", event.user)
             send("EVAL", _REMOVE_QUEUED, 2, self._key("offline"), queue, event.user, *event.ids)
         elif isinstance(event, ConversationChanged):
-            send(
+            base = event.base or Stamp(0, "")
+            storing = self._link.call(
                 "EVAL",
                 _STORE_CONVERSATION,
                 1,
                 self._key("conversations"),
                 event.conversation.id,
-                event.stamp.number,
-                event.stamp.node,
+                base.number,
+                base.node,
                 _stored_conversation(event.stamp, event.conversation),
             )
+            storing.addCallback(self._stored, event)
         send("PUBLISH", self._channel, encode_im_event(event))
+
+    def _stored(self, reply: object, change: ConversationChanged) -> None:
+        """
+        A newer version was stored first: have the change made again on it.
+        """
+        if not isinstance(reply, str) or self._listener is None:
+            return
+        try:
+            stamp, conversation = _parse_stored(reply)
+        except (ValueError, IMEventError):
+            log.warn("ignoring a malformed stored conversation")
+            return
+        self._listener.im_rebase(change, ConversationState(stamp, conversation))
 
     @inlineCallbacks
     def _reap(self) -> Any:

@@ -218,7 +218,9 @@ class RedisLink:
         self._clients: list[ILinkClient] = []
         self.connection: Any = None
         self.subscriber: Any = None
-        self._backlog: deque[tuple[Any, ...]] = deque(maxlen=backlog_limit)
+        self._backlog: deque[tuple[tuple[Any, ...], Deferred[Any] | None]] = deque(
+            maxlen=backlog_limit
+        )
         self.dropped = 0
         self._ever_up = False
         self._started = False
@@ -291,8 +293,8 @@ class RedisLink:
         self._ever_up = True
         backlog, self._backlog = list(self._backlog), deque(maxlen=self._backlog.maxlen)
         self.dropped = 0
-        for command in backlog:
-            self.send(*command)
+        for command, waiting in backlog:
+            self._write(command, waiting)
         self._beat()
         for client in list(self._clients):
             client.link_up()
@@ -330,14 +332,36 @@ class RedisLink:
     def send(self, *command: Any) -> Deferred[Any] | None:
         """
         Write one command now, or keep it for when Redis is back.
+
+        @return: the reply to come when written now, else C{None}.
         """
+        return self._write(command, None)
+
+    def call(self, *command: Any) -> Deferred[Any]:
+        """
+        Write one command as L{send} does, for its reply even when it waits
+        for Redis: fires with the reply, or C{None} when the command failed
+        or was dropped from a full backlog.
+        """
+        waiting: Deferred[Any] = Deferred()
+        self._write(command, waiting)
+        return waiting
+
+    def _write(
+        self, command: tuple[Any, ...], waiting: Deferred[Any] | None
+    ) -> Deferred[Any] | None:
         if self.connection is None:
             if len(self._backlog) == self._backlog.maxlen:
                 self.dropped += 1
-            self._backlog.append(command)
+                _, lost = self._backlog.popleft()
+                if lost is not None:
+                    lost.callback(None)
+            self._backlog.append((command, waiting))
             return None
         result: Deferred[Any] = self.connection.execute_command(*command)
         result.addErrback(self.failed, command[0])
+        if waiting is not None:
+            result.chainDeferred(waiting)
         return result
 
     def _beat(self) -> None:
