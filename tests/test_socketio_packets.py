@@ -7,6 +7,7 @@ L{PacketDecodeError}.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hypothesis import given
@@ -19,11 +20,12 @@ from xmeet.socketio.packets import (
     PacketDecodeError,
     PacketDecoder,
     PacketType,
+    encode_event_json,
     encode_packet,
     split_v4_namespace,
 )
 
-__all__ = ["DecodeTests", "EncodeTests", "PropertyTests"]
+__all__ = ["DecodeTests", "EncodeEventJSONTests", "EncodeTests", "PropertyTests"]
 
 
 def decode_all(*messages: str | bytes) -> list[Packet]:
@@ -273,3 +275,32 @@ class PropertyTests(SynchronousTestCase):
             PacketDecoder().feed(kind + rest)
         except PacketDecodeError:
             pass
+
+
+class EncodeEventJSONTests(SynchronousTestCase):
+    """
+    L{encode_event_json} builds the packet L{encode_packet} builds for the
+    same arguments, from their JSON text.
+    """
+
+    @given(
+        st.sampled_from(["/", "/custom"]),
+        st.text(min_size=1, max_size=20),
+        st.lists(
+            st.recursive(
+                st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+                lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+                max_leaves=10,
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+    )
+    def test_same_packet(self, namespace: str, event: str, args: list[Any]) -> None:
+        """
+        Decoding either encoding gives the same packet.
+        """
+        args_json = ",".join(json.dumps(arg, ensure_ascii=False) for arg in args)
+        raw = encode_event_json(namespace, event, args_json)
+        [expected] = encode_packet(Packet(PacketType.EVENT, namespace, [event, *args]))
+        self.assertEqual(decode_all(raw), decode_all(expected))

@@ -96,7 +96,7 @@ class XnestEvents:
         """
         The C{xnest} event carrying one frame, encoded once.
         """
-        return self._namespace.prepare("xnest", json.loads(frame_text))
+        return self._namespace.prepare_json("xnest", frame_text)
 
     @staticmethod
     def _memberships(socket: Socket) -> dict[str, Member | None]:

@@ -15,7 +15,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ._socket import Socket, check_event_name
-from .packets import Packet, PacketType, encode_packet
+from .packets import Packet, PacketType, encode_event_json, encode_packet
 
 if TYPE_CHECKING:
     from ._server import SocketIOServer
@@ -145,6 +145,16 @@ class Namespace:
         messages = encode_packet(Packet(PacketType.EVENT, self.name, [event, *args]))
         engine = self._server.engine
         return PreparedEvent(self.name, tuple(engine.prepare(m) for m in messages))
+
+    def prepare_json(self, event: str, args_json: str) -> PreparedEvent:
+        """
+        Like L{prepare}, for arguments that are already JSON text (the
+        items of the arguments array, comma-separated): nothing is decoded
+        and encoded again.
+        """
+        check_event_name(event)
+        text = encode_event_json(self.name, event, args_json)
+        return PreparedEvent(self.name, (self._server.engine.prepare(text),))
 
     def _members(self, rooms: frozenset[str], excepts: frozenset[str]) -> list[Socket]:
         """

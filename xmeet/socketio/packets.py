@@ -33,6 +33,7 @@ __all__ = [
     "PacketDecoder",
     "PacketType",
     "RESERVED_EVENTS",
+    "encode_event_json",
     "encode_packet",
     "split_v4_namespace",
 ]
@@ -164,6 +165,16 @@ def encode_packet(packet: Packet) -> list[str | bytes]:
     if packet.data is not None:
         text += _dumps(packet.data)
     return [text]
+
+
+def encode_event_json(namespace: str, event: str, args_json: str) -> str:
+    """
+    Encode an EVENT packet whose arguments are already JSON text (an
+    array's items, comma-separated, without brackets), with no binary
+    attachments: a broadcast of a frame that is already JSON encodes it
+    into the packet without decoding it again.
+    """
+    return _header(PacketType.EVENT, namespace, None) + "[" + _dumps(event) + "," + args_json + "]"
 
 
 def _reject_constant(name: str) -> Any:
