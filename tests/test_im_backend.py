@@ -481,6 +481,41 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         self.assertEqual(cid.texts(), ["while reading"])
 
     @defer.inlineCallbacks
+    def test_token_on_another_node(self) -> Any:
+        """
+        The HTTP API of any node accepts a session token of another node,
+        as its user, until the session ends; a socket may not use it (403).
+        A node started later knows the sessions of the others.
+        """
+        one, two = yield self.nodes(2)
+        bob = Device(two, "bob", "b2")
+        token = {"sessionToken": bob.token}
+
+        def listed(service: IMService) -> bool:
+            try:
+                service.conversation_list(None, token)
+            except IMError:
+                return False
+            return True
+
+        yield wait_until(lambda: listed(one))
+        added = one.conversation_add(None, {**token, "name": "from http"})
+        self.assertEqual(added["body"]["conversation"]["admin"], ["bob"])
+        yield wait_until(lambda: len(bob.events("conversation/updated")) == 1)
+        ann = Device(one, "ann", "a1")
+        for call in (one.conversation_list, one.log_out):
+            with self.assertRaises(IMError) as raised:
+                call(ann.client, token)
+            self.assertEqual(raised.exception.status_code, 403)
+        with self.assertRaises(IMError) as raised:
+            one.log_out(None, token)
+        self.assertEqual(raised.exception.status_code, 403)
+        (three,) = yield self.nodes(1)
+        self.assertTrue(listed(three))
+        bob.call("log_out")
+        yield wait_until(lambda: not listed(one) and not listed(three))
+
+    @defer.inlineCallbacks
     def test_stopped_node_users_offline(self) -> Any:
         """
         A node leaving cleanly takes its users offline on the others at
@@ -501,12 +536,15 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         (one,) = yield self.nodes(1, node_timeout=0.5)
         two, link = self.start_node(node_timeout=0.5)
         yield self.started
-        Device(two, "bob", "b2")
+        bob = Device(two, "bob", "b2")
         yield wait_until(lambda: one.is_reachable("bob"))
         yield link.stop()
         started = reactor.seconds()
         yield wait_until(lambda: not one.is_reachable("bob"), timeout=3)
         self.assertLess(reactor.seconds() - started, 2 * 0.5 + 0.3)
+        with self.assertRaises(IMError) as raised:
+            one.conversation_list(None, {"sessionToken": bob.token})
+        self.assertEqual(raised.exception.status_code, 401)
 
 
 class SnapshotTests(SynchronousTestCase):

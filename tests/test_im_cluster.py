@@ -18,12 +18,15 @@ from typing import Any
 
 import engineio
 import socketio
+import treq
 import txredisapi
 from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
+from twisted.web.client import HTTPConnectionPool
+from twisted.web.http_headers import Headers
 
 from tests.cluster_support import (
     REDIS_URL,
@@ -300,6 +303,28 @@ class IMClusterTests(TestCase):
             )
         listed = yield cid.request("conversation/list")
         self.assertEqual([c["id"] for c in listed["body"]["conversations"]], [conversation_id])
+
+    @defer.inlineCallbacks
+    def test_http_token_of_another_node(self) -> Any:
+        """
+        The HTTP API of one node accepts the session token of a socket on
+        the other node, as that socket's user.
+        """
+        bob = yield IMUser(self, self.two, "bob").log_in()
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        self.addCleanup(pool.closeCachedConnections)
+        url = f"{self.one.url}/api/conversations".encode()
+        headers = Headers({b"Authorization": [f"Bearer {bob.token}".encode()]})
+        deadline = reactor.seconds() + 5
+        while True:
+            response = yield treq.post(url, json={"name": "over http"}, headers=headers, pool=pool)
+            body = yield response.json()
+            if response.code != 401 or reactor.seconds() > deadline:
+                break
+            yield _pause(0.05)
+        self.assertEqual(response.code, 201, body)
+        self.assertEqual(body["body"]["conversation"]["admin"], ["bob"])
+        yield bob.wait_for("conversation/updated", 1)
 
     @defer.inlineCallbacks
     def test_offline_queue_across_nodes(self) -> Any:

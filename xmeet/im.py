@@ -30,6 +30,7 @@ the user logs in on, which tells the others to forget it.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
@@ -74,6 +75,7 @@ from xmeet.store.im_interfaces import (
     NodeGone,
     NodePresence,
     PresenceChanged,
+    SessionChanged,
     Stamp,
 )
 from xmeet.store.im_memory import MemoryIMBackend
@@ -95,6 +97,10 @@ DELIVERED_MEMORY = 10_000
 #: another node sent to that socket (not knowing yet) is queued again
 #: rather than lost.
 LEFT_WINDOW = 10.0
+
+#: Sessions of other nodes whose token bucket this node keeps for the
+#: HTTP API; the least recently used go beyond this.
+REMOTE_BUCKETS = 10_000
 
 #: Users with queued messages; beyond this, the queue of the user who was
 #: sent something least recently is dropped, so clients sending to invented
@@ -127,6 +133,26 @@ class _Session:
     user_id: str
     client: IIMClient
     bucket: TokenBucket
+
+
+@attrs.define(eq=False)
+class _RemoteSession:
+    """
+    A session held by another node, used here through the HTTP API, with
+    this node's token bucket for it.
+    """
+
+    token: str
+    user_id: str
+    bucket: TokenBucket
+
+
+def _digest(token: str) -> str:
+    """
+    What other nodes know of a session token: enough to recognise it, not
+    to use it.
+    """
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 @attrs.define(eq=False)
@@ -196,6 +222,9 @@ class IMService:
         self._node_users: dict[str, set[str]] = {}
         self._delivered: deque[str] = deque()
         self._left: OrderedDict[str, float] = OrderedDict()
+        self._remote_sessions: dict[str, tuple[str, str]] = {}
+        self._node_sessions: dict[str, set[str]] = {}
+        self._remote_buckets: OrderedDict[str, TokenBucket] = OrderedDict()
         self._delivered_ids: set[str] = set()
 
     def start(self) -> Deferred[None]:
@@ -270,6 +299,7 @@ class IMService:
         self._left.pop(session.user_id, None)
         if len(sockets) == 1:
             self._backend.publish(PresenceChanged(self._node, session.user_id, True))
+        self._backend.publish(SessionChanged(self._node, _digest(session.token), session.user_id))
         log.info("user {user!r} logged in on {socket}", user=session.user_id, socket=client.id)
         return {"userId": session.user_id, "socketId": client.id, "sessionToken": session.token}
 
@@ -312,6 +342,8 @@ class IMService:
         C{logOut}: end the session; the socket stays connected.
         """
         session = self._authenticate(client, require_object(payload))
+        if isinstance(session, _RemoteSession):
+            raise IMError.of(403, "this session is held by another node")
         self._end(session)
         return _ok({})
 
@@ -324,6 +356,7 @@ class IMService:
             self._end(session)
 
     def _end(self, session: _Session) -> None:
+        self._backend.publish(SessionChanged(self._node, _digest(session.token), None))
         del self._sessions[session.token]
         del self._by_socket[session.client.id]
         sockets = self._by_user[session.user_id]
@@ -355,21 +388,36 @@ class IMService:
             and not self.is_reachable(user_id)
         )
 
-    def _authenticate(self, client: IIMClient | None, fields: Mapping[str, Any]) -> _Session:
+    def _authenticate(
+        self, client: IIMClient | None, fields: Mapping[str, Any]
+    ) -> _Session | _RemoteSession:
         """
         The session of the call's token, which must be used from its own
         socket; C{client} is C{None} for the HTTP API, where the bearer
-        token alone names the session.
+        token alone names the session, wherever in the cluster it is held.
         """
         self._check_ready()
-        session = self._sessions.get(session_token(fields))
-        if session is None:
+        token = session_token(fields)
+        session = self._sessions.get(token)
+        if session is not None:
+            if client is not None and session.client.id != client.id:
+                raise IMError.of(403, "this sessionToken belongs to another socket")
+            return session
+        digest = _digest(token)
+        remote = self._remote_sessions.get(digest)
+        if remote is None:
             raise IMError.of(401, "unknown sessionToken")
-        if client is not None and session.client.id != client.id:
+        if client is not None:
             raise IMError.of(403, "this sessionToken belongs to another socket")
-        return session
+        bucket = self._remote_buckets.pop(digest, None) or TokenBucket(
+            self._settings.rate, self._settings.burst, self._clock.seconds()
+        )
+        self._remote_buckets[digest] = bucket
+        while len(self._remote_buckets) > REMOTE_BUCKETS:
+            self._remote_buckets.popitem(last=False)
+        return _RemoteSession(token, remote[0], bucket)
 
-    def _take_token(self, session: _Session) -> None:
+    def _take_token(self, session: _Session | _RemoteSession) -> None:
         if not session.bucket.take(self._clock.seconds()):
             raise IMError.of(429, f"more than {self._settings.rate:g} messages a second")
 
@@ -685,10 +733,14 @@ class IMService:
         """
         if isinstance(event, PresenceChanged):
             self._presence(event.node, event.user, event.online)
+        elif isinstance(event, SessionChanged):
+            self._session(event.node, event.digest, event.user)
         elif isinstance(event, NodePresence):
             self._node_gone(event.node)
             for user in event.users:
                 self._presence(event.node, user, True)
+            for digest, user in event.sessions:
+                self._session(event.node, digest, user)
         elif isinstance(event, NodeGone):
             self._node_gone(event.node)
         elif isinstance(event, MessageSent):
@@ -714,9 +766,25 @@ class IMService:
         if not users:
             self._node_users.pop(node, None)
 
+    def _session(self, node: str, digest: str, user: str | None) -> None:
+        if node == self._node:
+            return
+        if user is not None:
+            self._remote_sessions[digest] = (user, node)
+            self._node_sessions.setdefault(node, set()).add(digest)
+            return
+        self._remote_sessions.pop(digest, None)
+        self._remote_buckets.pop(digest, None)
+        digests = self._node_sessions.get(node, set())
+        digests.discard(digest)
+        if not digests:
+            self._node_sessions.pop(node, None)
+
     def _node_gone(self, node: str) -> None:
         for user in list(self._node_users.get(node, ())):
             self._presence(node, user, False)
+        for digest in list(self._node_sessions.get(node, ())):
+            self._session(node, digest, None)
 
     def _remote_message(self, message: MessageSent) -> None:
         """
@@ -843,6 +911,11 @@ class IMService:
         for node, users in snapshot.presence.items():
             for user in users:
                 self._presence(node, user, True)
+        self._remote_sessions = {}
+        self._node_sessions = {}
+        for node, sessions in snapshot.sessions.items():
+            for digest, user in sessions.items():
+                self._session(node, digest, user)
         for user in [user for user in self._offline if user in self._by_user]:
             self._flush(user)
 

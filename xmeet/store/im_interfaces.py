@@ -37,6 +37,7 @@ __all__ = [
     "NodeGone",
     "NodePresence",
     "PresenceChanged",
+    "SessionChanged",
     "Stamp",
 ]
 
@@ -66,14 +67,29 @@ class PresenceChanged:
 
 
 @attrs.frozen
+class SessionChanged:
+    """
+    A session of C{user} began on C{node} (C{user} is C{None} when it
+    ended). C{digest} is the SHA-256 of its token, in hex: other nodes
+    accept the token on the HTTP API without ever holding it.
+    """
+
+    node: str
+    digest: str
+    user: str | None
+
+
+@attrs.frozen
 class NodePresence:
     """
-    Every user with a logged-in socket on C{node}, replacing what was
-    known of it (sent when a node's link to the others returns).
+    Every user with a logged-in socket on C{node} and every session there
+    (digest, user), replacing what was known of it (sent when a node's link
+    to the others returns).
     """
 
     node: str
     users: tuple[str, ...]
+    sessions: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen
@@ -141,7 +157,15 @@ class ConversationChanged:
     )
 
 
-IMEvent = PresenceChanged | NodePresence | NodeGone | MessageSent | Flushed | ConversationChanged
+IMEvent = (
+    PresenceChanged
+    | SessionChanged
+    | NodePresence
+    | NodeGone
+    | MessageSent
+    | Flushed
+    | ConversationChanged
+)
 
 
 @attrs.frozen
@@ -159,13 +183,14 @@ class ConversationState:
 class IMSnapshot:
     """
     The shared IM state as stored: conversations, offline queues (user to
-    C{(event, data)} pairs, oldest first) and the users online on each
-    node.
+    C{(event, data)} pairs, oldest first), the users online on each node
+    and each node's sessions (token digest to user).
     """
 
     conversations: Sequence[ConversationState] = ()
     offline: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]] = attrs.field(factory=dict)
     presence: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    sessions: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
 
 
 class IIMListener(Interface):

@@ -21,6 +21,9 @@ Key layout, every key and channel under the configured prefix C{P}:
     offline users limit, the queues written to least recently are deleted,
     so messages to invented user ids cannot fill Redis;
   - C{P im:presence:NODE}: set of users with a logged-in socket on NODE;
+  - C{P im:sessions:NODE}: hash, SHA-256 (hex) of a session token of NODE
+    to its user: any node accepts the token on the HTTP API, and no token
+    is stored;
   - C{P im:nodes}: set of nodes that may have users online;
   - C{P im:reaper:NODE}: who is removing a dead NODE's users;
   - channel C{P im}: every change, as JSON with the node that made it.
@@ -59,6 +62,7 @@ from xmeet.store.im_interfaces import (
     NodeGone,
     NodePresence,
     PresenceChanged,
+    SessionChanged,
     Stamp,
 )
 from xmeet.store.redis_link import READ_TIMEOUT, ILinkClient, RedisLink
@@ -175,8 +179,14 @@ def encode_im_event(event: IMEvent) -> str:
     fields: dict[str, Any]
     if isinstance(event, PresenceChanged):
         fields = {"kind": "presence", "user": event.user, "online": event.online}
+    elif isinstance(event, SessionChanged):
+        fields = {"kind": "session", "digest": event.digest, "user": event.user}
     elif isinstance(event, NodePresence):
-        fields = {"kind": "node", "users": list(event.users)}
+        fields = {
+            "kind": "node",
+            "users": list(event.users),
+            "sessions": [list(pair) for pair in event.sessions],
+        }
     elif isinstance(event, NodeGone):
         fields = {"kind": "gone"}
     elif isinstance(event, MessageSent):
@@ -215,7 +225,10 @@ def decode_im_event(text: str) -> IMEvent | _ReadAgain:
         if kind == "presence":
             return PresenceChanged(node, fields["user"], bool(fields["online"]))
         if kind == "node":
-            return NodePresence(node, tuple(fields["users"]))
+            sessions = tuple((digest, user) for digest, user in fields["sessions"])
+            return NodePresence(node, tuple(fields["users"]), sessions)
+        if kind == "session":
+            return SessionChanged(node, fields["digest"], fields["user"])
         if kind == "gone":
             return NodeGone(node)
         if kind == "message":
@@ -294,6 +307,7 @@ class RedisIMBackend:
         self._read_again = False
         self._wrote_away = False
         self._local_users: set[str] = set()
+        self._local_sessions: dict[str, str] = {}
         self._reaper = LoopingCall(self._reap)
         self._reaper.clock = self._clock
 
@@ -349,7 +363,15 @@ class RedisIMBackend:
         self._link.send("DEL", presence)
         if self._local_users:
             self._link.send("SADD", presence, *sorted(self._local_users))
-        gathered = NodePresence(self.node_id, tuple(sorted(self._local_users)))
+        sessions = self._key("sessions", self.node_id)
+        self._link.send("DEL", sessions)
+        for digest, user in self._local_sessions.items():
+            self._link.send("HSET", sessions, digest, user)
+        gathered = NodePresence(
+            self.node_id,
+            tuple(sorted(self._local_users)),
+            tuple(sorted(self._local_sessions.items())),
+        )
         self._link.send("PUBLISH", self._channel, encode_im_event(gathered))
         if self._wrote_away:
             self._wrote_away = False
@@ -487,12 +509,14 @@ class RedisIMBackend:
                     connection.execute_command("SMEMBERS", self._key("presence", node))
                     for node in nodes
                 ),
+                *(connection.hgetall(self._key("sessions", node)) for node in nodes),
             ],
             consumeErrors=True,
         )
         histories = replies[: len(documents)]
         queues = replies[len(documents) : len(documents) + len(offline_users)]
-        presences = replies[len(documents) + len(offline_users) :]
+        presences = replies[len(documents) + len(offline_users) :][: len(nodes)]
+        sessions = replies[len(documents) + len(offline_users) + len(nodes) :]
         self._link.latency = self._clock.seconds() - started
         return IMSnapshot(
             conversations=[
@@ -508,6 +532,7 @@ class RedisIMBackend:
                 node: tuple(sorted(users or ()))
                 for node, users in zip(nodes, presences, strict=True)
             },
+            sessions={node: dict(found or {}) for node, found in zip(nodes, sessions, strict=True)},
         )
 
     def publish(self, event: IMEvent) -> None:
@@ -527,6 +552,14 @@ class RedisIMBackend:
             else:
                 self._local_users.discard(event.user)
                 send("SREM", presence, event.user)
+        elif isinstance(event, SessionChanged):
+            sessions = self._key("sessions", self.node_id)
+            if event.user is None:
+                self._local_sessions.pop(event.digest, None)
+                send("HDEL", sessions, event.digest)
+            else:
+                self._local_sessions[event.digest] = event.user
+                send("HSET", sessions, event.digest, event.user)
         elif isinstance(event, MessageSent):
             if self._buffer is not None and (event.queue or event.conversation_id):
                 self._own_during_read.append(event)
@@ -613,7 +646,7 @@ class RedisIMBackend:
             self._link.failed(Failure(), "search for dead IM nodes")
 
     def _remove(self, node: str) -> Deferred[Any] | None:
-        self._link.send("DEL", self._key("presence", node))
+        self._link.send("DEL", self._key("presence", node), self._key("sessions", node))
         self._link.send("SREM", self._key("nodes"), node)
         return self._link.send("PUBLISH", self._channel, encode_im_event(NodeGone(node)))
 
