@@ -20,7 +20,8 @@ after the ack, in order, and once. Messages for a user arriving between the
 two calls join the queue, so they stay in order too.
 
 In a cluster, every node holds a replica of the IM state (who is online on
-which node, conversations with their histories, offline queues) and its
+which node, the digests of other nodes' session tokens, conversations with
+their histories, offline queues) and its
 backend (L{xmeet.store.im_interfaces.IIMBackend}) tells the other nodes
 every change: calls stay synchronous, and each node pushes to its own
 sockets. A message for a user online on another node goes there through
@@ -893,9 +894,9 @@ class IMService:
         """
         The stored state replaces the replica's view: newer conversations,
         their histories, the offline queues (delivered at once to users
-        with sockets here) and the other nodes' users. Queued messages
-        this node knows were delivered are not queued again: the state may
-        have been read before Redis forgot them.
+        with sockets here), the other nodes' users and sessions. Queued
+        messages this node knows were delivered are not queued again: the
+        state may have been read before Redis forgot them.
         """
         for state in snapshot.conversations:
             self._restore(state)
