@@ -42,7 +42,7 @@ class OpsTests(TestCase):
         response = yield self.http.get(self.server.url + "/healthz")
         health = json.loads((yield response.content()))
         self.assertEqual(response.code, 200)
-        self.assertEqual(health["status"], "ok")
+        self.assertEqual((health["status"], health["im_ready"]), ("ok", True))
         self.assertEqual(health["node"], self.server.node.node_id)
         self.assertEqual((health["xnests"], health["xgate_connections"]), (1, 0))
         self.assertEqual(

@@ -267,6 +267,14 @@ class IMService:
         """
         return len(self._offline.get(user_id, ()))
 
+    @property
+    def ready(self) -> bool:
+        """
+        Whether the service answers calls: in a cluster, once its replica
+        has been loaded.
+        """
+        return self._ready
+
     def _check_ready(self) -> None:
         if not self._ready:
             raise IMError.of(503, "the IM service is loading its state; try again shortly")

@@ -81,13 +81,14 @@ class Node:
         """
         backend = self.rooms.backend.status()
         return {
-            "status": "ok" if backend["connected"] else "degraded",
+            "status": "ok" if backend["connected"] and self.im.ready else "degraded",
             "version": xmeet.__version__,
             "node": self.node_id,
             "uptime": round(time.monotonic() - self.started, 3),
             "xnests": self.rooms.active_rooms,
             "xgate_connections": self.gate.connections,
             "socketio_sessions": len(self.engine.sockets),
+            "im_ready": self.im.ready,
             "backend": backend,
         }
 
