@@ -44,6 +44,21 @@ const portOf = (index) => config.ports[index % config.ports.length];
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// Every frame or packet any member received: joins make traffic too.
+let framesIn = 0;
+
+// Wait at least `settle_ms`, then until no frame has arrived for half a
+// second (at most a minute): a big room's join announcements (N joins, each
+// to every member) must be delivered before the measured traffic starts.
+async function quiet() {
+  await sleep(config.settle_ms);
+  const deadline = performance.now() + 60000;
+  for (let seen = -1; seen !== framesIn && performance.now() < deadline;) {
+    seen = framesIn;
+    await sleep(500);
+  }
+}
+
 // A room member over one WebSocket. `onChat(payload)` gets the payload of
 // every `normal` frame; `connect()` resolves once the member is in its room.
 class Member {
@@ -89,11 +104,13 @@ class Member {
   }
 
   onXgate(data) {
+    framesIn++;
     const frame = JSON.parse(data);
     if (frame.type === 'normal' && this.onChat) this.onChat(frame.payload);
   }
 
   onSio(text) {
+    framesIn++;
     switch (text.charCodeAt(0)) {
       case 50: // '2' Engine.IO ping
         this.sendRaw('3');
@@ -339,7 +356,8 @@ async function fanout() {
   }
   const all = results.map((result) => result.value);
   const perRoom = senders / rooms;
-  const senderList = all.filter((_, index) => index % members < perRoom);
+  const senderIndices = all.map((_, index) => index).filter((index) => index % members < perRoom);
+  const senderList = senderIndices.map((index) => all[index]);
   // Stall non-senders, from the end of room 0.
   const stalledList = stalled
     ? all.slice(0, members).filter((_, index) => index >= perRoom).slice(-stalled)
@@ -370,15 +388,19 @@ async function fanout() {
       }
     };
   }
-  senderList.forEach((member, index) => {
-    const record = member.onChat;
-    member.onChat = (payload) => {
-      record(payload);
+  // The loop closes when the message reaches the sender itself; on a
+  // cluster, when it reaches the next member of the room, which sits on
+  // another node, so that the senders wait for the slower cross-node path.
+  const acrossNodes = config.ports.length > 1 && perRoom < members;
+  senderIndices.forEach((memberIndex, index) => {
+    const witness = all[acrossNodes ? memberIndex + 1 : memberIndex];
+    const record = witness.onChat;
+    witness.onChat = (payload) => {
+      if (record) record(payload);
       if (Number(payload.slice(0, payload.indexOf('|'))) === index) sendNext(index);
     };
   });
-  // Let the join traffic drain before sending.
-  await sleep(config.settle_ms);
+  await quiet();
   senderList.forEach((_, index) => sendNext(index));
   await sleep(config.warmup_ms);
   await mark('measure_start');

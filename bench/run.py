@@ -207,7 +207,7 @@ SCENARIOS = {
         Scenario(
             "hold",
             "hold",
-            {"connections": 10000, "room_size": 10, "settle_ms": 1000, "hold_ms": 1000},
+            {"connections": 10000, "room_size": 10, "settle_ms": 500, "hold_ms": 500},
             {"connections": 1000, "room_size": 10, "settle_ms": 500, "hold_ms": 500},
             (
                 "rss_per_conn_kib",
@@ -237,7 +237,7 @@ SCENARIOS = {
         Scenario(
             "churn",
             "churn",
-            {"concurrency": 50, "warmup_ms": 1000, "measure_ms": 5000},
+            {"concurrency": 50, "warmup_ms": 1000, "measure_ms": 4000},
             {"concurrency": 50, "warmup_ms": 500, "measure_ms": 2000},
             (
                 "sessions_per_s",
@@ -255,7 +255,7 @@ SCENARIOS = {
                 **_SLOW,
                 "settle_ms": 1000,
                 "warmup_ms": 1000,
-                "measure_ms": 10000,
+                "measure_ms": 24000,
                 "stall_after_ms": 4000,
             },
             {**_SLOW, **_QUICK_TIMES, "measure_ms": 4000, "stall_after_ms": 1500},
@@ -627,6 +627,21 @@ def table(results: list[dict[str, Any]], scenarios: list[Scenario], servers: lis
     return "\n".join(lines)
 
 
+def table_from(path: Path) -> str:
+    """
+    The table of a finished run, from the JSON lines it wrote with C{--out}.
+    """
+    results = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    results = [r for r in results if "scenario" in r and "server" in r]
+    names = {r["scenario"] for r in results}
+    servers = {r["server"] for r in results}
+    return table(
+        results,
+        [scenario for name, scenario in SCENARIOS.items() if name in names],
+        [server for name, server in SERVERS.items() if name in servers],
+    )
+
+
 def _median(values: list[Any]) -> float | None:
     numbers = [value for value in values if isinstance(value, int | float)]
     return round(statistics.median(numbers), 2) if numbers else None
@@ -659,6 +674,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     parser.add_argument(
+        "--table-from",
+        type=Path,
+        metavar="FILE",
+        help="print the table of the JSON lines in FILE (from --out) and exit",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -673,6 +694,9 @@ def main(argv: list[str]) -> int:
     Run the matrix, print JSON lines as runs finish, then the table.
     """
     args = parse_args(argv)
+    if args.table_from is not None:
+        print(table_from(args.table_from))
+        return 0
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGINT, _exit_on_signal)
     fd_limit = raise_fd_limit()
@@ -698,7 +722,7 @@ def _run_matrix(args: argparse.Namespace, fd_limit: int, xmeet_root: Path, versi
             _emit({"server": name, "skipped": reason}, args.out)
     reps = args.reps or (1 if args.quick else 3)
     mode = "quick" if args.quick else "full"
-    log_path = Path(tempfile.gettempdir()) / "xmeet-bench-servers.log"
+    log_path = Path(tempfile.gettempdir()) / f"xmeet-bench-servers-{os.getpid()}.log"
     results: list[dict[str, Any]] = []
     started = time.monotonic()
     with log_path.open("w") as log:
