@@ -595,7 +595,7 @@ def table(results: list[dict[str, Any]], scenarios: list[Scenario], servers: lis
     lines = []
     for scenario in scenarios:
         header = ["server", "runs", *scenario.columns, "ratio"]
-        rows = [header]
+        rows: list[list[Any]] = [header]
         medians: dict[str, dict[str, float | None]] = {}
         for server in servers:
             runs = [

@@ -83,7 +83,7 @@ class RoomFactory(WebSocketServerFactory):
     Holds the rooms: name to the set of its members.
     """
 
-    protocol = RoomProtocol
+    protocol = RoomProtocol  # type: ignore[assignment]
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -99,8 +99,8 @@ def main() -> None:
     """
     port = int(sys.argv[1])
     factory = RoomFactory(f"ws://127.0.0.1:{port}")
-    reactor.listenTCP(port, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.listenTCP(port, factory, interface="127.0.0.1")
+    reactor.run()
 
 
 if __name__ == "__main__":
