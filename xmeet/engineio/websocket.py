@@ -209,6 +209,7 @@ class EngineIOWebSocketProtocol(FastSendProtocol):
         self.request_headers = {name.lower(): value for name, value in request.headers.items()}
 
     def onOpen(self) -> None:
+        self.forget_handshake()
         self.transport_adapter = self.factory.server.websocket_opened(self)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:

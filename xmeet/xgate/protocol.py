@@ -165,6 +165,7 @@ class XgateProtocol(FastSendProtocol):
             factory.settings.rate, factory.settings.burst, factory.clock.seconds()
         )
         self._early = []
+        self.forget_handshake()
         self._take_over_producer()
         joining = factory.rooms.join(factory.xnest_id, self._nickname, self, self._store_history)
         joining.addCallback(self._joined)
