@@ -16,27 +16,12 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import re
-import shutil
-from pathlib import Path
 from typing import Any
 
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
-from twisted.internet.utils import getProcessOutputAndValue
-from twisted.trial.unittest import TestCase
-
+from tests.browser_support import BrowserTestCase
 from tests.support import start_xmeet
 from xmeet.config import Settings
-
-CLIENTS = Path(__file__).resolve().parent / "clients"
-DRIVER = CLIENTS / "demo_browser.js"
-CHROMIUM = Path(os.environ.get("XMEET_CHROMIUM", "/usr/bin/chromium"))
-
-# Set to a directory to keep the driver's screenshots, for a human to look at.
-SCREENSHOTS_ENV = "XMEET_DEMO_SCREENSHOTS"
 
 SEEDS = 60
 PAGE_SIZE = 50
@@ -58,30 +43,13 @@ def _names(state: dict[str, Any]) -> list[str]:
     return sorted(member["nickname"] for member in state["members"])
 
 
-class DemoPageInBrowserTests(TestCase):
+class DemoPageInBrowserTests(BrowserTestCase):
     """
     Three people use the demo page in one room: they see each other, chat,
     whisper, page through history, rename, and leave and come back.
     """
 
-    # Chromium's start and the run are bounded by the driver (75 s); this
-    # only catches a driver that never exits.
-    timeout = 150
-
-    def setUp(self) -> None:
-        """
-        Find the browser toolchain, failing (not skipping) with what to
-        install when a piece is missing: CI installs all of it
-        (C{tests/run}).
-        """
-        node = shutil.which("node")
-        if node is None:
-            self.fail("node is not installed: apt-get install nodejs")
-        if not os.access(CHROMIUM, os.X_OK):
-            self.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-        if not (CLIENTS / "node_modules" / "playwright-core").is_dir():
-            self.fail("playwright-core is missing: npm ci in tests/clients")
-        self.node_executable = node
+    driver = "demo_browser.js"
 
     async def _start_server(self) -> Any:
         """
@@ -93,55 +61,14 @@ class DemoPageInBrowserTests(TestCase):
             server = await server
         return server
 
-    async def _run_driver(self, url: str) -> dict[str, Any]:
-        """
-        Run the browser driver against C{url} and return its JSON report;
-        fail the test with the driver's own account when it fails.
-        """
-        args = [str(DRIVER), url]
-        screenshots = os.environ.get(SCREENSHOTS_ENV)
-        if screenshots:
-            args += ["--screenshots", screenshots]
-        out, err, code = await getProcessOutputAndValue(
-            self.node_executable, args, env=dict(os.environ), path=str(CLIENTS)
-        )
-        stderr = err.decode("utf-8", "replace")[-3000:]
-        try:
-            result: dict[str, Any] = json.loads(out.decode("utf-8").strip().splitlines()[-1])
-        except (IndexError, ValueError):
-            self.fail(f"driver exited with {code} without a JSON report; stderr:\n{stderr}")
-        if code != 0 or not result.get("ok"):
-            failed = json.dumps(result.get("snapshots", {}).get("failed"), ensure_ascii=False)
-            self.fail(
-                f"driver exited with {code} at step {result.get('step')!r}: "
-                f"{result.get('error')}\nlast page state: {failed[:4000]}\nstderr:\n{stderr}"
-            )
-        return result
-
-    def _wait_for_disconnects(self, server: Any) -> Deferred[None]:
-        """
-        Let the server notice the browser's connections closing, so the
-        test ends with a clean reactor: the driver exits as soon as
-        Chromium is gone, before this reactor has read the FINs.
-        """
-
-        async def wait() -> None:
-            for _ in range(100):
-                if server.node.gate.connections == 0:
-                    break
-                await deferLater(reactor, 0.05, lambda: None)
-            await deferLater(reactor, 0.2, lambda: None)
-
-        return Deferred.fromCoroutine(wait())
-
     async def test_chat_in_one_room(self) -> None:
         """
         Each page shows what happened in the room, as that person should
         see it.
         """
         server = await self._start_server()
-        self.addCleanup(self._wait_for_disconnects, server)
-        result = await self._run_driver(server.url)
+        self.addCleanup(self.wait_for_disconnects, lambda: server.node.gate.connections == 0)
+        result = await self.run_driver(server.url)
         shots = result["snapshots"]
 
         self.assertEqual(result["pageErrors"], [])

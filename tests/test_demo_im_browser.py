@@ -16,29 +16,14 @@ what to install.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-from pathlib import Path
 from typing import Any
 
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
-from twisted.internet.utils import getProcessOutputAndValue
-from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
-from tests.support import RunningNode, start_xmeet
+from tests.browser_support import BrowserTestCase
+from tests.support import start_xmeet
 from xmeet.config import Settings
 from xmeet.im import IIMClient
-
-CLIENTS = Path(__file__).resolve().parent / "clients"
-DRIVER = CLIENTS / "demo_im_browser.js"
-CHROMIUM = Path(os.environ.get("XMEET_CHROMIUM", "/usr/bin/chromium"))
-
-# Set to a directory to keep the driver's screenshots, for a human to look at.
-SCREENSHOTS_ENV = "XMEET_DEMO_SCREENSHOTS"
 
 SEEDS = 60
 PAGE_SIZE = 50
@@ -78,72 +63,14 @@ def _errors(state: dict[str, Any]) -> list[tuple[str, str, str | None]]:
     return [(error["call"], error["status"], error["code"]) for error in state["errors"]]
 
 
-class DemoIMTabInBrowserTests(TestCase):
+class DemoIMTabInBrowserTests(BrowserTestCase):
     """
     Two users log in on the IM tab, exchange direct messages, create a
     conversation, chat in it, page through its history, reconnect and
     leave.
     """
 
-    # Chromium's start and the run are bounded by the driver (75 s); this
-    # only catches a driver that never exits.
-    timeout = 150
-
-    def setUp(self) -> None:
-        """
-        Find the browser toolchain, failing (not skipping) with what to
-        install when a piece is missing: CI installs all of it
-        (C{tests/run}).
-        """
-        node = shutil.which("node")
-        if node is None:
-            self.fail("node is not installed: apt-get install nodejs")
-        if not os.access(CHROMIUM, os.X_OK):
-            self.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-        if not (CLIENTS / "node_modules" / "playwright-core").is_dir():
-            self.fail("playwright-core is missing: npm ci in tests/clients")
-        self.node_executable = node
-
-    async def _run_driver(self, url: str) -> dict[str, Any]:
-        """
-        Run the browser driver against C{url} and return its JSON report;
-        fail the test with the driver's own account when it fails.
-        """
-        args = [str(DRIVER), url]
-        screenshots = os.environ.get(SCREENSHOTS_ENV)
-        if screenshots:
-            args += ["--screenshots", screenshots]
-        out, err, code = await getProcessOutputAndValue(
-            self.node_executable, args, env=dict(os.environ), path=str(CLIENTS)
-        )
-        stderr = err.decode("utf-8", "replace")[-3000:]
-        try:
-            result: dict[str, Any] = json.loads(out.decode("utf-8").strip().splitlines()[-1])
-        except (IndexError, ValueError):
-            self.fail(f"driver exited with {code} without a JSON report; stderr:\n{stderr}")
-        if code != 0 or not result.get("ok"):
-            failed = json.dumps(result.get("snapshots", {}).get("failed"), ensure_ascii=False)
-            self.fail(
-                f"driver exited with {code} at step {result.get('step')!r}: "
-                f"{result.get('error')}\nlast page state: {failed[:4000]}\nstderr:\n{stderr}"
-            )
-        return result
-
-    def _wait_for_disconnects(self, server: RunningNode) -> Deferred[None]:
-        """
-        Let the server notice the browser's connections closing, so the
-        test ends with a clean reactor: the driver exits as soon as
-        Chromium is gone, before this reactor has read the FINs.
-        """
-
-        async def wait() -> None:
-            for _ in range(100):
-                if not server.node.engine.sockets:
-                    break
-                await deferLater(reactor, 0.05, lambda: None)
-            await deferLater(reactor, 0.2, lambda: None)
-
-        return Deferred.fromCoroutine(wait())
+    driver = "demo_im_browser.js"
 
     async def test_two_users_chat(self) -> None:
         """
@@ -154,8 +81,8 @@ class DemoIMTabInBrowserTests(TestCase):
         # a short ping interval, so the pages must answer pings.
         settings = Settings(rate=1000.0, burst=1000, ping_interval=0.5, ping_timeout=1.0)
         server = start_xmeet(self, settings)
-        self.addCleanup(self._wait_for_disconnects, server)
-        result = await self._run_driver(server.url)
+        self.addCleanup(self.wait_for_disconnects, lambda: not server.node.engine.sockets)
+        result = await self.run_driver(server.url)
 
         self.assertEqual(result["pageErrors"], [])
         self.assertEqual(result["foreignRequests"], [], "the page must load nothing from elsewhere")
