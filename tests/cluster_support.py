@@ -29,6 +29,7 @@ __all__ = [
     "XmeetProcess",
     "free_port",
     "redis_cleanup",
+    "redis_node",
     "unique_prefix",
 ]
 
@@ -197,6 +198,30 @@ class XmeetProcess:
 
     def _cleanup(self) -> defer.Deferred[None]:
         return self.signal(signal.SIGKILL)
+
+
+def redis_node(
+    testcase: TestCase, prefix: str, redis_url: str = REDIS_URL, *extra: str
+) -> XmeetProcess:
+    """
+    A cluster node on C{redis_url} under C{prefix}: a one-second node
+    timeout, so dead nodes are noticed quickly, and a rate limit that
+    never gets in a test's way.
+    """
+    return XmeetProcess(
+        testcase,
+        "--redis",
+        redis_url,
+        "--redis-prefix",
+        prefix,
+        "--node-timeout",
+        "1",
+        "--rate",
+        "1000",
+        "--burst",
+        "1000",
+        *extra,
+    )
 
 
 class RedisServer:

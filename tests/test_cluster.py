@@ -14,30 +14,13 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.cluster_support import (
-    REDIS_URL,
     RedisServer,
     XmeetProcess,
     redis_cleanup,
+    redis_node,
     unique_prefix,
 )
 from tests.xgate_client import XgateClient, connect, wait_until, xnest_url
-
-
-def _node(testcase: TestCase, prefix: str, redis_url: str = REDIS_URL, *extra: str) -> XmeetProcess:
-    return XmeetProcess(
-        testcase,
-        "--redis",
-        redis_url,
-        "--redis-prefix",
-        prefix,
-        "--node-timeout",
-        "1",
-        "--rate",
-        "1000",
-        "--burst",
-        "1000",
-        *extra,
-    )
 
 
 @defer.inlineCallbacks
@@ -73,8 +56,8 @@ class TwoNodeTests(TestCase):
     def setUp(self):  # type: ignore[no-untyped-def]
         self.prefix = unique_prefix()
         redis_cleanup(self, self.prefix)
-        self.one = _node(self, self.prefix)
-        self.two = _node(self, self.prefix)
+        self.one = redis_node(self, self.prefix)
+        self.two = redis_node(self, self.prefix)
         yield defer.gatherResults([self.one.start(), self.two.start()])
 
     @defer.inlineCallbacks
@@ -182,7 +165,7 @@ class ThreeNodeTests(TestCase):
         """
         prefix = unique_prefix()
         redis_cleanup(self, prefix)
-        nodes = [_node(self, prefix) for _ in range(3)]
+        nodes = [redis_node(self, prefix) for _ in range(3)]
         yield defer.gatherResults([node.start() for node in nodes])
         clients = []
         for number, node in enumerate(nodes):
@@ -214,14 +197,14 @@ class RestartTests(TestCase):
         """
         prefix = unique_prefix()
         redis_cleanup(self, prefix)
-        node = _node(self, prefix)
+        node = redis_node(self, prefix)
         yield node.start()
         alice, _ = yield _join(self, node, "room", "alice")
         for number in range(55):
             alice.send(f"m{number}")
         yield _collect(alice, "normal", 55)
         yield node.signal(signal.SIGTERM)
-        restarted = _node(self, prefix)
+        restarted = redis_node(self, prefix)
         yield restarted.start()
         bob, greeting = yield _join(self, restarted, "room", "bob")
         self.assertEqual(greeting["member_count"], 1)
@@ -249,8 +232,8 @@ class OutageTests(TestCase):
         redis = RedisServer(self)
         yield redis.start()
         prefix = unique_prefix()
-        one = _node(self, prefix, redis.url)
-        two = _node(self, prefix, redis.url)
+        one = redis_node(self, prefix, redis.url)
+        two = redis_node(self, prefix, redis.url)
         yield defer.gatherResults([one.start(), two.start()])
         alice, _ = yield _join(self, one, "room", "alice")
         bob, _ = yield _join(self, two, "room", "bob")

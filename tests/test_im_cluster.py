@@ -29,10 +29,10 @@ from twisted.web.client import HTTPConnectionPool
 from twisted.web.http_headers import Headers
 
 from tests.cluster_support import (
-    REDIS_URL,
     RedisServer,
     XmeetProcess,
     redis_cleanup,
+    redis_node,
     unique_prefix,
 )
 from tests.xgate_client import wait_until
@@ -40,23 +40,6 @@ from tests.xgate_client import wait_until
 __all__ = ["IMClusterTests", "IMOutageTests", "IMRestartTests", "IMThreeNodeTests"]
 
 EVENTS = ("connected", "message/direct", "message/conversation", "conversation/updated", "error")
-
-
-def _node(testcase: TestCase, prefix: str, redis_url: str = REDIS_URL, *extra: str) -> XmeetProcess:
-    return XmeetProcess(
-        testcase,
-        "--redis",
-        redis_url,
-        "--redis-prefix",
-        prefix,
-        "--node-timeout",
-        "1",
-        "--rate",
-        "1000",
-        "--burst",
-        "1000",
-        *extra,
-    )
 
 
 class _OrderedEngineIO(engineio.Client):
@@ -211,8 +194,8 @@ class IMClusterTests(TestCase):
     def setUp(self) -> Any:  # type: ignore[override]
         self.prefix = unique_prefix()
         redis_cleanup(self, self.prefix)
-        self.one = _node(self, self.prefix)
-        self.two = _node(self, self.prefix)
+        self.one = redis_node(self, self.prefix)
+        self.two = redis_node(self, self.prefix)
         yield defer.gatherResults([self.one.start(), self.two.start()])
 
     @defer.inlineCallbacks
@@ -385,7 +368,7 @@ class IMThreeNodeTests(TestCase):
         """
         prefix = unique_prefix()
         redis_cleanup(self, prefix)
-        nodes = [_node(self, prefix) for _ in range(3)]
+        nodes = [redis_node(self, prefix) for _ in range(3)]
         yield defer.gatherResults([node.start() for node in nodes])
         users = []
         for number, node in enumerate(nodes):
@@ -428,7 +411,7 @@ class IMRestartTests(TestCase):
         """
         prefix = unique_prefix()
         redis_cleanup(self, prefix)
-        node = _node(self, prefix)
+        node = redis_node(self, prefix)
         yield node.start()
         alice = yield IMUser(self, node, "alice").log_in()
         added = yield alice.request("conversation/add", name="kept", members=["erin"], topic="x")
@@ -442,7 +425,7 @@ class IMRestartTests(TestCase):
         yield alice.close()
         yield node.signal(signal.SIGTERM)
 
-        restarted = _node(self, prefix)
+        restarted = redis_node(self, prefix)
         yield restarted.start()
         alice = yield IMUser(self, restarted, "alice").log_in()
         listed = yield alice.request("conversation/list")
@@ -478,8 +461,8 @@ class IMOutageTests(TestCase):
         redis = RedisServer(self)
         yield redis.start()
         prefix = unique_prefix()
-        one = _node(self, prefix, redis.url)
-        two = _node(self, prefix, redis.url)
+        one = redis_node(self, prefix, redis.url)
+        two = redis_node(self, prefix, redis.url)
         yield defer.gatherResults([one.start(), two.start()])
         alice = yield IMUser(self, one, "alice").log_in()
         bob = yield IMUser(self, two, "bob").log_in()
