@@ -26,13 +26,7 @@ const fs = require('fs');
 const path = require('path');
 const { chromium } = require('playwright-core');
 
-const CHROMIUM = process.env.XMEET_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'
-];
-const STEP_TIMEOUT = 10000;
-const RUN_TIMEOUT = 75000;
+const { CHROMIUM, CHROMIUM_ARGS, STEP_TIMEOUT, driver } = require('./driver_support');
 const SEEDS = 60;
 
 const ALICE = 'alice';
@@ -72,13 +66,7 @@ const result = {
   screenshots: []
 };
 
-let finished = false;
-
-function finish(code) {
-  if (finished) { return; }
-  finished = true;
-  process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(code));
-}
+const { snapshot, until, step, main } = driver(result, readPage);
 
 /** What a person sees in the IM tab, read from the DOM only. */
 function readPage() {
@@ -131,33 +119,6 @@ function readPage() {
     conversation: all('#im-conversation-log > li').map(item),
     roomsState: q('#rooms-status').dataset.state
   };
-}
-
-async function snapshot(page, name) {
-  const state = await page.evaluate(readPage);
-  if (name) { result.snapshots[name] = state; }
-  return state;
-}
-
-/** Wait until check(state of the page) is true; fail with the last state seen. */
-async function until(page, what, check) {
-  const deadline = Date.now() + STEP_TIMEOUT;
-  let state = null;
-  for (;;) {
-    state = await page.evaluate(readPage);
-    if (check(state)) { return state; }
-    if (Date.now() > deadline) {
-      const error = new Error('timed out waiting until ' + what);
-      error.lastState = state;
-      throw error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-function step(name) {
-  result.step = name;
-  result.steps.push(name);
 }
 
 const messages = (items) => items.filter((i) => i.kind === 'message');
@@ -454,28 +415,4 @@ async function run(options) {
   }
 }
 
-function main() {
-  let options;
-  try {
-    options = parseArgs(process.argv.slice(2));
-  } catch (error) {
-    result.error = error.message;
-    finish(2);
-    return;
-  }
-  const watchdog = setTimeout(() => {
-    result.error = 'the whole run took more than ' + RUN_TIMEOUT + ' ms';
-    finish(3);
-  }, RUN_TIMEOUT);
-  run(options).then(() => {
-    clearTimeout(watchdog);
-    finish(0);
-  }, (error) => {
-    clearTimeout(watchdog);
-    result.error = String(error && error.stack || error);
-    if (error && error.lastState) { result.snapshots.failed = error.lastState; }
-    finish(1);
-  });
-}
-
-main();
+main(parseArgs, run);
