@@ -8,11 +8,12 @@ conversations, offline queues and the stored state across nodes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import txredisapi
 from twisted.internet import defer, reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
@@ -25,9 +26,11 @@ from xmeet.core.ids import IdGenerator, new_node_id
 from xmeet.core.im import Conversation, IMError
 from xmeet.im import IMService
 from xmeet.store.im_interfaces import (
+    ConversationChanged,
     ConversationState,
     IIMBackend,
     IIMListener,
+    IMEvent,
     IMSnapshot,
     NodeGone,
     Stamp,
@@ -81,6 +84,27 @@ class Device:
         The data of the C{name} events received so far.
         """
         return [data for event, data in self.client.events if event == name]
+
+
+class RecordingListener:
+    """
+    What a backend tells its node: the other nodes' conversation versions
+    (by name) and the refused changes with the stored versions they met.
+    """
+
+    def __init__(self) -> None:
+        self.versions: list[str] = []
+        self.rebases: list[tuple[str, str]] = []
+
+    def im_event(self, event: IMEvent) -> None:
+        if isinstance(event, ConversationChanged):
+            self.versions.append(event.conversation.name)
+
+    def im_rebase(self, change: ConversationChanged, stored: ConversationState) -> None:
+        self.rebases.append((change.conversation.name, stored.conversation.name))
+
+    def im_snapshot(self, snapshot: IMSnapshot) -> None:
+        pass
 
 
 class IMBackendBehaviour:
@@ -298,10 +322,14 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         self.assertEqual(bob.texts(), [f"m{number}" for number in range(300)])
 
     @defer.inlineCallbacks
-    def converged(self, conversation_id: str, *services: IMService) -> Any:
+    def converged(
+        self, conversation_id: str, wanted: Callable[[Conversation], bool], *services: IMService
+    ) -> Any:
         """
         Fires with the conversation once every service and Redis hold the
-        same version of it; fails after a few seconds.
+        same version of it, a C{wanted} one; fails after a few seconds.
+        Nodes may agree on a version for a moment before a refused change
+        is made again on it.
         """
         connection = yield txredisapi.Connection("127.0.0.1", 6379, reconnect=False)
         try:
@@ -310,7 +338,7 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
                 threads = [service._threads[conversation_id] for service in services]
                 versions = {(t.stamp, str(t.conversation)) for t in threads}
                 stored = yield connection.hget(f"{self.prefix}im:conversations", conversation_id)
-                if len(versions) == 1:
+                if len(versions) == 1 and wanted(threads[0].conversation):
                     stamp = threads[0].stamp
                     if stored.startswith(f"{stamp.number} {stamp.node} "):
                         return threads[0].conversation
@@ -334,10 +362,66 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         yield wait_until(lambda: conversation_id in two._threads)
         ann.call("conversation_update", conversationId=conversation_id, set={"topic": "one"})
         bob.call("conversation_update", conversationId=conversation_id, set={"colour": "red"})
-        conversation = yield self.converged(conversation_id, one, two)
+        conversation = yield self.converged(
+            conversation_id, lambda c: {"topic", "colour"} <= c.custom.keys(), one, two
+        )
         self.assertEqual(
             (conversation.custom["topic"], conversation.custom["colour"]), ("one", "red")
         )
+
+    def start_backend(self) -> tuple[RedisIMBackend, RecordingListener, Deferred[None]]:
+        """
+        A backend of a node of its own id, telling a L{RecordingListener}.
+        """
+        link = RedisLink(
+            reactor, reactor, RedisAddress("127.0.0.1"), self.prefix, new_node_id(), 1.0
+        )
+        backend = RedisIMBackend(link, SETTINGS.history_size, offline_limit=3, offline_users=2)
+        listener = RecordingListener()
+        self.addCleanup(link.stop)
+        self.addCleanup(backend.stop)
+        return backend, listener, backend.start(listener)
+
+    def test_not_connected_before_subscribed(self) -> None:
+        """
+        A node whose commands reach Redis but whose pub/sub connection is
+        not up yet is not connected: the state it would read then could
+        miss what is published before it subscribes.
+        """
+        link = RedisLink(Clock(), reactor, RedisAddress("127.0.0.1"), self.prefix, "subnode000", 1)
+        backend = RedisIMBackend(link, SETTINGS.history_size, offline_limit=3, offline_users=2)
+        link.connection = object()
+        self.assertFalse(backend.connected)
+
+    @defer.inlineCallbacks
+    def test_only_stored_versions_published(self) -> Any:
+        """
+        A conversation version is stored and published only when made on
+        the stored version; any other is refused and the node told which
+        version won, even when it was made on a version that lost at the
+        same number and sorts after the winner.
+        """
+        writer, told, writing = self.start_backend()
+        hearer, heard, hearing = self.start_backend()
+        yield gatherResults([writing, hearing])
+        yield wait_until(lambda: writer.connected and hearer.connected)
+
+        def version(name: str, stamp: Stamp, base: Stamp | None) -> ConversationChanged:
+            conversation = Conversation("c1", name, ("ann",), ("ann",), ("name",), 0)
+            return ConversationChanged(writer.node_id, stamp, conversation, (), base, lambda c: c)
+
+        writer.publish(version("v1", Stamp(1, "a"), None))
+        writer.publish(version("v2b", Stamp(2, "b"), Stamp(1, "a")))
+        writer.publish(version("v2c", Stamp(2, "c"), Stamp(1, "a")))
+        writer.publish(version("v3c", Stamp(3, "c"), Stamp(2, "c")))
+        writer.publish(version("v3", Stamp(3, "a"), Stamp(2, "b")))
+        yield wait_until(lambda: len(heard.versions) >= 3 and len(told.rebases) >= 2)
+        self.assertEqual(heard.versions, ["v1", "v2b", "v3"])
+        self.assertEqual(told.rebases, [("v2c", "v2b"), ("v3c", "v2b")])
+        connection = yield txredisapi.Connection("127.0.0.1", 6379, reconnect=False)
+        stored = yield connection.hget(f"{self.prefix}im:conversations", "c1")
+        yield connection.disconnect()
+        self.assertTrue(stored.startswith("3 a "), stored)
 
     @defer.inlineCallbacks
     def test_concurrent_joins(self) -> Any:
@@ -352,7 +436,9 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         yield wait_until(lambda: all(conversation_id in s._threads for s in (two, three)))
         for joiner in joiners:
             joiner.call("conversation_join", conversationId=conversation_id)
-        conversation = yield self.converged(conversation_id, one, two, three)
+        conversation = yield self.converged(
+            conversation_id, lambda c: len(c.members) == 4, one, two, three
+        )
         self.assertEqual(sorted(conversation.members), ["ann", "u0", "u1", "u2"])
 
     @defer.inlineCallbacks

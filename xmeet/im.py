@@ -156,6 +156,14 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def _unchanged(conversation: Conversation) -> Conversation:
+    """
+    The change that keeps a conversation as it is: what a change that no
+    longer applies is remade as (see L{IMService.im_rebase}).
+    """
+    return conversation
+
+
 @attrs.define(eq=False)
 class _Thread:
     """
@@ -867,16 +875,18 @@ class IMService:
         """
         Make C{change} again on the version another node stored first, as a
         version newer than any this node knows, so that every node ends
-        with both changes; a change that no longer applies (a full
-        conversation) is dropped, but the stored version still wins here
-        and everywhere.
+        with both changes. A change that no longer applies (a full
+        conversation) is dropped: the stored version is then published
+        again as a newer one, so that it replaces this node's refused one,
+        even should that be refused once more.
         """
         thread = self._threads.get(change.conversation.id)
         if thread is None or change.redo is None:
             return
         conversation = stored.conversation
+        redo = change.redo
         try:
-            conversation = change.redo(conversation)
+            conversation = redo(conversation)
             conversation.check_size(self._settings.max_message_size)
         except IMError as error:
             log.info(
@@ -885,6 +895,7 @@ class IMService:
                 why=error.message,
             )
             conversation = stored.conversation
+            redo = _unchanged
         base = max(stored.stamp, thread.stamp)
         stamp = Stamp(base.number + 1, self._node)
         former = thread.conversation.members
@@ -893,9 +904,7 @@ class IMService:
         else:
             self._replace(thread, conversation, stamp, former, None)
         former = tuple(user for user in former if not conversation.is_member(user))
-        rebased = ConversationChanged(
-            self._node, stamp, conversation, former, stored.stamp, change.redo
-        )
+        rebased = ConversationChanged(self._node, stamp, conversation, former, stored.stamp, redo)
         self._backend.publish(rebased)
 
     def im_snapshot(self, snapshot: IMSnapshot) -> None:

@@ -206,9 +206,10 @@ class IIMListener(Interface):
 
     def im_rebase(change: ConversationChanged, stored: ConversationState) -> None:
         """
-        This node's C{change} was made on a version older than the one
-        C{stored} meanwhile by another node: make it again on that one, so
-        that no change is lost and every node ends with the same version.
+        This node's C{change} was made on a version other than the one
+        C{stored} meanwhile by another node, and was neither stored nor
+        published: make it again on that one, so that no change is lost and
+        every node ends with the same version.
         """
 
     def im_snapshot(snapshot: IMSnapshot) -> None:

@@ -10,7 +10,8 @@ Key layout, every key and channel under the configured prefix C{P}:
     writes a version only if it was made on the stored one or a newer one,
     else answers the stored one, on which the node makes its change again
     (L{IIMListener.im_rebase}): concurrent changes on several nodes all
-    end up in one version, kept by Redis and every replica;
+    end up in one version, kept by Redis and every replica; only stored
+    versions are published;
   - C{P im:history:CONVERSATION}: list of message events (JSON), newest
     first, trimmed to the history size;
   - C{P im:offline:USER}: list of C{"ID JSON"} entries, oldest first,
@@ -83,22 +84,23 @@ _STORE_CONVERSATION = """
 local stored = redis.call('HGET', KEYS[1], ARGV[1])
 if stored then
   local number, node = string.match(stored, '^(%d+) (%S+) ')
-  if number then
-    number = tonumber(number)
-    local base = tonumber(ARGV[2])
-    if number > base or (number == base and node > ARGV[3]) then
-      return stored
-    end
+  if number and (tonumber(number) ~= tonumber(ARGV[2]) or node ~= ARGV[3]) then
+    return stored
   end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+redis.call('PUBLISH', ARGV[5], ARGV[6])
 return 1
 """
 """
-Write a version of a conversation (ARGV: id, the number and node of the
-version it was made on, the stored value) unless another node stored a
-newer one since: then answer that one, for the change to be made again on
-it.
+Store a version of a conversation and publish it (ARGV: id, the number
+and node of the version it was made on, the stored value, the IM channel,
+the event) only if it was made on the stored version; else answer the
+stored one, for the change to be made again on it. A version another node
+refused is never published, so no node builds on it: before, every node
+applied every published version and one made on a refused version could
+overwrite the version that had won, losing a change (seen as a lost
+member when three nodes joined users at once).
 """
 
 _ENQUEUE = """
@@ -317,7 +319,8 @@ class RedisIMBackend:
         Whether the other nodes hear this one: commands reach Redis and the
         IM channel is subscribed.
         """
-        return self._link.connected and self._subscribed_on is self._link.subscriber
+        subscriber = self._link.subscriber
+        return self._link.connected and subscriber is not None and self._subscribed_on is subscriber
 
     def _key(self, *parts: str) -> str:
         return self._link.key("im", *parts)
@@ -538,7 +541,9 @@ class RedisIMBackend:
     def publish(self, event: IMEvent) -> None:
         """
         Store the effect of C{event} and publish it on the IM channel, in
-        order, without waiting for Redis.
+        order, without waiting for Redis; a conversation change is
+        published by the script that stores it, only if it was made on the
+        stored version.
         """
         if not self._link.connected:
             self._wrote_away = True
@@ -597,8 +602,11 @@ class RedisIMBackend:
                 base.number,
                 base.node,
                 _stored_conversation(event.stamp, event.conversation),
+                self._channel,
+                encode_im_event(event),
             )
             storing.addCallback(self._stored, event)
+            return
         send("PUBLISH", self._channel, encode_im_event(event))
 
     def _stored(self, reply: object, change: ConversationChanged) -> None:
