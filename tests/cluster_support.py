@@ -125,10 +125,17 @@ class XmeetProcess:
     One C{twistd -n xmeet} node on a free port of 127.0.0.1.
     """
 
-    def __init__(self, testcase: TestCase, *args: str, port: int | None = None) -> None:
+    def __init__(
+        self, testcase: TestCase, *args: str, port: int | None = None, ready: str | None = None
+    ) -> None:
+        """
+        @param ready: the C{/healthz} status that L{start} waits for; any
+            answer will do when C{None}.
+        """
         self.port = port or free_port()
         self._testcase = testcase
         self._args = args
+        self._ready = ready
         self._output = _Output()
         self._process: Any = None
 
@@ -156,7 +163,8 @@ class XmeetProcess:
     @defer.inlineCallbacks
     def start(self) -> Any:
         """
-        Start the node and wait until C{/healthz} answers.
+        Start the node and wait until C{/healthz} answers (with the
+        status the node was made to wait for).
         """
         self._process = _spawn_twistd(
             self._output, "--port", f"tcp:{self.port}:interface=127.0.0.1", *self._args
@@ -164,7 +172,7 @@ class XmeetProcess:
         self._testcase.addCleanup(self._cleanup)
         for _ in range(200):
             health = yield self.health()
-            if health is not None:
+            if health is not None and self._ready in (None, health["status"]):
                 return health
             if not self._output.running:
                 break
@@ -206,7 +214,9 @@ def redis_node(
     """
     A cluster node on C{redis_url} under C{prefix}: a one-second node
     timeout, so dead nodes are noticed quickly, and a rate limit that
-    never gets in a test's way.
+    never gets in a test's way. Starting it waits until it reaches Redis
+    (C{/healthz} says C{ok}): a node serves at once, from memory, and
+    would otherwise greet early members with an empty room.
     """
     return XmeetProcess(
         testcase,
@@ -221,6 +231,7 @@ def redis_node(
         "--burst",
         "1000",
         *extra,
+        ready="ok",
     )
 
 

@@ -45,6 +45,21 @@ def _collect(client: XgateClient, frame_type: str, count: int) -> Any:
     return frames
 
 
+@defer.inlineCallbacks
+def _until_healthy(node: XmeetProcess, timeout: float = 15) -> Any:
+    """
+    Wait until the node's commands and pub/sub both reach Redis again.
+    """
+    deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
+    while True:
+        health = yield node.health()
+        if health is not None and health["status"] == "ok":
+            return health
+        if reactor.seconds() > deadline:  # type: ignore[attr-defined]
+            raise AssertionError(f"node still unhealthy: {health}")
+        yield deferLater(reactor, 0.1, lambda: None)
+
+
 class TwoNodeTests(TestCase):
     """
     Two nodes sharing one Redis.
@@ -254,6 +269,8 @@ class OutageTests(TestCase):
         yield redis.start()
         yield wait_until(lambda: "Redis link restored" in one.log, timeout=15)
         yield wait_until(lambda: "Redis link restored" in two.log, timeout=15)
+        yield _until_healthy(one)
+        yield _until_healthy(two)
         health = yield one.health()
         self.assertEqual((health["status"], health["backend"]["backlog"]), ("ok", 0))
         yield deferLater(reactor, 0.5, lambda: None)

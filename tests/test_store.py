@@ -20,7 +20,7 @@ from xmeet.core.history import History
 from xmeet.core.room import Room, history_entry
 from xmeet.store.interfaces import IRoomBackend, IRoomListener, RoomState
 from xmeet.store.memory import MemoryRoomBackend
-from xmeet.store.redis import RedisRoomBackend, parse_redis_url
+from xmeet.store.redis import RECORDS_PER_COMMAND, RedisRoomBackend, parse_redis_url
 
 HISTORY = 100
 
@@ -193,6 +193,37 @@ class RedisBackendTests(BackendBehaviour, TestCase):
         two.publish(RoomEvent("normal", "node-two", "room", "node-two.1", "bob", "t", "own"), None)
         yield wait_until(lambda: len(heard.events) >= 5)
         self.assertEqual([e.payload for e in heard.events], [f"n{n}" for n in range(5)])
+
+    @defer.inlineCallbacks
+    def test_one_turn_in_order(self):  # type: ignore[no-untyped-def]
+        """
+        Chat messages sent at once, more than one command records,
+        and a leave among them: the other node hears them in the order
+        they happened, and the stored history is the newest of them.
+        """
+        heard = Listener()
+        one = yield self.make_backend("node-one")
+        two = yield self.make_backend("node-two", heard)
+        yield one.load("room", True, HISTORY)
+        yield two.load("room", True, HISTORY)
+        said = [f"n{number}" for number in range(RECORDS_PER_COMMAND + 20)]
+        for text in said[:10]:
+            one.publish(self._chat(text), history_entry("node-one.1", "alice", text, "t"))
+        one.publish(RoomEvent("leave", "node-one", "room", "node-one.2", "bob", "t"), None)
+        for text in said[10:]:
+            one.publish(self._chat(text), history_entry("node-one.1", "alice", text, "t"))
+        yield wait_until(lambda: len(heard.events) > len(said))
+        self.assertEqual(
+            [e.payload or e.kind for e in heard.events], said[:10] + ["leave"] + said[10:]
+        )
+        state = yield two.peek("room", HISTORY)
+        newest = [history_entry("node-one.1", "alice", t, "t") for t in reversed(said)]
+        self.assertEqual(state.history.page(0), newest[: len(state.history.page(0))])
+        self.assertEqual(len(state.history), HISTORY)
+
+    @staticmethod
+    def _chat(text: str) -> RoomEvent:
+        return RoomEvent("normal", "node-one", "room", "node-one.1", "alice", "t", text)
 
     @defer.inlineCallbacks
     def test_resync_keeps_what_happens_meanwhile(self):  # type: ignore[no-untyped-def]

@@ -17,19 +17,23 @@ Keys of the link itself, under the prefix C{P}:
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import attrs
 import txredisapi
-from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface
+
+from xmeet.store.pubsub import PubSubFactory
 
 __all__ = ["READ_TIMEOUT", "ILinkClient", "RedisAddress", "RedisLink", "parse_redis_url"]
 
@@ -141,43 +145,12 @@ class _LinkFactory(txredisapi.RedisFactory):
         self.link._link_down(conn)
 
 
-class _Subscriber(txredisapi.SubscriberProtocol):
+def _small_jitter() -> float:
     """
-    The pub/sub connection: its clients subscribe to their channels each
-    time it connects, so a reconnect resubscribes everything.
+    Up to 0.1 s more between retries, so that nodes do not all reconnect
+    at the same instant.
     """
-
-    @inlineCallbacks
-    def connectionMade(self) -> Any:
-        """
-        Once ready, become the link's subscriber.
-        """
-        yield super().connectionMade()
-        if self.connected:
-            self.factory.link._subscriber_up(self)
-
-    def connectionLost(self, why: Failure) -> None:
-        """
-        No messages until the next connection.
-        """
-        super().connectionLost(why)
-        self.factory.link._subscriber_down(self)
-
-    def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
-        """
-        A message on some channel.
-        """
-        self.factory.link._message(channel, message)
-
-
-class _SubscriberFactory(txredisapi.SubscriberFactory):
-    protocol = _Subscriber
-
-    def __init__(self, link: RedisLink) -> None:
-        super().__init__(isLazy=True)
-        self.link = link
-        self.initialDelay = 0.5
-        self.maxDelay = 5
+    return random.random() / 10
 
 
 class RedisLink:
@@ -226,7 +199,14 @@ class RedisLink:
         self._started = False
         self.stopping = False
         self._link_factory = _LinkFactory(self, address)
-        self._subscriber_factory = _SubscriberFactory(self)
+        self._subscriber_factory = PubSubFactory(
+            self._subscriber_up,
+            self._subscriber_down,
+            self._message,
+            address.username,
+            address.password,
+        )
+        self._subscriber_service: ClientService | None = None
         self._heartbeat = LoopingCall(self._beat)
         self._heartbeat.clock = clock
         self.errors = 0
@@ -273,7 +253,13 @@ class RedisLink:
         self._started = True
         endpoint = HostnameEndpoint(self._reactor, self._address.host, self._address.port, 5)
         self._link_factory.startConnecting(endpoint)
-        self._subscriber_factory.startConnecting(endpoint)
+        self._subscriber_service = ClientService(
+            endpoint,
+            self._subscriber_factory,
+            retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=5, jitter=_small_jitter),
+            clock=self.clock,
+        )
+        self._subscriber_service.startService()
         self._heartbeat.start(self.node_timeout / 3, now=False)
 
     def _link_up(self, conn: Any) -> None:
@@ -308,6 +294,7 @@ class RedisLink:
                 )
 
     def _subscriber_up(self, subscriber: Any) -> None:
+        log.info("Redis pub/sub connection up")
         self.subscriber = subscriber
         for client in list(self._clients):
             client.subscriber_up(subscriber)
@@ -315,8 +302,10 @@ class RedisLink:
     def _subscriber_down(self, subscriber: Any) -> None:
         if self.subscriber is subscriber:
             self.subscriber = None
+            if not self.stopping:
+                log.warn("Redis pub/sub connection lost; other nodes are unheard until it returns")
 
-    def _message(self, channel: Any, message: Any) -> None:
+    def _message(self, channel: str, message: str) -> None:
         for client in list(self._clients):
             client.channel_message(channel, message)
 
@@ -385,7 +374,7 @@ class RedisLink:
         Stop the heartbeat and disconnect.
         """
         self.leaving()
-        return DeferredList(
-            [self._link_factory.disconnect(), self._subscriber_factory.disconnect()],
-            consumeErrors=True,
-        )
+        stopping = [self._link_factory.disconnect()]
+        if self._subscriber_service is not None:
+            stopping.append(self._subscriber_service.stopService())
+        return DeferredList(stopping, consumeErrors=True)
