@@ -455,6 +455,25 @@ class PollingTests(SynchronousTestCase):
         session.socket.send("one too many")
         self.assertEqual(handler.lost, ["transport error"])
 
+    def test_buffer_bounded_in_bytes(self) -> None:
+        """
+        The buffer is bounded in bytes too, counted as the answer's
+        records: UTF-8 bytes, not characters. Bytes answered by a poll no
+        longer count.
+        """
+        # "4" and 30 three-byte characters: a 91-byte record.
+        text = "字" * 30
+        server, _, handler = make_server(max_buffered_packets=1000, max_buffered_bytes=5 * 91)
+        session = PollingSession(server)
+        for _ in range(5):
+            session.socket.send(text)
+        self.assertEqual(body_of(session.get()), "\x1e".join([f"4{text}"] * 5).encode())
+        for _ in range(5):
+            session.socket.send(text)
+        self.assertEqual(handler.lost, [])
+        session.socket.send("4")
+        self.assertEqual(handler.lost, ["transport error"])
+
     def test_compressed_answers(self) -> None:
         """
         Answers of 1024 bytes or more are compressed with the coding the

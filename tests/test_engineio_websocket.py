@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from socket import SO_RCVBUF, SO_SNDBUF, SOL_SOCKET
 from typing import Any, cast
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
@@ -30,6 +31,19 @@ from xmeet.engineio.prepared import WebSocketFlavour
 from xmeet.engineio.websocket import WebSocketTransport
 
 from .test_engineio_session import PollingSession, RecordingHandler
+
+
+def serve(testcase: TestCase, server: EngineIOServer) -> str:
+    """
+    Serve C{server} at C{/engine.io/} on a free port of 127.0.0.1 until the
+    test ends (closing its sessions); return C{HOST:PORT}.
+    """
+    root = Resource()
+    root.putChild(b"engine.io", EngineIOResource(server))
+    port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")  # type: ignore[arg-type]
+    testcase.addCleanup(port.stopListening)
+    testcase.addCleanup(server.close_all)
+    return f"127.0.0.1:{cast(IPv4Address, port.getHost()).port}"
 
 
 class RecordingClient(WebSocketClientProtocol):
@@ -89,12 +103,7 @@ class WebSocketTests(TestCase):
                 **self.websocket_options,
             },
         )
-        root = Resource()
-        root.putChild(b"engine.io", EngineIOResource(self.server))
-        port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")  # type: ignore[arg-type]
-        self.addCleanup(port.stopListening)
-        self.addCleanup(self.server.close_all)
-        self.address = f"127.0.0.1:{cast(IPv4Address, port.getHost()).port}"
+        self.address = serve(self, self.server)
 
     @inlineCallbacks
     def connect(self, query: str) -> Any:
@@ -292,6 +301,10 @@ class WebSocketTests(TestCase):
         socket = self.server.sockets[opened["sid"]]
         transport = socket._transport
         assert isinstance(transport, WebSocketTransport)
+        # Small kernel buffers, as over a slow network: the burst cannot
+        # all sit in the kernel, so Twisted's buffer fills.
+        _shrink_buffer(transport.connection.transport, SO_SNDBUF)
+        _shrink_buffer(factory.client.transport, SO_RCVBUF)
         # distinct random text, so that compression cannot shrink the burst
         texts = [f"{n} {secrets.token_urlsafe(750)}" for n in range(500)]
         for text in texts:
@@ -301,6 +314,10 @@ class WebSocketTests(TestCase):
             self.assertEqual((yield factory.messages.get()), "4" + text)
         self.assertFalse(transport._queue)
         self.assertEqual(self.handler.lost, [])
+
+
+def _shrink_buffer(transport: Any, option: int) -> None:
+    transport.socket.setsockopt(SOL_SOCKET, option, 4096)
 
 
 def _accept_deflate(offers: list[Any]) -> PerMessageDeflateOfferAccept | None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import signal
 
 from twisted.application.service import IServiceMaker
-from twisted.internet import defer
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.protocol import Factory
 from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -34,7 +36,7 @@ class OptionsTests(SynchronousTestCase):
         PROTOCOL.md section 0.
         """
         options = _parse()
-        self.assertEqual(options["port"], "tcp:8080")
+        self.assertEqual(options["port"], "tcp:8080:backlog=1024")
         self.assertEqual(options["settings"], Settings())
         settings = options["settings"]
         self.assertEqual(
@@ -43,6 +45,8 @@ class OptionsTests(SynchronousTestCase):
         )
         self.assertEqual((settings.ping_interval, settings.ping_timeout), (25, 20))
         self.assertEqual(settings.timezone, "UTC")
+        self.assertEqual((settings.max_send_queue, settings.max_send_buffer), (10000, 4 * 2**20))
+        self.assertEqual(settings.write_delay, 0.010)
 
     def test_values(self) -> None:
         """
@@ -75,8 +79,14 @@ class OptionsTests(SynchronousTestCase):
             "chat:",
             "--node-timeout",
             "4.5",
+            "--max-send-queue",
+            "12",
+            "--max-send-buffer",
+            "65536",
+            "--write-delay",
+            "2.5",
         )
-        self.assertEqual(options["port"], "tcp:0:interface=127.0.0.1")
+        self.assertEqual(options["port"], "tcp:0:interface=127.0.0.1:backlog=1024")
         self.assertEqual(
             options["settings"],
             Settings(
@@ -92,15 +102,52 @@ class OptionsTests(SynchronousTestCase):
                 redis_url="redis://:secret@127.0.0.1:6380/2",
                 redis_prefix="chat:",
                 node_timeout=4.5,
+                max_send_queue=12,
+                max_send_buffer=65536,
+                write_delay=0.0025,
             ),
         )
 
+    def test_send_buffer_units(self) -> None:
+        """
+        C{--max-send-buffer} takes bytes, or K, M or G (powers of 1024,
+        any case, optionally followed by B or iB).
+        """
+        for value, size in [
+            ("1", 1),
+            ("4194304", 4194304),
+            ("512K", 512 * 1024),
+            ("4M", 4 * 2**20),
+            ("4mib", 4 * 2**20),
+            ("1GB", 2**30),
+        ]:
+            settings = _parse("--max-send-buffer", value)["settings"]
+            self.assertEqual(settings.max_send_buffer, size, value)
+
+    def test_write_delay_off(self) -> None:
+        """
+        C{--write-delay 0} sends at the end of every reactor turn.
+        """
+        self.assertEqual(_parse("--write-delay", "0")["settings"].write_delay, 0)
+
     def test_port_description(self) -> None:
         """
-        A bare number is TCP; descriptions pass through.
+        A bare number is TCP; TCP and TLS ports without a backlog get
+        backlog=1024; other descriptions and explicit backlogs pass through.
         """
-        self.assertEqual(port_description("8080"), "tcp:8080")
-        self.assertEqual(port_description("ssl:8443:privateKey=k"), "ssl:8443:privateKey=k")
+        self.assertEqual(port_description("8080"), "tcp:8080:backlog=1024")
+        self.assertEqual(port_description("tcp:8080"), "tcp:8080:backlog=1024")
+        self.assertEqual(
+            port_description("tcp:8080:interface=\\:\\:1"),
+            "tcp:8080:interface=\\:\\:1:backlog=1024",
+        )
+        self.assertEqual(port_description("tcp6:8080"), "tcp6:8080:backlog=1024")
+        self.assertEqual(
+            port_description("ssl:8443:privateKey=k"), "ssl:8443:privateKey=k:backlog=1024"
+        )
+        self.assertEqual(port_description("tcp:8080:backlog=50"), "tcp:8080:backlog=50")
+        self.assertEqual(port_description("tcp:backlog=7:port=80"), "tcp:backlog=7:port=80")
+        self.assertEqual(port_description("unix:/run/xmeet.sock"), "unix:/run/xmeet.sock")
 
     def test_bad_values(self) -> None:
         """
@@ -132,6 +179,16 @@ class OptionsTests(SynchronousTestCase):
             ("--redis-prefix", ""),
             ("--redis-prefix", "has space"),
             ("--node-timeout", "0"),
+            ("--max-send-queue", "0"),
+            ("--max-send-buffer", "0"),
+            ("--max-send-buffer", "-1"),
+            ("--max-send-buffer", "1.5M"),
+            ("--max-send-buffer", "4T"),
+            ("--max-send-buffer", "lots"),
+            ("--write-delay", "-1"),
+            ("--write-delay", "1001"),
+            ("--write-delay", "soon"),
+            ("--write-delay", "nan"),
         ]
         for option, value in cases:
             with self.assertRaises(usage.UsageError, msg=f"{option} {value}") as raised:
@@ -152,6 +209,9 @@ class OptionsTests(SynchronousTestCase):
             "--ping-interval",
             "--ping-timeout",
             "--timezone",
+            "--max-send-queue",
+            "--max-send-buffer",
+            "--write-delay",
         ]:
             self.assertIn(option, text)
 
@@ -189,6 +249,23 @@ class TwistdTests(TestCase):
         output = yield run_twistd("--rate", "fast")
         self.assertIn(b"--rate must be a number", output)
         self.assertNotIn(b"Traceback", output)
+
+
+class ListenBacklogTests(TestCase):
+    """
+    The listening port itself, with the reactor.
+    """
+
+    def test_listen_backlog(self) -> None:
+        """
+        The port xmeet listens on by default asks the kernel for a backlog
+        of 1024; an explicit backlog is kept.
+        """
+        for given, backlog in [("0", 1024), ("tcp:0:interface=127.0.0.1:backlog=64", 64)]:
+            endpoint = serverFromString(reactor, _parse("--port", given)["port"])
+            port = self.successResultOf(endpoint.listen(Factory()))
+            self.addCleanup(port.stopListening)
+            self.assertEqual(port.backlog, backlog)  # type: ignore[attr-defined]
 
 
 class RedisURLTests(SynchronousTestCase):

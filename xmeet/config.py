@@ -43,8 +43,14 @@ class Settings:
         and its members leave.
     @ivar auth_secret: with a secret, C{logIn} requires the HMAC-SHA256
         signature of the user id; C{None} leaves the server open.
-    @ivar max_send_queue: frames kept for an xgate client whose connection
-        does not drain; beyond it the client is dropped.
+    @ivar max_send_queue: frames kept for a client (xgate, Engine.IO
+        WebSocket or long-polling) whose connection does not drain; beyond
+        it the client is dropped.
+    @ivar max_send_buffer: bytes (on the wire) of the frames kept for such
+        a client; beyond it the client is dropped too.
+    @ivar write_delay: seconds a busy WebSocket connection waits after a
+        write, collecting what it is sent meanwhile (L{xmeet.fastsend.Outbox});
+        0 sends at the end of every reactor turn.
     @ivar offline_limit: messages kept per user who has no socket, for
         delivery at the next C{logIn}; the oldest are dropped beyond it.
     """
@@ -67,3 +73,5 @@ class Settings:
     auth_secret: str | None = None
     offline_limit: int = 1000
     max_send_queue: int = 10000
+    max_send_buffer: int = 4 * 1024 * 1024
+    write_delay: float = 0.010

@@ -24,6 +24,7 @@ from xmeet.config import Settings
 from xmeet.core.frames import SendTimeFormatter
 from xmeet.core.ids import IdGenerator, new_node_id
 from xmeet.engineio import EngineIOResource, EngineIOServer
+from xmeet.fastsend import Outbox
 from xmeet.handlers.im_api import ConversationsResource
 from xmeet.handlers.socketio_app import register_socketio_app
 from xmeet.im import DEFAULT_OFFLINE_USERS, IMService
@@ -62,6 +63,7 @@ class Node:
     im: IMService
     gate: XgateResource
     engine: EngineIOServer
+    outbox: Outbox
     sio: SocketIOServer
     site: XmeetSite
 
@@ -114,6 +116,7 @@ class Node:
         Close every Socket.IO session and leave the cluster cleanly.
         """
         self.engine.close_all()
+        self.outbox.stop()
         leaving = self.im.stop()
         leaving.addBoth(lambda _: self.rooms.stop())
         return leaving
@@ -186,7 +189,8 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
         offline_limit=settings.offline_limit,
         backend=_im_backend(settings, backend),
     )
-    gate = XgateResource(rooms, settings, reactor, Random())
+    outbox = Outbox(reactor, settings.write_delay)
+    gate = XgateResource(rooms, settings, reactor, Random(), outbox)
     engine = EngineIOServer(
         reactor,
         None,
@@ -194,6 +198,9 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
         ping_timeout=settings.ping_timeout,
         max_payload=settings.max_payload,
         cors_origins=settings.cors_origins,
+        max_buffered_packets=settings.max_send_queue,
+        max_buffered_bytes=settings.max_send_buffer,
+        outbox=outbox,
     )
     sio = SocketIOServer(engine, reactor, connect_timeout=settings.connect_timeout)
     register_socketio_app(sio.of("/"), im, rooms, settings, reactor)
@@ -205,6 +212,7 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
         im=im,
         gate=gate,
         engine=engine,
+        outbox=outbox,
         sio=sio,
         site=XmeetSite(Resource(), max_body),
     )

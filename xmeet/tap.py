@@ -6,6 +6,7 @@ service they make.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -14,15 +15,51 @@ from twisted.python import usage
 
 from xmeet.config import Settings
 
-__all__ = ["Options", "makeService", "port_description"]
+__all__ = ["LISTEN_BACKLOG", "Options", "makeService", "port_description"]
+
+
+LISTEN_BACKLOG = 1024
+"""
+The listen backlog of TCP ports whose description gives none: Twisted's
+default of 50 makes the kernel drop connections when a few hundred clients
+connect at once (Node listens with 511, uvicorn with 2048).
+"""
+
+_BACKLOG_ENDPOINTS = ("tcp", "tcp6", "ssl")
+_BACKLOG = re.compile(r"(?<!\\):backlog=")
 
 
 def port_description(value: str) -> str:
     """
     A bare port number means TCP on every interface; anything else is a
-    Twisted endpoint description as it is.
+    Twisted endpoint description. TCP and TLS ports get a listen backlog
+    of L{LISTEN_BACKLOG} unless their description sets one.
     """
-    return f"tcp:{value}" if value.isdigit() else value
+    description = f"tcp:{value}" if value.isdigit() else value
+    kind = description.split(":", 1)[0]
+    if kind in _BACKLOG_ENDPOINTS and not _BACKLOG.search(description):
+        description = f"{description}:backlog={LISTEN_BACKLOG}"
+    return description
+
+
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+_SIZE = re.compile(r"(\d+)\s*([KMG]?)(?:I?B)?", re.IGNORECASE)
+
+
+def _byte_size(name: str, value: str) -> int:
+    """
+    A size in bytes: a whole number, optionally with a binary unit
+    (C{512K}, C{4M}, C{1G}; also C{4MiB}, C{4MB}).
+    """
+    match = _SIZE.fullmatch(value.strip())
+    if match is None:
+        raise usage.UsageError(
+            f"--{name} must be a size in bytes such as 4194304, 512K or 4M, not {value!r}"
+        )
+    size = int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
+    if size < 1:
+        raise usage.UsageError(f"--{name} must be at least 1 byte, not {value!r}")
+    return size
 
 
 def _positive_int(name: str, value: str) -> int:
@@ -56,6 +93,21 @@ def _at_least_a_second(name: str, value: str) -> float:
     return seconds
 
 
+def _write_delay(value: str) -> float:
+    """
+    The write delay: milliseconds, 0 (off) to 1000, as seconds.
+    """
+    try:
+        milliseconds = float(value)
+    except ValueError:
+        raise usage.UsageError(
+            f"--write-delay must be a number of milliseconds, not {value!r}"
+        ) from None
+    if not 0 <= milliseconds <= 1000:
+        raise usage.UsageError(f"--write-delay must be from 0 to 1000 ms, not {value!r}")
+    return milliseconds / 1000
+
+
 class Options(usage.Options):
     """
     C{twistd xmeet} options; L{postOptions} turns them into L{Settings}.
@@ -75,7 +127,8 @@ class Options(usage.Options):
             "tcp:8080",
             "Twisted endpoint description to listen on; a bare number "
             "means TCP on all interfaces (tcp:8080:interface=127.0.0.1, "
-            "ssl:8443:privateKey=key.pem:certKey=cert.pem).",
+            "ssl:8443:privateKey=key.pem:certKey=cert.pem). TCP and SSL ports "
+            "listen with backlog=1024 unless the description sets it.",
         ],
         ["history-size", None, "1000", "Messages kept per xnest."],
         [
@@ -112,8 +165,25 @@ class Options(usage.Options):
             "max-send-queue",
             None,
             "10000",
-            "Frames kept for a WebSocket client that stopped reading; beyond "
-            "it the client is dropped.",
+            "Frames kept for a client that stopped reading (or polling); "
+            "beyond it the client is dropped.",
+        ],
+        [
+            "max-send-buffer",
+            None,
+            "4M",
+            "Bytes of frames kept for a client that stopped reading (or "
+            "polling), as a number or with K, M or G; beyond it the client is "
+            "dropped.",
+        ],
+        [
+            "write-delay",
+            None,
+            "10",
+            "Longest wait, in milliseconds, of a busy connection (one sent "
+            "several frames at once) after a write, collecting what it is sent "
+            "meanwhile: fewer system calls for members of busy rooms. The wait "
+            "follows the load; 0 sends every reactor turn.",
         ],
         [
             "auth-secret",
@@ -178,6 +248,8 @@ class Options(usage.Options):
             auth_secret=self._check_secret(self["auth-secret"]),
             offline_limit=_positive_int("offline-limit", self["offline-limit"]),
             max_send_queue=_positive_int("max-send-queue", self["max-send-queue"]),
+            max_send_buffer=_byte_size("max-send-buffer", self["max-send-buffer"]),
+            write_delay=_write_delay(self["write-delay"]),
             max_payload=_positive_int("max-payload", self["max-payload"]),
             cors_origins=self._check_origins(self["cors-origins"]),
             redis_url=self._check_redis(self["redis"]),

@@ -88,11 +88,14 @@ class PollingTransport:
         max_payload: int,
         max_buffered: int,
         compression_threshold: int | None,
+        max_buffered_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self._protocol = protocol
         self._supports_binary = supports_binary
         self._max_payload = max_payload
         self._max_buffered = max_buffered
+        self._max_buffered_bytes = max_buffered_bytes
+        self._buffered_bytes = 0
         self._compression_threshold = compression_threshold
         self._socket: EngineIOSocket | None = None
         self._buffer: list[PreparedPacket] = []
@@ -116,12 +119,29 @@ class PollingTransport:
         """
         if self._done:
             return
-        if len(self._buffer) >= self._max_buffered:
+        size = self._size(packet)
+        if (
+            len(self._buffer) >= self._max_buffered
+            or self._buffered_bytes + size > self._max_buffered_bytes
+        ):
             self._error("send buffer full: client does not poll")
             return
         self._buffer.append(packet)
+        self._buffered_bytes += size
         if self._poll is not None:
             self._flush()
+
+    def _size(self, packet: PreparedPacket) -> int:
+        """
+        What C{packet} adds to a poll's answer (before compression): its
+        bytes in revision 4; in revision 3, the length of its segment
+        (characters for a text segment).
+        """
+        if self._protocol == 4:
+            return packet.polling_v4_size()
+        if self._supports_binary and packet.is_binary:
+            return len(packet.v3_binary_segment())
+        return len(packet.v3_text_segment())
 
     def drain_and_close(self, done: Callable[[], None]) -> None:
         """
@@ -156,6 +176,7 @@ class PollingTransport:
             return
         self._done = True
         self._buffer = []
+        self._buffered_bytes = 0
         self._forget_close()
         if self._poll is not None:
             self._respond(self._poll, [CLOSE if polite else NOOP])
@@ -181,6 +202,7 @@ class PollingTransport:
         Stop polling for good; return the undelivered packets.
         """
         packets, self._buffer = self._buffer, []
+        self._buffered_bytes = 0
         if self._poll is not None:
             self._respond(self._poll, [NOOP])
             self._poll = None
@@ -263,6 +285,7 @@ class PollingTransport:
     def _flush(self) -> None:
         request, self._poll = self._poll, None
         packets, self._buffer = self._buffer, []
+        self._buffered_bytes = 0
         assert request is not None
         self._respond(request, packets)
         if self._on_drained is not None:

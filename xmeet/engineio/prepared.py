@@ -70,6 +70,7 @@ class PreparedPacket:
 
     packet: Packet
     _polling_v4: str | None = attrs.field(default=None, init=False, repr=False)
+    _polling_v4_size: int | None = attrs.field(default=None, init=False, repr=False)
     _v3_text: str | None = attrs.field(default=None, init=False, repr=False)
     _v3_binary: bytes | None = attrs.field(default=None, init=False, repr=False)
     _frames: dict[WebSocketFlavour, PreparedMessage] = attrs.field(
@@ -99,6 +100,15 @@ class PreparedPacket:
         if self._polling_v4 is None:
             self._polling_v4 = encode_polling_packet_v4(self.packet)
         return self._polling_v4
+
+    def polling_v4_size(self) -> int:
+        """
+        The length in UTF-8 bytes of L{polling_v4}.
+        """
+        if self._polling_v4_size is None:
+            record = self.polling_v4()
+            self._polling_v4_size = len(record) if record.isascii() else len(record.encode("utf-8"))
+        return self._polling_v4_size
 
     def v3_text_segment(self) -> str:
         """

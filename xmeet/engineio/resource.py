@@ -11,10 +11,11 @@ so one L{twisted.web.server.Site} on one port serves everything.
 
 from __future__ import annotations
 
-from autobahn.twisted.resource import WebSocketResource
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
+
+from xmeet.wsmemory import UpgradeResource
 
 from .polling import bad_request
 from .server import EngineIOServer, ErrorCode
@@ -68,7 +69,7 @@ class EngineIOResource(Resource):
     def __init__(self, server: EngineIOServer) -> None:
         super().__init__()
         self._server = server
-        self._websocket = WebSocketResource(server.websocket_factory)
+        self._websocket = UpgradeResource(server.websocket_factory)
 
     def render(self, request: Request) -> bytes | int:
         """

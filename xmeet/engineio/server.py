@@ -18,6 +18,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.server import Request
 
+from xmeet.fastsend import Outbox, outbox
+
 from .interfaces import IEngineIOHandler
 from .packets import Packet, PacketType
 from .polling import PollingTransport
@@ -84,6 +86,9 @@ class EngineIOServer:
     @ivar upgrade_timeout: seconds a probing WebSocket has to complete.
     @ivar max_buffered_packets: packets a session may have waiting for a
         slow client (polling buffer, paused WebSocket) before it is dropped.
+    @ivar max_buffered_bytes: bytes a session may have waiting for a slow
+        client (frames on the wire for a paused WebSocket, the answer's
+        records for long-polling) before it is dropped.
     @ivar allow_request: called with the query and headers of each
         handshake; returning false refuses it with the official "Forbidden"
         answer (HTTP 403, code 4), like the official C{allowRequest}.
@@ -105,8 +110,10 @@ class EngineIOServer:
         websocket_options: dict[str, Any] | None = None,
         upgrade_timeout: float = 10.0,
         max_buffered_packets: int = 10_000,
+        max_buffered_bytes: int = 4 * 1024 * 1024,
         allow_request: Callable[[dict[str, str], dict[str, str]], bool] | None = None,
         http_compression_threshold: int | None = 1024,
+        outbox: Outbox = outbox,
     ) -> None:
         self.clock = clock
         self.handler = handler
@@ -117,11 +124,14 @@ class EngineIOServer:
         self.allow_eio3 = allow_eio3
         self.upgrade_timeout = upgrade_timeout
         self.max_buffered_packets = max_buffered_packets
+        self.max_buffered_bytes = max_buffered_bytes
         self.allow_request = allow_request
         self.http_compression_threshold = http_compression_threshold
         self.sockets: dict[str, EngineIOSocket] = {}
         self._late_polls: dict[str, tuple[float, PollingTransport]] = {}
-        self.websocket_factory = make_websocket_factory(self, clock, max_payload, websocket_options)
+        self.websocket_factory = make_websocket_factory(
+            self, clock, max_payload, websocket_options, outbox
+        )
 
     def prepare(self, data: str | bytes) -> PreparedPacket:
         """
@@ -237,6 +247,7 @@ class EngineIOServer:
             max_payload=self.max_payload,
             max_buffered=self.max_buffered_packets,
             compression_threshold=self.http_compression_threshold,
+            max_buffered_bytes=self.max_buffered_bytes,
         )
         socket = self._open(transport, protocol, query, headers, remote_address)
         response = transport.handle_get(request)
@@ -257,7 +268,9 @@ class EngineIOServer:
             log.debug("refusing websocket for session {sid}", sid=sid)
             connection.sendClose()
             return None
-        transport = WebSocketTransport(connection, protocol, self.max_buffered_packets)
+        transport = WebSocketTransport(
+            connection, protocol, self.max_buffered_packets, self.max_buffered_bytes
+        )
         if existing is not None:
             transport.take_over(existing)
             existing.start_upgrade(transport)

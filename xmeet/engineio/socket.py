@@ -95,6 +95,23 @@ class EngineIOSocket:
     @ivar remote_address: the client's IP address.
     """
 
+    __slots__ = (
+        "_awaiting_pong",
+        "_heartbeat",
+        "_probe",
+        "_probed",
+        "_state",
+        "_transport",
+        "_upgrade_timer",
+        "headers",
+        "protocol",
+        "query",
+        "remote_address",
+        "server",
+        "sid",
+        "upgraded",
+    )
+
     def __init__(
         self,
         server: EngineIOServer,

@@ -11,7 +11,6 @@ heartbeat is made of Engine.IO packets and is run by the session.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,8 @@ from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from xmeet.fastsend import FastSendProtocol
+from xmeet.fastsend import FastSendProtocol, Outbox, SendQueue, outbox
+from xmeet.wsmemory import compact, lean_protocol
 
 from .packets import PacketDecodeError, decode_packet_v3, decode_packet_v4
 from .prepared import PreparedPacket, WebSocketFlavour
@@ -48,17 +48,35 @@ class WebSocketTransport:
     A session's view of one WebSocket connection.
 
     It is the push producer of its TCP connection: while the kernel buffer
-    is full, packets wait in a bounded queue (shared prepared packets, not
-    copies) and a client that cannot keep up is dropped once the queue is
-    full, instead of the server's memory growing without bound.
+    is full, packets wait in a queue (shared prepared packets, not copies)
+    bounded in packets and in bytes on the wire; a client that cannot keep
+    up is dropped once it goes past either, instead of the server's memory
+    growing without bound. The queue exists only while packets wait.
 
     @ivar name: C{"websocket"}.
     """
 
+    __slots__ = (
+        "_decode",
+        "_max_queued",
+        "_max_queued_bytes",
+        "_open",
+        "_paused",
+        "_queue",
+        "_socket",
+        "connection",
+        "flavour",
+        "protocol",
+    )
+
     name = "websocket"
 
     def __init__(
-        self, connection: EngineIOWebSocketProtocol, protocol: int, max_queued: int
+        self,
+        connection: EngineIOWebSocketProtocol,
+        protocol: int,
+        max_queued: int,
+        max_queued_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self.connection = connection
         self.protocol = protocol
@@ -67,8 +85,9 @@ class WebSocketTransport:
         self._socket: EngineIOSocket | None = None
         self._open = True
         self._paused = False
-        self._queue: deque[PreparedPacket] = deque()
+        self._queue: SendQueue | None = None
         self._max_queued = max_queued
+        self._max_queued_bytes = max_queued_bytes
         # The HTTP channel that accepted the upgrade is still registered as
         # the connection's producer; the WebSocket now produces instead.
         # (TCP and TLS transports allow unregistering when none is; test
@@ -96,12 +115,17 @@ class WebSocketTransport:
             self.connection.send_frame(packet.frame(self.flavour))
 
     def _enqueue(self, packet: PreparedPacket) -> None:
-        if len(self._queue) >= self._max_queued:
-            self._queue.clear()
-            if self._socket is not None:
-                self._socket.transport_error(self, "send queue full: client too slow")
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = SendQueue()
+        if queue.take(packet.frame(self.flavour), self._max_queued, self._max_queued_bytes):
             return
-        self._queue.append(packet)
+        self._queue = None
+        if self._socket is not None:
+            self._socket.transport_error(
+                self,
+                f"send queue full ({len(queue)} packets, {queue.size} bytes): client too slow",
+            )
 
     def pauseProducing(self) -> None:
         """
@@ -111,17 +135,21 @@ class WebSocketTransport:
 
     def resumeProducing(self) -> None:
         """
-        The send buffer drained: send what waited, until paused again.
+        The send buffer drained: send what waited, until paused again. An
+        emptied queue is released.
         """
         self._paused = False
-        while self._queue and not self._paused and self._open:
-            self.connection.send_frame(self._queue.popleft().frame(self.flavour))
+        queue = self._queue
+        if queue is not None and queue.drain(
+            self.connection, lambda: self._paused or not self._open
+        ):
+            self._queue = None
 
     def stopProducing(self) -> None:
         """
         The connection is gone; nothing more will be sent.
         """
-        self._queue.clear()
+        self._queue = None
 
     def shutdown(self, polite: bool) -> None:
         """
@@ -209,8 +237,8 @@ class EngineIOWebSocketProtocol(FastSendProtocol):
         self.request_headers = {name.lower(): value for name, value in request.headers.items()}
 
     def onOpen(self) -> None:
-        self.forget_handshake()
         self.transport_adapter = self.factory.server.websocket_opened(self)
+        compact(self)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if self.transport_adapter is not None:
@@ -236,12 +264,18 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
 
 
 def make_websocket_factory(
-    server: EngineIOServer, clock: IReactorTime, max_payload: int, options: dict[str, Any] | None
+    server: EngineIOServer,
+    clock: IReactorTime,
+    max_payload: int,
+    options: dict[str, Any] | None,
+    outbox: Outbox = outbox,
 ) -> EngineIOWebSocketFactory:
     """
     Build the Autobahn factory, capped at C{max_payload} like the official
     server's C{ws}: beyond it, a close frame with 1009 (not a dropped
-    connection). Autobahn's auto-ping stays off.
+    connection). Autobahn's auto-ping stays off. Its protocol class
+    carries the options (L{xmeet.wsmemory.lean_protocol}): set them here,
+    not on the factory later.
     """
     factory = EngineIOWebSocketFactory(server, reactor=clock)
     settings: dict[str, Any] = {
@@ -253,4 +287,6 @@ def make_websocket_factory(
     }
     settings.update(options or {})
     factory.setProtocolOptions(**settings)
+    factory.protocol = lean_protocol(EngineIOWebSocketProtocol, factory)
+    factory.protocol.outbox = outbox
     return factory

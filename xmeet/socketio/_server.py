@@ -155,8 +155,9 @@ class Client:
     def _accepted(self, _: object, socket: Socket) -> None:
         if not self._open or self._sockets.get(socket.namespace.name) is not socket:
             return
-        if self._timeout is not None and self._timeout.active():
-            self._timeout.cancel()
+        timeout, self._timeout = self._timeout, None
+        if timeout is not None and timeout.active():
+            timeout.cancel()
         socket.namespace._connected(socket)
         data = {"sid": socket.id} if self.protocol == 5 else None
         self.send_packet(Packet(PacketType.CONNECT, socket.namespace.name, data))

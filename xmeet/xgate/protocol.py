@@ -11,7 +11,6 @@ with the close codes of the contract.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -27,8 +26,9 @@ from xmeet.core.frames import Frame
 from xmeet.core.limits import RateLimiter
 from xmeet.core.room import Member
 from xmeet.core.rules import InvalidName, normalize_nickname, random_nickname
-from xmeet.fastsend import FastSendProtocol
+from xmeet.fastsend import FastSendProtocol, SendQueue
 from xmeet.rooms import IMemberSink
+from xmeet.wsmemory import compact
 
 if TYPE_CHECKING:
     from xmeet.xgate.resource import XgateResource
@@ -129,6 +129,8 @@ class XgateProtocol(FastSendProtocol):
     _ended = False
     _limiter: RateLimiter
     _early: list[str] | None = None
+    _paused = False
+    _queue: SendQueue | None = None
 
     def onConnect(self, request: ConnectionRequest) -> tuple[None, dict[str, str]]:
         """
@@ -165,7 +167,6 @@ class XgateProtocol(FastSendProtocol):
             factory.settings.rate, factory.settings.burst, factory.clock.seconds()
         )
         self._early = []
-        self.forget_handshake()
         self._take_over_producer()
         joining = factory.rooms.join(factory.xnest_id, self._nickname, self, self._store_history)
         joining.addCallback(self._joined)
@@ -178,6 +179,7 @@ class XgateProtocol(FastSendProtocol):
         early, self._early = self._early or [], None
         for text in early:
             self.factory.rooms.receive(member, text)
+        compact(self)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         """
@@ -257,8 +259,6 @@ class XgateProtocol(FastSendProtocol):
         HTTP channel that accepted the upgrade, to learn when the client
         stops reading.
         """
-        self._paused = False
-        self._queue: deque[PreparedMessage] = deque()
         transport: Any = self.transport
         if getattr(transport, "producer", None) is not None:
             transport.unregisterProducer()
@@ -268,20 +268,34 @@ class XgateProtocol(FastSendProtocol):
         """
         Send C{frame}: its prepared message is built once per frame and
         shared by every xgate member. While the client does not read, the
-        shared messages wait in a bounded queue; a client that lets it fill
-        is dropped, so a stalled reader cannot grow the server's memory.
+        shared messages wait in a queue bounded in frames
+        (C{max_send_queue}) and in bytes on the wire (C{max_send_buffer});
+        a client that goes past either is dropped, so a stalled reader
+        cannot grow the server's memory.
         """
         prepared = frame.prepared(prepare_text, prepare_text)
-        if not (self._paused or self._queue):
+        queue = self._queue
+        if not (self._paused or queue):
             self.send_frame(prepared)
-        elif len(self._queue) < self.factory.settings.max_send_queue:
-            self._queue.append(prepared)
-        elif not self._ended:
-            log.info("dropping xgate connection {peer}: it stopped reading", peer=self.peer)
-            self._queue.clear()
-            self._leave()
-            transport: Any = self.transport
-            transport.abortConnection()
+            return
+        if self._ended:
+            return
+        if queue is None:
+            queue = self._queue = SendQueue()
+        settings = self.factory.settings
+        if queue.take(prepared, settings.max_send_queue, settings.max_send_buffer):
+            return
+        log.info(
+            "dropping xgate connection {peer}: it stopped reading "
+            "({frames} frames, {size} bytes waiting)",
+            peer=self.peer,
+            frames=len(queue),
+            size=queue.size,
+        )
+        self._queue = None
+        self._leave()
+        transport: Any = self.transport
+        transport.abortConnection()
 
     def pauseProducing(self) -> None:
         """
@@ -291,17 +305,19 @@ class XgateProtocol(FastSendProtocol):
 
     def resumeProducing(self) -> None:
         """
-        The send buffer drained: send what waited, until paused again.
+        The send buffer drained: send what waited, until paused again. An
+        emptied queue is released, so a quiet connection holds none.
         """
         self._paused = False
-        while self._queue and not self._paused:
-            self.send_frame(self._queue.popleft())
+        queue = self._queue
+        if queue is not None and queue.drain(self, lambda: self._paused):
+            self._queue = None
 
     def stopProducing(self) -> None:
         """
         The connection is gone.
         """
-        self._queue.clear()
+        self._queue = None
 
 
 class XnestFactory(WebSocketServerFactory):
@@ -322,6 +338,7 @@ class XnestFactory(WebSocketServerFactory):
         self.rng = gate.rng
         self.connections = 0
         apply_protocol_options(self, gate.settings)
+        self.protocol = gate.protocol_class(self)
 
     def buildProtocol(self, addr: Any) -> Any:
         """

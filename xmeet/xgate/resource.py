@@ -16,9 +16,11 @@ from twisted.web.server import Request
 
 from xmeet.config import Settings
 from xmeet.core.rules import InvalidName, decode_xnest_segment
+from xmeet.fastsend import Outbox, outbox
 from xmeet.rooms import RoomService
 from xmeet.web_errors import ErrorPage
-from xmeet.xgate.protocol import XnestFactory
+from xmeet.wsmemory import UpgradeResource, lean_protocol
+from xmeet.xgate.protocol import XgateProtocol, XnestFactory
 
 __all__ = ["XgateResource"]
 
@@ -45,15 +47,33 @@ class XgateResource(Resource):
     """
 
     def __init__(
-        self, rooms: RoomService, settings: Settings, clock: IReactorTime, rng: Random
+        self,
+        rooms: RoomService,
+        settings: Settings,
+        clock: IReactorTime,
+        rng: Random,
+        outbox: Outbox = outbox,
     ) -> None:
         super().__init__()
         self.rooms = rooms
         self.settings = settings
         self.clock = clock
         self.rng = rng
+        self.outbox = outbox
         self.connections = 0
         self._endpoints: dict[str, tuple[XnestFactory, WebSocketResource]] = {}
+        self._protocol: type[XgateProtocol] | None = None
+
+    def protocol_class(self, factory: XnestFactory) -> type[XgateProtocol]:
+        """
+        The protocol class of every xnest's factory: an L{XgateProtocol}
+        carrying the options all xnests share (see L{xmeet.wsmemory}),
+        made from the first factory.
+        """
+        if self._protocol is None:
+            self._protocol = lean_protocol(XgateProtocol, factory)
+            self._protocol.outbox = self.outbox
+        return self._protocol
 
     @property
     def factories(self) -> int:
@@ -82,7 +102,7 @@ class XgateResource(Resource):
         endpoint = self._endpoints.get(xnest_id)
         if endpoint is None:
             factory = XnestFactory(xnest_id, self)
-            endpoint = self._endpoints[xnest_id] = (factory, WebSocketResource(factory))
+            endpoint = self._endpoints[xnest_id] = (factory, UpgradeResource(factory))
         return endpoint[1]
 
     def release(self, factory: XnestFactory) -> None:
