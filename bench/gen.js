@@ -1,4 +1,5 @@
-// Load generator of the xmeet benchmarks: one Node process, raw `ws` sockets.
+// Load generator of the xmeet benchmarks: one Node process, its own lean
+// WebSocket and HTTP clients on node:net (see "How it measures" in README.rst).
 //
 // Usage: node bench/gen.js '<config JSON>'   (bench/run.py builds the config)
 //
@@ -6,8 +7,8 @@
 //   xgate: ws://HOST:PORT/xgate/websocket/ROOM?nickname=N, a text frame is a
 //          chat message, `normal` frames come back (PROTOCOL.md section 1);
 //   sio:   Engine.IO v4 + Socket.IO v5 over the websocket transport, written
-//          here on raw `ws` (no socket.io-client) so that the generator's own
-//          cost stays small: events `xnest/join` (acked) and `xnest/send`,
+//          here (no socket.io-client) so that the generator's own cost stays
+//          small: events `xnest/join` (acked) and `xnest/send`,
 //          room frames arriving as the event `xnest` (PROTOCOL.md section 3);
 //          with `transport: "polling"` the same over HTTP long-polling.
 //
@@ -15,10 +16,10 @@
 // one line on stdin once the runner has sampled the server (CPU, RSS), and a
 // final `RESULT <json>` line.
 
-import http from 'node:http';
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
-import WebSocket from 'ws';
 
 const config = JSON.parse(process.argv[2]);
 const HOST = '127.0.0.1';
@@ -59,30 +60,118 @@ async function quiet() {
   }
 }
 
+// What the fan-out scenarios count. A benchmark payload starts with the
+// marker `~XB` (see `fanout`); a member counts a frame as a delivery when the
+// marker is in it, without parsing the frame, and reads the send time that
+// follows the marker straight from the bytes.
+let measuring = false;
+let deliveries = 0;
+let latencies = null;
+let checkMismatches = 0;
+// performance.now() at the read that brought the frames being handled: the
+// receive time of every frame of that read (one clock call per read).
+let readTime = 0;
+
+const MARKER = '~XB';
+
+// The marker's offset in buf[start, end), or -1. (A loop, not indexOf: that
+// would scan past `end`, through the rest of the shared read buffer, for
+// every frame without the marker.)
+function markerIn(buf, start, end) {
+  for (let at = start; at < end - 3; at++) {
+    if (buf[at] === 126) return buf[at + 1] === 88 && buf[at + 2] === 66 ? at : -1; // '~XB'
+  }
+  return -1;
+}
+
+// One delivery of the payload whose marker is at `at`: count it and take its
+// latency from the send time, "~XB<sender>|<ms>.<fraction>|...".
+function delivered(buf, at, end) {
+  if (!measuring) return;
+  deliveries++;
+  let i = at + 3;
+  while (i < end && buf[i] !== 124) i++; // '|'
+  let whole = 0;
+  let c = buf[++i];
+  for (; i < end && c >= 48 && c <= 57; c = buf[++i]) whole = whole * 10 + c - 48;
+  let fraction = 0;
+  let scale = 1;
+  if (c === 46) { // '.'
+    for (c = buf[++i]; i < end && c >= 48 && c <= 57; c = buf[++i]) {
+      fraction = fraction * 10 + c - 48;
+      scale *= 10;
+    }
+  }
+  latencies.add(readTime - (whole + fraction / scale));
+}
+
+// The WebSocket client (RFC 6455) is written here on node:net rather than
+// taken from `ws`: the generator must cost less per delivered frame than the
+// fastest server under test. All sockets read into one buffer (`onread`: no
+// allocation and no stream machinery per read), frames are handled in place,
+// and only a frame cut by the end of a read is copied.
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
+const CLOSE_NORMAL = Buffer.from([0x03, 0xe8]); // status 1000
+let maskPool = randomBytes(4096);
+let maskAt = 0;
+
+// A masked client frame (FIN set) carrying `payload`.
+function clientFrame(opcode, payload) {
+  const length = payload.length;
+  const head = length < 126 ? 2 : length < 65536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(head + 4 + length);
+  frame[0] = 0x80 | opcode;
+  if (head === 2) {
+    frame[1] = 0x80 | length;
+  } else if (head === 4) {
+    frame[1] = 0x80 | 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 0x80 | 127;
+    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+    frame.writeUInt32BE(length >>> 0, 6);
+  }
+  if (maskAt + 4 > maskPool.length) {
+    maskPool = randomBytes(4096);
+    maskAt = 0;
+  }
+  maskPool.copy(frame, head, maskAt, maskAt + 4);
+  for (let i = 0; i < length; i++) frame[head + 4 + i] = payload[i] ^ maskPool[maskAt + (i & 3)];
+  maskAt += 4;
+  return frame;
+}
+
 // A room member over one WebSocket. `onChat(payload)` gets the payload of
-// every `normal` frame; `connect()` resolves once the member is in its room.
+// every `normal` frame (the frame is parsed); with `fast` set, every frame
+// carrying a benchmark payload is counted by `delivered` without parsing.
+// `connect()` resolves once the member is in its room.
 class Member {
   constructor(proto, room, nickname, port) {
     this.proto = proto;
+    this.xgate = proto === 'xgate';
     this.port = port;
     this.room = room;
     this.nickname = nickname;
     this.onChat = null;
-    this.ws = null;
+    this.fast = false;
+    this.socket = null;
+    this.opened = false;
+    this.closing = false;
+    this.closed = false;
+    this.pending = null;
+    this.fragments = null;
+    this.joined = null;
+    this.accept = '';
     this.ackWaiters = new Map();
     this.nextAck = 0;
   }
 
   connect() {
-    const path = this.proto === 'xgate'
+    const path = this.xgate
       ? `/xgate/websocket/${encodeURIComponent(this.room)}?nickname=${encodeURIComponent(this.nickname)}`
       : '/socket.io/?EIO=4&transport=websocket';
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`ws://${HOST}:${this.port}${path}`, {
-        perMessageDeflate: false,
-        handshakeTimeout: CONNECT_TIMEOUT_MS,
-      });
-      this.ws = ws;
       let settled = false;
       const settle = (error) => {
         if (settled) return;
@@ -90,28 +179,160 @@ class Member {
         clearTimeout(timer);
         if (error) reject(error); else resolve(this);
       };
-      const timer = setTimeout(() => { settle(new Error('timeout')); ws.terminate(); }, CONNECT_TIMEOUT_MS);
-      ws.on('error', (error) => settle(error));
-      ws.on('close', () => settle(new Error('closed before joining')));
-      if (this.proto === 'xgate') {
-        ws.on('open', () => settle());
-        ws.on('message', (data) => this.onXgate(data));
-      } else {
-        this.sioJoined = settle;
-        ws.on('message', (data) => this.onSio(data.toString()));
-      }
+      this.joined = settle;
+      const key = randomBytes(16).toString('base64');
+      this.accept = createHash('sha1').update(key + WS_GUID).digest('base64');
+      const socket = net.connect({
+        host: HOST,
+        port: this.port,
+        onread: { buffer: READ_BUFFER, callback: (length, buffer) => { this.onRead(buffer, length); } },
+      });
+      this.socket = socket;
+      const timer = setTimeout(() => { settle(new Error('timeout')); socket.destroy(); }, CONNECT_TIMEOUT_MS);
+      socket.setNoDelay(true);
+      socket.on('connect', () => {
+        socket.write(`GET ${path} HTTP/1.1\r\nHost: ${HOST}:${this.port}\r\nUpgrade: websocket\r\n`
+          + `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      });
+      socket.on('error', (error) => settle(error));
+      socket.on('end', () => { this.closing = true; });
+      socket.on('close', () => {
+        this.closed = true;
+        this.closing = true;
+        settle(new Error('closed before joining'));
+      });
     });
   }
 
-  onXgate(data) {
-    framesIn++;
-    const frame = JSON.parse(data);
-    if (frame.type === 'normal' && this.onChat) this.onChat(frame.payload);
+  fail(message) {
+    this.joined(new Error(message));
+    this.socket.destroy();
   }
 
-  onSio(text) {
+  // `length` new bytes in `buffer` (the shared READ_BUFFER).
+  onRead(buffer, length) {
+    readTime = performance.now();
+    let data = buffer;
+    let end = length;
+    if (this.pending !== null) {
+      data = Buffer.concat([this.pending, buffer.subarray(0, length)]);
+      end = data.length;
+      this.pending = null;
+    }
+    let at = 0;
+    if (!this.opened) {
+      at = this.onHandshake(data, end);
+      if (at < 0) return;
+    }
+    while (end - at >= 2) {
+      const second = data[at + 1];
+      if (second & 0x80) {
+        this.fail('masked frame from the server');
+        return;
+      }
+      let size = second & 0x7f;
+      let head = 2;
+      if (size === 126) {
+        if (end - at < 4) break;
+        size = data.readUInt16BE(at + 2);
+        head = 4;
+      } else if (size === 127) {
+        if (end - at < 10) break;
+        size = data.readUInt32BE(at + 2) * 2 ** 32 + data.readUInt32BE(at + 6);
+        head = 10;
+      }
+      if (end - at < head + size) break;
+      const first = data[at];
+      const start = at + head;
+      at = start + size;
+      this.onFrame(first, data, start, at);
+      if (this.closed) return;
+    }
+    // The shared buffer is overwritten by the next read: keep a copy.
+    if (at < end) this.pending = Buffer.from(data.subarray(at, end));
+  }
+
+  // The HTTP response to the upgrade; returns where the frames start, or -1.
+  onHandshake(data, end) {
+    const text = data.toString('latin1', 0, end);
+    const headEnd = text.indexOf('\r\n\r\n');
+    if (headEnd < 0) {
+      this.pending = Buffer.from(data.subarray(0, end));
+      return -1;
+    }
+    const head = text.slice(0, headEnd);
+    const status = head.slice(9, 12);
+    if (status !== '101') {
+      this.fail(`Unexpected server response: ${status}`);
+      return -1;
+    }
+    const accept = /\r\nsec-websocket-accept:[ \t]*([^\r\n]*?)[ \t]*(\r\n|$)/i.exec(head);
+    if (!accept || accept[1] !== this.accept) {
+      this.fail('bad Sec-WebSocket-Accept');
+      return -1;
+    }
+    this.opened = true;
+    if (this.xgate) this.joined();
+    return headEnd + 4;
+  }
+
+  onFrame(first, data, start, end) {
+    const opcode = first & 0x0f;
+    if (opcode === 1 || opcode === 2) {
+      if (first & 0x80) this.onMessage(data, start, end);
+      else this.fragments = [Buffer.from(data.subarray(start, end))];
+    } else if (opcode === 0) {
+      if (this.fragments === null) {
+        this.fail('continuation without a first fragment');
+        return;
+      }
+      this.fragments.push(Buffer.from(data.subarray(start, end)));
+      if (first & 0x80) {
+        const message = Buffer.concat(this.fragments);
+        this.fragments = null;
+        this.onMessage(message, 0, message.length);
+      }
+    } else if (opcode === 9) { // ping
+      this.socket.write(clientFrame(10, data.subarray(start, end)));
+    } else if (opcode === 8) { // close: answer it (unless we started it) and end
+      if (!this.closing) {
+        this.closing = true;
+        this.socket.write(clientFrame(8, data.subarray(start, Math.min(end, start + 2))));
+      }
+      this.socket.end();
+    }
+  }
+
+  onMessage(data, start, end) {
+    if (this.xgate) this.onXgate(data, start, end);
+    else this.onSio(data, start, end);
+  }
+
+  onXgate(data, start, end) {
     framesIn++;
-    switch (text.charCodeAt(0)) {
+    let mark = -1;
+    if (this.fast) {
+      mark = markerIn(data, start, end);
+      if (mark >= 0) delivered(data, mark, end);
+    }
+    if (this.onChat === null) return;
+    const frame = JSON.parse(data.toString('utf8', start, end));
+    this.chat(frame.type === 'normal' ? frame.payload : null, mark);
+  }
+
+  // A parsed `normal` frame's payload (or null for another frame) for
+  // `onChat`; a fast member also checks here that the marker test agreed.
+  chat(payload, mark) {
+    if (this.fast && (typeof payload === 'string' && payload.startsWith(MARKER)) !== (mark >= 0)) {
+      checkMismatches++;
+    }
+    if (payload !== null) this.onChat(payload);
+  }
+
+  // One Engine.IO packet, data[start, end).
+  onSio(data, start, end) {
+    framesIn++;
+    switch (data[start]) {
       case 50: // '2' Engine.IO ping
         this.sendRaw('3');
         return;
@@ -123,21 +344,30 @@ class Member {
       default:
         return;
     }
-    const kind = text.charCodeAt(1);
+    const kind = data[start + 1];
     if (kind === 50) { // '2' EVENT
-      const [name, frame] = JSON.parse(text.slice(2));
-      if (name === 'xnest' && frame.type === 'normal' && this.onChat) this.onChat(frame.payload);
-    } else if (kind === 51) { // '3' ACK: 43<id>[...]
+      let mark = -1;
+      if (this.fast) {
+        mark = markerIn(data, start, end);
+        if (mark >= 0) delivered(data, mark, end);
+      }
+      if (this.onChat === null) return;
+      const [name, frame] = JSON.parse(data.toString('utf8', start + 2, end));
+      this.chat(name === 'xnest' && frame.type === 'normal' ? frame.payload : null, mark);
+      return;
+    }
+    const text = data.toString('utf8', start, end);
+    if (kind === 51) { // '3' ACK: 43<id>[...]
       const bracket = text.indexOf('[');
       const waiter = this.ackWaiters.get(Number(text.slice(2, bracket)));
       if (waiter) waiter(JSON.parse(text.slice(bracket))[0]);
     } else if (kind === 48) { // '0' namespace connected: join the room
       this.emitWithAck('xnest/join', { xnest: this.room, nickname: this.nickname }).then((ack) => {
-        if (ack && ack.statusCode === 200) this.sioJoined();
-        else this.sioJoined(new Error(`xnest/join refused: ${JSON.stringify(ack)}`));
+        if (ack && ack.statusCode === 200) this.joined();
+        else this.joined(new Error(`xnest/join refused: ${JSON.stringify(ack)}`));
       });
     } else if (kind === 52) { // '4' CONNECT_ERROR
-      this.sioJoined(new Error(`namespace refused: ${text}`));
+      this.joined(new Error(`namespace refused: ${text}`));
     }
   }
 
@@ -150,75 +380,178 @@ class Member {
   }
 
   sendRaw(text) {
-    this.ws.send(text);
+    if (!this.closed) this.socket.write(clientFrame(1, Buffer.from(text)));
   }
 
   say(text) {
-    if (this.proto === 'xgate') this.sendRaw(text);
+    if (this.xgate) this.sendRaw(text);
     else this.sendRaw(`42${JSON.stringify(['xnest/send', { xnest: this.room, payload: text }])}`);
   }
 
   get isOpen() {
-    return this.ws.readyState === WebSocket.OPEN;
+    return this.opened && !this.closing;
   }
 
   // Resolves when the socket is fully closed (closing handshake done).
   close() {
     return new Promise((resolve) => {
-      if (this.ws.readyState === WebSocket.CLOSED) { resolve(); return; }
-      this.ws.once('close', resolve);
-      this.ws.close();
+      if (this.closed) { resolve(); return; }
+      const timer = setTimeout(() => this.socket.destroy(), CONNECT_TIMEOUT_MS);
+      this.socket.once('close', () => { clearTimeout(timer); resolve(); });
+      if (!this.closing) {
+        this.closing = true;
+        this.socket.write(clientFrame(8, CLOSE_NORMAL));
+      }
     });
   }
 
   // Stop reading from the socket: the kernel buffers fill, then the server's.
   stall() {
-    this.ws._socket.pause();
+    this.socket.pause();
   }
 
   resume() {
-    this.ws._socket.resume();
+    this.socket.resume();
   }
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
 let transportErrors = 0;
 
-// One HTTP request on the shared keep-alive agent; resolves to the body of a 200.
-function httpText(method, port, path, body) {
-  return new Promise((resolve, reject) => {
-    const headers = body === undefined ? {} : {
-      'content-type': 'text/plain;charset=UTF-8', 'content-length': Buffer.byteLength(body),
-    };
-    const request = http.request({ host: HOST, port, path, method, agent, headers }, (response) => {
-      let text = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk) => { text += chunk; });
-      response.on('end', () => (response.statusCode === 200
-        ? resolve(text)
-        : reject(new Error(`HTTP ${response.statusCode}`))));
+// The HTTP response at the start of data[0, end): null while incomplete, else
+// { status, close, body, start, end }: the body is body[start, end).
+// Content-Length and chunked bodies; one response per request.
+function parseResponse(data, end) {
+  const headEnd = data.indexOf('\r\n\r\n');
+  if (headEnd < 0 || headEnd + 4 > end) return null; // (beyond `end`: an older read's bytes)
+  const head = data.toString('latin1', 0, headEnd).toLowerCase();
+  const status = Number(head.slice(9, 12));
+  const close = /\r\nconnection:[ \t]*close/.test(head);
+  const length = /\r\ncontent-length:[ \t]*(\d+)/.exec(head);
+  let at = headEnd + 4;
+  if (length) {
+    const stop = at + Number(length[1]);
+    return stop > end ? null : { status, close, body: data, start: at, end: stop };
+  }
+  if (!/\r\ntransfer-encoding:[^\r]*chunked/.test(head)) {
+    return { status: 0, close: true, body: data, start: at, end: at };
+  }
+  const parts = [];
+  for (;;) {
+    const line = data.indexOf('\r\n', at);
+    if (line < 0 || line + 2 > end) return null;
+    const size = parseInt(data.toString('latin1', at, line), 16);
+    if (size === 0) {
+      if (line + 4 > end) return null; // no trailers expected
+      const body = Buffer.concat(parts);
+      return { status, close, body, start: 0, end: body.length };
+    }
+    if (line + 2 + size + 2 > end) return null;
+    parts.push(data.subarray(line + 2, line + 2 + size));
+    at = line + 2 + size + 2;
+  }
+}
+
+// One HTTP/1.1 keep-alive connection, one request at a time, written on
+// node:net for the same reason as the WebSocket client: node:http's client
+// cost more per long-poll response than the fastest server under test.
+// `callback(error, body, start, end)` runs while the body is in the shared
+// read buffer: it must use it (or copy it) before it returns.
+class HttpLink {
+  constructor(port) {
+    this.port = port;
+    this.socket = null;
+    this.pending = null;
+    this.callback = null;
+  }
+
+  request(method, path, body, callback) {
+    this.callback = callback;
+    if (this.socket === null) this.open();
+    this.socket.write(body === undefined
+      ? `${method} ${path} HTTP/1.1\r\nHost: ${HOST}:${this.port}\r\n\r\n`
+      : `${method} ${path} HTTP/1.1\r\nHost: ${HOST}:${this.port}\r\n`
+        + `Content-Type: text/plain;charset=UTF-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  }
+
+  // The same as a promise of a copy of the body.
+  fetch(method, path, body) {
+    return new Promise((resolve, reject) => {
+      this.request(method, path, body, (error, data, start, end) => {
+        if (error) reject(error); else resolve(Buffer.from(data.subarray(start, end)));
+      });
     });
-    request.on('error', reject);
+  }
+
+  open() {
+    const socket = net.connect({
+      host: HOST,
+      port: this.port,
+      onread: { buffer: READ_BUFFER, callback: (length, buffer) => { this.onRead(buffer, length); } },
+    });
+    socket.setNoDelay(true);
     // A long poll is answered within the server's ping interval (25 s).
-    request.setTimeout(60000, () => request.destroy(new Error('HTTP timeout')));
-    request.end(body);
-  });
+    socket.setTimeout(60000, () => socket.destroy(new Error('HTTP timeout')));
+    const lost = (error) => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this.pending = null;
+      this.finish(error);
+    };
+    socket.on('error', lost);
+    socket.on('close', () => lost(new Error('connection closed')));
+    this.socket = socket;
+  }
+
+  finish(error, body, start, end) {
+    const callback = this.callback;
+    this.callback = null;
+    if (callback !== null) callback(error, body, start, end);
+  }
+
+  onRead(buffer, length) {
+    let data = buffer;
+    let end = length;
+    if (this.pending !== null) {
+      data = Buffer.concat([this.pending, buffer.subarray(0, length)]);
+      end = data.length;
+      this.pending = null;
+    }
+    const response = parseResponse(data, end);
+    if (response === null) {
+      this.pending = Buffer.from(data.subarray(0, end));
+      return;
+    }
+    if (response.close) {
+      const socket = this.socket;
+      this.socket = null;
+      socket.end();
+    }
+    if (response.status !== 200) this.finish(new Error(`HTTP ${response.status}`));
+    else this.finish(null, response.body, response.start, response.end);
+  }
 }
 
 // A Socket.IO member over Engine.IO HTTP long-polling: one GET always
-// waiting for packets, one POST at a time carrying the queued ones.
+// waiting for packets, one POST at a time carrying the queued ones, each on
+// its own keep-alive connection.
 class PollingMember extends Member {
   async connect() {
-    const open = (await httpText('GET', this.port, '/socket.io/?EIO=4&transport=polling')).split('\x1e')[0];
+    this.getLink = new HttpLink(this.port);
+    this.postLink = new HttpLink(this.port);
+    const opening = await this.getLink.fetch('GET', '/socket.io/?EIO=4&transport=polling');
+    const open = opening.toString().split('\x1e')[0];
     if (open[0] !== '0') throw new Error('no Engine.IO open packet');
     this.path = `/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(JSON.parse(open.slice(1)).sid)}`;
     this.outbox = [];
     this.posting = false;
     this.polling = true;
-    this.closed = false;
+    this.getting = false;
+    this.opened = true;
+    this.onPoll = this.onPoll.bind(this);
+    this.onPosted = this.onPosted.bind(this);
     const joined = new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('timeout')), CONNECT_TIMEOUT_MS);
-      this.sioJoined = (error) => {
+      this.joined = (error) => {
         clearTimeout(timer);
         if (error) reject(error); else resolve(this);
       };
@@ -230,37 +563,45 @@ class PollingMember extends Member {
 
   sendRaw(text) {
     this.outbox.push(text);
-    if (!this.posting) this.flush();
+    this.flush();
   }
 
-  async flush() {
+  flush() {
+    if (this.posting || !this.outbox.length || this.closed) return;
     this.posting = true;
-    while (this.outbox.length && !this.closed) {
-      const body = this.outbox.join('\x1e');
-      this.outbox = [];
-      try {
-        await httpText('POST', this.port, this.path, body);
-      } catch {
-        this.fail();
-      }
-    }
-    this.posting = false;
+    const body = this.outbox.join('\x1e');
+    this.outbox = [];
+    this.postLink.request('POST', this.path, body, this.onPosted);
   }
 
-  async poll() {
-    while (this.polling && !this.closed) {
-      let body;
-      try {
-        body = await httpText('GET', this.port, this.path);
-      } catch {
-        this.fail();
-        return;
-      }
-      for (const packet of body.split('\x1e')) {
-        if (packet === '1') this.closed = true;
-        else this.onSio(packet);
-      }
+  onPosted(error) {
+    this.posting = false;
+    if (error) this.fail();
+    else this.flush();
+  }
+
+  poll() {
+    if (this.getting || !this.polling || this.closed) return;
+    this.getting = true;
+    this.getLink.request('GET', this.path, undefined, this.onPoll);
+  }
+
+  // Packets separated by 0x1e, in body[start, end).
+  onPoll(error, body, start, end) {
+    this.getting = false;
+    if (error) {
+      this.fail();
+      return;
     }
+    readTime = performance.now();
+    while (start <= end) {
+      let stop = body.indexOf(0x1e, start);
+      if (stop < 0 || stop > end) stop = end;
+      if (stop - start === 1 && body[start] === 49) this.closed = true; // '1' close
+      else if (stop > start) this.onSio(body, start, stop);
+      start = stop + 1;
+    }
+    this.poll();
   }
 
   fail() {
@@ -311,15 +652,28 @@ async function pool(items, limit, fn) {
   return results;
 }
 
-// Latency samples in milliseconds, bounded so a long run cannot exhaust memory.
+// Latency samples in milliseconds, bounded so a long run cannot exhaust
+// memory: when full, every other sample is dropped and from then on only
+// every other one is taken (then every 4th, ...), so the samples stay
+// spread evenly over the whole window.
 class Samples {
   constructor(capacity = 4_000_000) {
     this.values = new Float64Array(capacity);
     this.length = 0;
+    this.stride = 1;
+    this.skipped = 0;
   }
 
   add(value) {
-    if (this.length < this.values.length) this.values[this.length++] = value;
+    if (++this.skipped < this.stride) return;
+    this.skipped = 0;
+    if (this.length === this.values.length) {
+      const half = this.length >> 1;
+      for (let i = 0; i < half; i++) this.values[i] = this.values[2 * i];
+      this.length = half;
+      this.stride *= 2;
+    }
+    this.values[this.length++] = value;
   }
 
   percentiles(...ps) {
@@ -363,41 +717,34 @@ async function fanout() {
     ? all.slice(0, members).filter((_, index) => index >= perRoom).slice(-stalled)
     : [];
 
-  let measuring = false;
   let running = true;
-  let deliveries = 0;
   let sent = 0;
-  const latencies = new Samples();
-  const padding = 'x'.repeat(Math.max(0, payloadBytes - 32));
-  // Payload: "<sender index>|<send time in ms>|padding"; the time comes from
-  // this process's monotonic clock, so end-to-end latency needs no clock sync.
+  deliveries = 0;
+  latencies = new Samples();
+  // Payload: "~XB<sender index>|<send time in ms>|" padded with x to
+  // `payload_bytes`; the time comes from this process's monotonic clock, so
+  // end-to-end latency needs no clock sync.
   const sendNext = (index) => {
     if (!running) return;
     sent += measuring ? 1 : 0;
-    senderList[index].say(`${index}|${performance.now().toFixed(3)}|${padding}`);
+    const head = `${MARKER}${index}|${performance.now().toFixed(3)}|`;
+    senderList[index].say(head.padEnd(payloadBytes, 'x'));
   };
+  // Every member but the stalled ones counts deliveries by the marker alone.
   const excluded = new Set(stalledList);
-  for (const member of all) {
-    if (excluded.has(member)) continue;
-    member.onChat = (payload) => {
-      const first = payload.indexOf('|');
-      const second = payload.indexOf('|', first + 1);
-      if (measuring) {
-        deliveries++;
-        latencies.add(performance.now() - Number(payload.slice(first + 1, second)));
-      }
-    };
-  }
+  for (const member of all) member.fast = !excluded.has(member);
   // The loop closes when the message reaches the sender itself; on a
   // cluster, when it reaches the next member of the room, which sits on
   // another node, so that the senders wait for the slower cross-node path.
+  // These witnesses parse every frame they get (which also checks the
+  // marker test against a full parse: `check_mismatches`).
   const acrossNodes = config.ports.length > 1 && perRoom < members;
   senderIndices.forEach((memberIndex, index) => {
     const witness = all[acrossNodes ? memberIndex + 1 : memberIndex];
-    const record = witness.onChat;
+    const previous = witness.onChat;
     witness.onChat = (payload) => {
-      if (record) record(payload);
-      if (Number(payload.slice(0, payload.indexOf('|'))) === index) sendNext(index);
+      if (previous) previous(payload);
+      if (Number(payload.slice(MARKER.length, payload.indexOf('|'))) === index) sendNext(index);
     };
   });
   await quiet();
@@ -462,6 +809,7 @@ async function fanout() {
     stalled: stalledList.length,
     ...stallFigures,
     transport_errors: transportErrors,
+    check_mismatches: checkMismatches,
     deliveries_per_s_series: series,
     gen_cpu_self_pct: round(((cpu.user + cpu.system) / 1e4) / seconds, 1),
   };
