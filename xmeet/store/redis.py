@@ -39,7 +39,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from xmeet.core.events import EventError, RoomEvent, decode_event, encode_event
+from xmeet.core.events import EventError, RoomEvent, decode_event, encode_event, event_prefixes
 from xmeet.core.history import History
 from xmeet.core.room import Room, history_entry
 from xmeet.store.interfaces import IRoomBackend, IRoomListener, RemoteMember, RoomState
@@ -183,6 +183,8 @@ class RedisRoomBackend:
         self._node_timeout = node_timeout
         self._now_text = now_text
         self._listener: IRoomListener | None = None
+        self._room_channels = self._key("xnest", "")
+        self._own_events = event_prefixes(node_id)
         self._channels: set[str] = set()
         self._loading: dict[str, list[RoomEvent]] = {}
         self._resyncing: dict[str, list[tuple[RoomEvent, str | None]]] = {}
@@ -363,16 +365,18 @@ class RedisRoomBackend:
 
     def channel_message(self, channel: str, message: str) -> None:
         """
-        An event on a room channel; other channels of the link are not ours.
+        An event on a room channel; other channels of the link are not ours,
+        and this node's own events, which pub/sub hands back, are dropped
+        before they are parsed.
         """
-        if not channel.startswith(self._key("xnest", "")):
+        if not channel.startswith(self._room_channels) or message.startswith(self._own_events):
             return
         try:
             event = decode_event(message)
         except EventError as error:
             log.warn("ignoring a malformed room event: {error}", error=error)
             return
-        if event.node == self.node_id or self._listener is None:
+        if self._listener is None:
             return
         if event.kind == "resync":
             if event.xnest not in self._loading:
