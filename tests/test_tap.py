@@ -46,7 +46,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual((settings.ping_interval, settings.ping_timeout), (25, 20))
         self.assertEqual(settings.timezone, "UTC")
         self.assertEqual((settings.max_send_queue, settings.max_send_buffer), (10000, 4 * 2**20))
-        self.assertEqual(settings.write_delay, 0.010)
+        self.assertEqual(settings.write_delay, 0.020)
 
     def test_values(self) -> None:
         """

@@ -74,4 +74,4 @@ class Settings:
     offline_limit: int = 1000
     max_send_queue: int = 10000
     max_send_buffer: int = 4 * 1024 * 1024
-    write_delay: float = 0.010
+    write_delay: float = 0.020

@@ -106,7 +106,7 @@ class Outbox:
     flushes in a fraction of a millisecond and adds next to no latency; a
     node whose flushes take long (many members, messages faster than it
     can send them one by one) batches up to C{delay}, so that sending takes
-    at most about a fifth of its time. A connection sent one thing at a
+    at most about a ninth of its time. A connection sent one thing at a
     time (a direct message, a reply, one room message per round trip) never
     waits. The waiting connections share one timer per millisecond.
 
@@ -199,9 +199,12 @@ class Outbox:
         return self._clock
 
 
-SPACING = 4
+SPACING = 8
 """
 Busy connections wait this many times as long as the last big flush took.
+Eight, not four: on two nodes sharing a core each node's flushes are half
+as long as one node's, so with four their members got half as many frames
+per send (bench/README.rst, finding 7).
 """
 
 BIG_FLUSH = 32

@@ -179,7 +179,7 @@ class Options(usage.Options):
         [
             "write-delay",
             None,
-            "10",
+            "20",
             "Longest wait, in milliseconds, of a busy connection (one sent "
             "several frames at once) after a write, collecting what it is sent "
             "meanwhile: fewer system calls for members of busy rooms. The wait "
