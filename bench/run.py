@@ -352,6 +352,22 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / CLOCK_TICKS
 
 
+def context_switches(pids: list[int]) -> tuple[int, int]:
+    """
+    How many times the processes C{pids} left the CPU to wait, and how
+    many times they were preempted, together, from /proc/PID/status.
+    """
+    waits = preempted = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    waits += int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches:"):
+                    preempted += int(line.split()[1])
+    return waits, preempted
+
+
 def read_calls(pid: int) -> int:
     """
     How many read system calls the process C{pid} has made, from
@@ -404,6 +420,8 @@ class Sample:
     machine_busy: float
     gen_reads: int
     redis_cpu: float = 0.0
+    node_cpu: tuple[float, ...] = ()
+    server_switches: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -513,6 +531,8 @@ def run_once(
                         machine_busy_seconds(),
                         read_calls(generator.pid),
                         cpu_seconds([redis.pid]) if redis is not None else 0.0,
+                        tuple(cpu_seconds([pid]) for pid in pids),
+                        context_switches(pids),
                     )
                     if profile_to is not None and line.strip() == "MARK measure_start":
                         profiler = _start_profiler(pids[0], profile_to, params)
@@ -590,6 +610,18 @@ def _server_figures(
     if redis:
         figures["redis_cpu_pct"] = round(100 * redis / wall, 1)
     figures["other_cpu_pct"] = round(max(0.0, 100 * (others - redis) / wall), 1)
+    # A cluster's nodes share one core: how they split it, and how often
+    # they hand it to each other.
+    if len(end.node_cpu) > 1:
+        figures["node_cpu_pct"] = [
+            round(100 * (after - before) / wall, 1)
+            for before, after in zip(start.node_cpu, end.node_cpu, strict=True)
+        ]
+    waits, preempted = (
+        b - a for a, b in zip(start.server_switches, end.server_switches, strict=True)
+    )
+    figures["server_waits_per_s"] = round(waits / wall)
+    figures["server_preempted_per_s"] = round(preempted / wall)
     figures["server_rss_mb"] = round(end.server_rss, 1)
     figures["rss_growth_mb"] = round(end.server_rss - start.server_rss, 1)
     window = [rss for at, rss in series if start.at <= at <= end.at]
