@@ -782,7 +782,7 @@ class MalformedInputTests(SynchronousTestCase):
         """
         server, _, handler = make_server()
         connection = FakeConnection({"EIO": str(protocol)})
-        transport = WebSocketTransport(connection, protocol, 10)  # type: ignore[arg-type]
+        transport = WebSocketTransport(connection, protocol, 10, 1_000_000)  # type: ignore[arg-type]
         socket = server._open(transport, protocol, {}, {}, "")
         transport.message(payload, is_binary)
         self.assertTrue(set(handler.lost) <= {"parse error", "transport error", "transport close"})

@@ -87,8 +87,8 @@ class PollingTransport:
         *,
         max_payload: int,
         max_buffered: int,
+        max_buffered_bytes: int,
         compression_threshold: int | None,
-        max_buffered_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self._protocol = protocol
         self._supports_binary = supports_binary

@@ -246,8 +246,8 @@ class EngineIOServer:
             "b64" not in query,
             max_payload=self.max_payload,
             max_buffered=self.max_buffered_packets,
-            compression_threshold=self.http_compression_threshold,
             max_buffered_bytes=self.max_buffered_bytes,
+            compression_threshold=self.http_compression_threshold,
         )
         socket = self._open(transport, protocol, query, headers, remote_address)
         response = transport.handle_get(request)

@@ -76,7 +76,7 @@ class WebSocketTransport:
         connection: EngineIOWebSocketProtocol,
         protocol: int,
         max_queued: int,
-        max_queued_bytes: int = 4 * 1024 * 1024,
+        max_queued_bytes: int,
     ) -> None:
         self.connection = connection
         self.protocol = protocol
