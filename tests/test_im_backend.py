@@ -86,6 +86,13 @@ class Device:
         return [data for event, data in self.client.events if event == name]
 
 
+def im_backend(link: RedisLink) -> RedisIMBackend:
+    """
+    The Redis IM backend these tests use on C{link}: small offline bounds.
+    """
+    return RedisIMBackend(link, SETTINGS.history_size, offline_limit=3, offline_users=2)
+
+
 class RecordingListener:
     """
     What a backend tells its node: the other nodes' conversation versions
@@ -188,16 +195,23 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         self.prefix = unique_prefix()
         redis_cleanup(self, self.prefix)
 
+    def local_link(self, node_id: str, node_timeout: float = 1.0) -> RedisLink:
+        """
+        A link of node C{node_id} to the Redis on 127.0.0.1, under this
+        test's prefix.
+        """
+        return RedisLink(
+            reactor, reactor, RedisAddress("127.0.0.1"), self.prefix, node_id, node_timeout
+        )
+
     def start_node(self, node_timeout: float = 1.0) -> tuple[IMService, RedisLink]:
         """
         A service on a node of its own id, started; its calls may be
         refused while it loads.
         """
         node_id = new_node_id()
-        link = RedisLink(
-            reactor, reactor, RedisAddress("127.0.0.1"), self.prefix, node_id, node_timeout
-        )
-        backend = RedisIMBackend(link, SETTINGS.history_size, offline_limit=3, offline_users=2)
+        link = self.local_link(node_id, node_timeout)
+        backend = im_backend(link)
         service = IMService(
             reactor,
             SETTINGS,
@@ -254,7 +268,7 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
             clock,
             SETTINGS,
             IdGenerator("awaynode00"),
-            backend=RedisIMBackend(link, SETTINGS.history_size, offline_limit=3, offline_users=2),
+            backend=im_backend(link),
         )
         starting = service.start()
         self.addCleanup(link.stop)
@@ -373,10 +387,8 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         """
         A backend of a node of its own id, telling a L{RecordingListener}.
         """
-        link = RedisLink(
-            reactor, reactor, RedisAddress("127.0.0.1"), self.prefix, new_node_id(), 1.0
-        )
-        backend = RedisIMBackend(link, SETTINGS.history_size, offline_limit=3, offline_users=2)
+        link = self.local_link(new_node_id())
+        backend = im_backend(link)
         listener = RecordingListener()
         self.addCleanup(link.stop)
         self.addCleanup(backend.stop)
@@ -389,7 +401,7 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         miss what is published before it subscribes.
         """
         link = RedisLink(Clock(), reactor, RedisAddress("127.0.0.1"), self.prefix, "subnode000", 1)
-        backend = RedisIMBackend(link, SETTINGS.history_size, offline_limit=3, offline_users=2)
+        backend = im_backend(link)
         link.connection = object()
         self.assertFalse(backend.connected)
 
