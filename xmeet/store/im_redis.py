@@ -319,8 +319,7 @@ class RedisIMBackend:
         Whether the other nodes hear this one: commands reach Redis and the
         IM channel is subscribed.
         """
-        subscriber = self._link.subscriber
-        return self._link.connected and subscriber is not None and self._subscribed_on is subscriber
+        return self._link.fully_connected and self._subscribed_on is self._link.subscriber
 
     def _key(self, *parts: str) -> str:
         return self._link.key("im", *parts)

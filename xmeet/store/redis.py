@@ -202,7 +202,7 @@ class RedisRoomBackend:
         Whether the node reaches Redis now: its commands and its pub/sub
         connection are both up.
         """
-        return self.link.connected and self.link.subscriber is not None
+        return self.link.fully_connected
 
     @property
     def backlog(self) -> int:

@@ -220,6 +220,13 @@ class RedisLink:
         return self.connection is not None
 
     @property
+    def fully_connected(self) -> bool:
+        """
+        Whether commands reach Redis and the pub/sub connection is up.
+        """
+        return self.connection is not None and self.subscriber is not None
+
+    @property
     def backlog(self) -> int:
         """
         Writes waiting for Redis to come back.
