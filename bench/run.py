@@ -414,14 +414,21 @@ class Sample:
     """
 
     at: float
-    server_cpu: float
+    node_cpu: tuple[float, ...]
     gen_cpu: float
     server_rss: float
     machine_busy: float
     gen_reads: int
-    redis_cpu: float = 0.0
-    node_cpu: tuple[float, ...] = ()
-    server_switches: tuple[int, int] = (0, 0)
+    redis_cpu: float
+    server_switches: tuple[int, int]
+
+    @property
+    def server_cpu(self) -> float:
+        """
+        The CPU seconds of the server's processes (a cluster's nodes)
+        together.
+        """
+        return sum(self.node_cpu)
 
 
 @dataclass
@@ -525,13 +532,12 @@ def run_once(
                 if line.startswith("MARK "):
                     marks[line[5:].strip()] = Sample(
                         time.monotonic(),
-                        cpu_seconds(pids),
+                        tuple(cpu_seconds([pid]) for pid in pids),
                         cpu_seconds([generator.pid]),
                         rss_mb(pids),
                         machine_busy_seconds(),
                         read_calls(generator.pid),
                         cpu_seconds([redis.pid]) if redis is not None else 0.0,
-                        tuple(cpu_seconds([pid]) for pid in pids),
                         context_switches(pids),
                     )
                     if profile_to is not None and line.strip() == "MARK measure_start":
