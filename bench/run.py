@@ -339,17 +339,14 @@ def rss_mb(pids: list[int]) -> float:
     return pages * PAGE_KIB / 1024
 
 
-def cpu_seconds(pids: list[int]) -> float:
+def cpu_seconds(pid: int) -> float:
     """
-    User plus system CPU of the processes C{pids} (all their threads)
-    together, from /proc.
+    User plus system CPU of the process C{pid} (all its threads), from
+    /proc.
     """
-    ticks = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / CLOCK_TICKS
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def context_switches(pids: list[int]) -> tuple[int, int]:
@@ -532,12 +529,12 @@ def run_once(
                 if line.startswith("MARK "):
                     marks[line[5:].strip()] = Sample(
                         time.monotonic(),
-                        tuple(cpu_seconds([pid]) for pid in pids),
-                        cpu_seconds([generator.pid]),
+                        tuple(cpu_seconds(pid) for pid in pids),
+                        cpu_seconds(generator.pid),
                         rss_mb(pids),
                         machine_busy_seconds(),
                         read_calls(generator.pid),
-                        cpu_seconds([redis.pid]) if redis is not None else 0.0,
+                        cpu_seconds(redis.pid) if redis is not None else 0.0,
                         context_switches(pids),
                     )
                     if profile_to is not None and line.strip() == "MARK measure_start":
