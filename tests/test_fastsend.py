@@ -23,14 +23,22 @@ from autobahn.websocket.protocol import PreparedMessage
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, DeferredQueue, inlineCallbacks
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
 from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.support import start_xmeet
 from xmeet.config import Settings
-from xmeet.fastsend import FLUSH_AT, FastSendProtocol, Outbox, SendQueue, format_lazily
+from xmeet.fastsend import (
+    FLUSH_AT,
+    FLUSH_CHUNK,
+    SPACING,
+    FastSendProtocol,
+    Outbox,
+    SendQueue,
+    format_lazily,
+)
 
 
 class CountingSocket:
@@ -355,7 +363,8 @@ class SpacingTests(SynchronousTestCase):
         flushed = [_Flushed(self.timer) for _ in range(connections)]
         for connection in flushed:
             self.outbox.add(connection)  # type: ignore[arg-type]
-        self.clock.advance(0)
+        while self.clock.getDelayedCalls():
+            self.clock.advance(0)
         return flushed
 
     def test_follows_big_flushes(self) -> None:
@@ -369,6 +378,14 @@ class SpacingTests(SynchronousTestCase):
         self.assertAlmostEqual(self.outbox.spacing, 0.004)
         self.flush(1000, 10e-6)
         self.assertEqual(self.outbox.spacing, 0.010)
+
+    def test_measured_over_every_chunk(self) -> None:
+        """
+        A flush that takes several reactor turns sets the spacing once, from
+        the time all its chunks took, when the last is sent.
+        """
+        self.flush(FLUSH_CHUNK * 2 + 1, 5e-6)
+        self.assertAlmostEqual(self.outbox.spacing, SPACING * (FLUSH_CHUNK * 2 + 1) * 5e-6)
 
     def test_small_flushes_say_nothing(self) -> None:
         """
@@ -389,6 +406,96 @@ class SpacingTests(SynchronousTestCase):
             outbox.add(_Flushed(self.timer))  # type: ignore[arg-type]
         self.clock.advance(0)
         self.assertEqual(outbox.spacing, 0)
+
+
+class ChunkTests(TestCase):
+    """
+    With a write delay, due connections leave L{FLUSH_CHUNK} per reactor
+    turn, first come first served, so that a big flush lets the reactor
+    read between chunks. The reactor is the real one: L{Clock} runs the
+    calls a call makes for now within the same C{advance}, where the
+    reactor leaves them to its next turn.
+    """
+
+    def setUp(self) -> None:
+        self.timer = _Timer()
+        self.outbox = Outbox(reactor, 0.010, self.timer)
+        self.addCleanup(self.outbox.stop)
+
+    def due(self, connections: int) -> list[_Flushed]:
+        due = [_Flushed(self.timer) for _ in range(connections)]
+        for connection in due:
+            self.outbox.add(connection)  # type: ignore[arg-type]
+        return due
+
+    def turn(self) -> Deferred[None]:
+        """
+        Fires after the calls the reactor has for now, not those they make.
+        """
+        return deferLater(reactor, 0, lambda: None)
+
+    @staticmethod
+    def flushed(connections: list[_Flushed]) -> int:
+        return sum(1 for connection in connections if connection.flushes)
+
+    @inlineCallbacks
+    def test_one_chunk_per_turn(self) -> Any:
+        """
+        The end of the turn flushes the first chunk; each later turn the
+        next, until none is left, each connection once.
+        """
+        due = self.due(FLUSH_CHUNK * 2 + 10)
+        flushed = []
+        for _ in range(4):
+            yield self.turn()
+            flushed.append(self.flushed(due))
+        self.assertEqual(flushed, [FLUSH_CHUNK, FLUSH_CHUNK * 2, len(due), len(due)])
+        self.assertEqual({len(connection.flushes) for connection in due}, {1})
+
+    @inlineCallbacks
+    def test_first_come_first_served(self) -> Any:
+        """
+        Connections due while a flush is under way are flushed after those
+        already waiting.
+        """
+        first = self.due(FLUSH_CHUNK * 2 + 5)
+        yield self.turn()
+        second = self.due(3)
+        yield self.turn()
+        self.assertEqual((self.flushed(first), self.flushed(second)), (FLUSH_CHUNK * 2, 0))
+        yield self.turn()
+        self.assertEqual((self.flushed(first), self.flushed(second)), (len(first), len(second)))
+
+    @inlineCallbacks
+    def test_without_delay_in_one_turn(self) -> Any:
+        """
+        Without a write delay every connection written in a turn is flushed
+        at its end, however many there are.
+        """
+        outbox = Outbox(reactor, 0.0, self.timer)
+        due = [_Flushed(self.timer) for _ in range(FLUSH_CHUNK * 3)]
+        for connection in due:
+            outbox.add(connection)  # type: ignore[arg-type]
+        yield self.turn()
+        self.assertEqual(self.flushed(due), len(due))
+
+    @inlineCallbacks
+    def test_stop_during_a_flush(self) -> Any:
+        """
+        Stopping the outbox while a flush is under way sends what is left
+        at once and leaves no timer.
+        """
+        due = self.due(FLUSH_CHUNK * 3)
+        yield self.turn()
+        self.assertEqual(self.flushed(due), FLUSH_CHUNK)
+        self.outbox.stop()
+        self.assertEqual(self.flushed(due), len(due))
+        outbox_calls = [
+            call
+            for call in reactor.getDelayedCalls()
+            if getattr(call.func, "__self__", None) is self.outbox
+        ]
+        self.assertEqual(outbox_calls, [])
 
 
 class _PauseRecorder:
