@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
@@ -19,8 +20,10 @@ from zope.interface.verify import verifyObject
 from tests.test_core_im import payloads
 from xmeet.config import Settings
 from xmeet.core.ids import IdGenerator
-from xmeet.core.im import IMError, sign
+from xmeet.core.im import Conversation, IMError, sign
 from xmeet.im import IIMClient, IMService
+from xmeet.store.im_interfaces import ConversationChanged, ConversationState, IMEvent, Stamp
+from xmeet.store.im_memory import MemoryIMBackend
 
 __all__ = [
     "ConversationMessageTests",
@@ -30,6 +33,7 @@ __all__ = [
     "OfflinePropertyTests",
     "OfflineTests",
     "PropertyTests",
+    "RebaseTests",
     "ScenarioTests",
     "SessionTests",
 ]
@@ -67,7 +71,9 @@ class Harness:
 
     def __init__(self, auth_secret: str | None = None, **options: Any) -> None:
         service_options = {
-            key: options.pop(key) for key in ("offline_limit", "offline_users") if key in options
+            key: options.pop(key)
+            for key in ("offline_limit", "offline_users", "backend")
+            if key in options
         }
         self.clock = Clock()
         self.clock.advance(NOW)
@@ -794,6 +800,88 @@ class ConversationTests(_ConversationCase):
         self.assertEqual(ack["body"]["conversations"][0]["k"], 2)
         eve = self.service.conversation_list(self.eve, {"sessionToken": self.eve_token})
         self.assertEqual(eve["body"]["conversations"], [])
+
+
+class RecordingIMBackend(MemoryIMBackend):
+    """
+    A backend of a node on its own that keeps what the service publishes.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("node0")
+        self.published: list[IMEvent] = []
+
+    def publish(self, event: IMEvent) -> None:
+        self.published.append(event)
+
+    def last_change(self) -> ConversationChanged:
+        changes = [event for event in self.published if isinstance(event, ConversationChanged)]
+        return changes[-1]
+
+
+class RebaseTests(_ConversationCase):
+    """
+    A change that another node's change of the same conversation beat to
+    Redis is made again on the version stored first
+    (L{IMService.im_rebase}), only if its maker may make it there too.
+    """
+
+    def setUp(self) -> None:
+        self.backend = RecordingIMBackend()
+        self.options = {"backend": self.backend}
+        super().setUp()
+        self.created = self.backend.last_change().conversation
+
+    def rebase_on(self, stored: Conversation) -> Conversation:
+        """
+        Tell the service that the version stored first is C{stored}; return
+        the version it publishes in reply.
+        """
+        change = self.backend.last_change()
+        self.service.im_rebase(
+            change, ConversationState(Stamp(change.stamp.number, "other"), stored)
+        )
+        return self.backend.last_change().conversation
+
+    def test_update_made_again(self) -> None:
+        """
+        An admin's rename made on a version that another node changed
+        otherwise keeps both changes.
+        """
+        self.call("conversation/update", self.ann, self.ann_token, set={"name": "renamed"})
+        rebased = self.rebase_on(self.created.with_member("eve"))
+        self.assertEqual((rebased.name, rebased.members), ("renamed", ("ann", "bob", "cid", "eve")))
+        self.assertEqual(self.conversation()["name"], "renamed")
+
+    def test_update_by_former_admin(self) -> None:
+        """
+        The version stored first made ann a member only: her rename, which
+        only admins may make, is dropped and the stored version kept.
+        """
+        self.call("conversation/update", self.ann, self.ann_token, set={"name": "renamed"})
+        demoted = attrs.evolve(self.created, admin=("bob",))
+        self.assertEqual(self.rebase_on(demoted), demoted)
+        self.assertEqual(
+            (self.conversation()["name"], self.conversation()["admin"]), ("team", ["bob"])
+        )
+
+    def test_adding_by_former_admin(self) -> None:
+        """
+        Adding another user takes the right to change C{members}: lost on
+        the stored version, eve is not added.
+        """
+        self.call("conversation/join", self.ann, self.ann_token, userId="eve")
+        demoted = attrs.evolve(self.created, admin=("bob",))
+        self.assertEqual(self.rebase_on(demoted), demoted)
+        self.assertNotIn("eve", self.conversation()["members"])
+
+    def test_joining_alone_needs_no_right(self) -> None:
+        """
+        Joining oneself takes no right: eve still joins the stored version.
+        """
+        self.call("conversation/join", self.eve, self.eve_token)
+        demoted = attrs.evolve(self.created, admin=("bob",))
+        self.assertIn("eve", self.rebase_on(demoted).members)
 
 
 class ConversationMessageTests(_ConversationCase):

@@ -590,7 +590,8 @@ class IMService:
         C{conversation/updated} to the sockets of its members and of those
         of C{before} who are members no more, but the calling socket, and
         tell the other nodes. C{redo} makes the same change on another
-        version, should another node have changed the conversation first.
+        version, should another node have changed the conversation first,
+        checking again there that the caller may make it.
         """
         former = tuple(user for user in before if not conversation.is_member(user))
         base = thread.stamp
@@ -662,13 +663,18 @@ class IMService:
         session = self._authenticate(client, fields)
         request = parse_join(fields)
         thread = self._thread(request.conversation_id)
-        user = request.user_id or session.user_id
-        if user != session.user_id:
-            thread.conversation.check_change(session.user_id, ["members"])
-        conversation = thread.conversation.with_member(user)
+        actor = session.user_id
+        user = request.user_id or actor
+
+        def join(conversation: Conversation) -> Conversation:
+            if user != actor:
+                conversation.check_change(actor, ["members"])
+            return conversation.with_member(user)
+
+        conversation = join(thread.conversation)
         conversation.check_size(self._settings.max_message_size)
         if conversation is not thread.conversation:
-            self._store(thread, conversation, client, redo=lambda other: other.with_member(user))
+            self._store(thread, conversation, client, redo=join)
         return _conversation_ack(conversation)
 
     def conversation_leave(self, client: IIMClient | None, payload: object) -> dict[str, Any]:
@@ -698,14 +704,17 @@ class IMService:
         request = parse_update(fields, self._settings.max_message_size)
         thread = self._thread(request.conversation_id)
         before = thread.conversation
-        before.check_change(session.user_id, request.changes)
-        conversation = before.updated(request.changes)
+        actor = session.user_id
+        changes = request.changes
+
+        def update(conversation: Conversation) -> Conversation:
+            conversation.check_change(actor, changes)
+            return conversation.updated(changes)
+
+        conversation = update(before)
         conversation.check_size(self._settings.max_message_size)
         if conversation != before:
-            changes = request.changes
-            self._store(
-                thread, conversation, client, before.members, lambda other: other.updated(changes)
-            )
+            self._store(thread, conversation, client, before.members, update)
         return _conversation_ack(conversation)
 
     def conversation_get(self, client: IIMClient | None, payload: object) -> dict[str, Any]:
@@ -876,9 +885,10 @@ class IMService:
         Make C{change} again on the version another node stored first, as a
         version newer than any this node knows, so that every node ends
         with both changes. A change that no longer applies (a full
-        conversation) is dropped: the stored version is then published
-        again as a newer one, so that it replaces this node's refused one,
-        even should that be refused once more.
+        conversation, or one its maker may no longer make there) is
+        dropped: the stored version is then published again as a newer one,
+        so that it replaces this node's refused one, even should that be
+        refused once more.
         """
         thread = self._threads.get(change.conversation.id)
         if thread is None or change.redo is None:
