@@ -124,6 +124,13 @@ class OptionsTests(SynchronousTestCase):
             settings = _parse("--max-send-buffer", value)["settings"]
             self.assertEqual(settings.max_send_buffer, size, value)
 
+    def test_access_log(self) -> None:
+        """
+        C{--access-log} turns the access log on; it is off without it.
+        """
+        self.assertTrue(_parse("--access-log")["settings"].access_log)
+        self.assertFalse(_parse()["settings"].access_log)
+
     def test_write_delay_off(self) -> None:
         """
         C{--write-delay 0} sends at the end of every reactor turn.

@@ -6,12 +6,15 @@ demo page's files.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from twisted.internet import defer
+from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from tests.support import http_client, start_xmeet
+from xmeet.config import Settings
 from xmeet.core.frames import Frame
 from xmeet.rooms import IMemberSink
 
@@ -84,3 +87,46 @@ class OpsTests(TestCase):
         self.assertEqual(script.code, 200)
         listing = yield self.http.get(self.server.url + "/static/")
         self.assertNotIn(b"Directory listing", (yield listing.content()))
+
+
+class AccessLogTests(TestCase):
+    """
+    A line per HTTP request in the node's log, only with C{--access-log}.
+    """
+
+    @defer.inlineCallbacks
+    def logged_requests(self, access_log: bool) -> Any:
+        """
+        The log lines that name a C{GET /healthz} made to a node with or
+        without an access log.
+        """
+        lines: list[str] = []
+
+        def observe(event: LogEvent) -> None:
+            text = formatEvent(event)
+            if "GET /healthz" in text:
+                lines.append(text)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        server = start_xmeet(self, Settings(access_log=access_log))
+        response = yield http_client(self).get(server.url + "/healthz")
+        yield response.content()
+        return lines
+
+    @defer.inlineCallbacks
+    def test_off_by_default(self) -> Any:
+        """
+        Without it, requests are served and not logged.
+        """
+        self.assertFalse(Settings().access_log)
+        self.assertEqual((yield self.logged_requests(False)), [])
+
+    @defer.inlineCallbacks
+    def test_on(self) -> Any:
+        """
+        With it, each request is one line in twisted.web's combined format.
+        """
+        lines = yield self.logged_requests(True)
+        self.assertEqual(len(lines), 1)
+        self.assertIn('"GET /healthz HTTP/1.1" 200', lines[0])

@@ -53,6 +53,7 @@ class Settings:
         0 sends at the end of every reactor turn.
     @ivar offline_limit: messages kept per user who has no socket, for
         delivery at the next C{logIn}; the oldest are dropped beyond it.
+    @ivar access_log: log a line per HTTP request (L{xmeet.web.XmeetSite}).
     """
 
     history_size: int = 1000
@@ -75,3 +76,4 @@ class Settings:
     max_send_queue: int = 10000
     max_send_buffer: int = 4 * 1024 * 1024
     write_delay: float = 0.020
+    access_log: bool = False

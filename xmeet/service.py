@@ -214,7 +214,7 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
         engine=engine,
         outbox=outbox,
         sio=sio,
-        site=XmeetSite(Resource(), max_body),
+        site=XmeetSite(Resource(), max_body, settings.access_log),
     )
     node.site.resource = build_root(
         rooms,

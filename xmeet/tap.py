@@ -120,6 +120,15 @@ class Options(usage.Options):
         "a demo page at /, health at /healthz."
     )
 
+    optFlags = [
+        [
+            "access-log",
+            None,
+            "Log one line per HTTP request (twisted.web's combined log format). "
+            "Off by default: with long-polling every message is a request.",
+        ],
+    ]
+
     optParameters = [
         [
             "port",
@@ -258,6 +267,7 @@ class Options(usage.Options):
             max_connections=0
             if max_connections == "0"
             else _positive_int("max-connections", max_connections),
+            access_log=bool(self["access-log"]),
         )
 
     @staticmethod
