@@ -10,13 +10,17 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import LogEvent, formatEvent, globalLogPublisher
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+from twisted.web.test.requesthelper import DummyChannel
 from zope.interface import implementer
 
 from tests.support import http_client, start_xmeet
 from xmeet.config import Settings
 from xmeet.core.frames import Frame
 from xmeet.rooms import IMemberSink
+from xmeet.web import BoundedRequest, XmeetSite
 
 
 @implementer(IMemberSink)
@@ -130,3 +134,44 @@ class AccessLogTests(TestCase):
         lines = yield self.logged_requests(True)
         self.assertEqual(len(lines), 1)
         self.assertIn('"GET /healthz HTTP/1.1" 200', lines[0])
+
+
+class _ArgsProbe(Resource):
+    """
+    Keeps the C{args} and the body of the request it renders.
+    """
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.args: dict[bytes, list[bytes]] | None = None
+        self.body = b""
+
+    def render(self, request: Request) -> bytes:
+        self.args = request.args
+        self.body = request.content.read()
+        return b"ok"
+
+
+class RequestBodyTests(SynchronousTestCase):
+    """
+    Request bodies are left to the resources: a form body does not reach
+    C{args}.
+    """
+
+    def test_form_body_not_in_args(self) -> None:
+        """
+        A form-encoded POST body cannot override the query's C{sid}.
+        """
+        probe = _ArgsProbe()
+        channel = DummyChannel()
+        channel.site = XmeetSite(probe, 1000, False)  # type: ignore[attr-defined]
+        request = BoundedRequest(channel)
+        request.requestHeaders.setRawHeaders(
+            b"content-type", [b"application/x-www-form-urlencoded"]
+        )
+        request.gotLength(7)
+        request.handleContentChunk(b"sid=xyz")
+        request.requestReceived(b"POST", b"/socket.io/?sid=abc", b"HTTP/1.1")
+        self.assertEqual((probe.args, probe.body), ({b"sid": [b"abc"]}, b"sid=xyz"))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
 
+from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 from twisted.web.static import File
@@ -26,15 +27,23 @@ __all__ = ["APIRoot", "BoundedRequest", "HealthResource", "StaticFiles", "XmeetS
 
 class BoundedRequest(Request):
     """
-    A request whose body is kept only up to its site's C{max_body} bytes.
+    A request whose body is kept only up to its site's C{max_body} bytes,
+    and left for the resource to read.
 
     twisted.web would otherwise spool any body to memory or disk before a
     resource can look at it; an oversized one is answered 413 without
-    being kept.
+    being kept. Nor does it parse form bodies into C{args}, which would
+    let a body override the query (an Engine.IO C{sid}); xmeet reads JSON
+    and Engine.IO payloads, and finding out whether a body was a form
+    cost every long-polling POST a parse of its content type with the
+    C{email} package.
     """
 
     _body_length = 0
     _oversized = False
+
+    def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(channel, *args, parsePOSTFormSubmission=False, **kwargs)
 
     def handleContentChunk(self, data: bytes) -> None:
         """
@@ -87,7 +96,7 @@ class XmeetSite(Site):
         self.max_body = max_body
         self.access_log = access_log
 
-    def log(self, request: Request) -> None:
+    def log(self, request: http.Request) -> None:
         """
         Log C{request} only with an access log: with Engine.IO
         long-polling every message a client sends or receives is a request,
