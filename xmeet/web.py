@@ -32,11 +32,11 @@ class BoundedRequest(Request):
 
     twisted.web would otherwise spool any body to memory or disk before a
     resource can look at it; an oversized one is answered 413 without
-    being kept. Nor does it parse form bodies into C{args}, which would
-    let a body override the query (an Engine.IO C{sid}); xmeet reads JSON
-    and Engine.IO payloads, and finding out whether a body was a form
-    cost every long-polling POST a parse of its content type with the
-    C{email} package.
+    being kept. Unlike twisted.web's own requests, this one does not parse
+    form bodies into C{args}, where a body would override the query (an
+    Engine.IO C{sid}): xmeet reads JSON and Engine.IO payloads, and finding
+    out whether a body was a form cost every long-polling POST a parse of
+    its content type with the C{email} package.
     """
 
     _body_length = 0
