@@ -103,11 +103,11 @@ class Outbox:
     per spacing instead of one per turn. The spacing follows the load: it
     is L{SPACING} times as long as the last flush of at least L{BIG_FLUSH}
     connections took (the sending in all its chunks, below), never more
-    than C{delay}. A node with CPU to spare
-    flushes in a fraction of a millisecond and adds next to no latency; a
-    node whose flushes take long (many members, messages faster than it
-    can send them one by one) batches up to C{delay}, so that sending takes
-    at most about a ninth of its time. A connection sent one thing at a
+    than C{delay}. A node with CPU to spare flushes in a fraction of a
+    millisecond and adds next to no latency; a node whose flushes take long
+    (many members, messages faster than it can send them one by one)
+    batches up to C{delay}, so that sending takes at most about a ninth of
+    its time. A connection sent one thing at a
     time (a direct message, a reply, one room message per round trip) never
     waits. The waiting connections share one timer per millisecond.
 
@@ -216,23 +216,17 @@ class Outbox:
         Send everything waiting now and leave no timer behind: the node is
         stopping.
         """
-        if self._turn_end is not None:
-            self._turn_end.cancel()
-        if self._next_chunk is not None:
-            self._next_chunk.cancel()
-            self._next_chunk = None
-        waiting = list(self._later.values())
-        self._later.clear()
-        for call, _ in waiting:
-            call.cancel()
-        self._turn_end = None
-        for protocol in [*self._due, *self._this_turn]:
-            protocol.flush_pending()
+        later = self._later.values()
+        for call in (self._turn_end, self._next_chunk, *(call for call, _ in later)):
+            if call is not None:
+                call.cancel()
+        waiting = [*self._due, *self._this_turn, *(p for _, protocols in later for p in protocols)]
+        self._turn_end = self._next_chunk = None
         self._due.clear()
         self._this_turn = []
-        for _, protocols in waiting:
-            for protocol in protocols:
-                protocol.flush_pending()
+        self._later.clear()
+        for protocol in waiting:
+            protocol.flush_pending()
 
     def _reactor(self) -> IReactorTime:
         if self._clock is None:
