@@ -335,6 +335,17 @@ class _Flushed:
         self.timer.now += self.timer.cost
 
 
+def _add_flushed(outbox: Outbox, timer: _Timer, connections: int) -> list[_Flushed]:
+    """
+    C{connections} new recording connections, each with bytes for
+    C{outbox} to flush.
+    """
+    added = [_Flushed(timer) for _ in range(connections)]
+    for connection in added:
+        outbox.add(connection)  # type: ignore[arg-type]
+    return added
+
+
 class _Timer:
     """
     A performance counter whose flushes cost C{cost} seconds each.
@@ -360,9 +371,7 @@ class SpacingTests(SynchronousTestCase):
 
     def flush(self, connections: int, cost: float) -> list[_Flushed]:
         self.timer.cost = cost
-        flushed = [_Flushed(self.timer) for _ in range(connections)]
-        for connection in flushed:
-            self.outbox.add(connection)  # type: ignore[arg-type]
+        flushed = _add_flushed(self.outbox, self.timer, connections)
         while self.clock.getDelayedCalls():
             self.clock.advance(0)
         return flushed
@@ -402,8 +411,7 @@ class SpacingTests(SynchronousTestCase):
         """
         outbox = Outbox(self.clock, 0.0, self.timer)
         self.timer.cost = 1.0
-        for _ in range(40):
-            outbox.add(_Flushed(self.timer))  # type: ignore[arg-type]
+        _add_flushed(outbox, self.timer, 40)
         self.clock.advance(0)
         self.assertEqual(outbox.spacing, 0)
 
@@ -423,10 +431,7 @@ class ChunkTests(TestCase):
         self.addCleanup(self.outbox.stop)
 
     def due(self, connections: int) -> list[_Flushed]:
-        due = [_Flushed(self.timer) for _ in range(connections)]
-        for connection in due:
-            self.outbox.add(connection)  # type: ignore[arg-type]
-        return due
+        return _add_flushed(self.outbox, self.timer, connections)
 
     def turn(self) -> Deferred[None]:
         """
@@ -473,9 +478,7 @@ class ChunkTests(TestCase):
         at its end, however many there are.
         """
         outbox = Outbox(reactor, 0.0, self.timer)
-        due = [_Flushed(self.timer) for _ in range(FLUSH_CHUNK * 3)]
-        for connection in due:
-            outbox.add(connection)  # type: ignore[arg-type]
+        due = _add_flushed(outbox, self.timer, FLUSH_CHUNK * 3)
         yield self.turn()
         self.assertEqual(self.flushed(due), len(due))
 
