@@ -10,18 +10,35 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import txredisapi
 from hypothesis import given
 from hypothesis import strategies as st
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import defer, reactor
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from tests.cluster_support import redis_cleanup, unique_prefix
 from tests.test_core_im import payloads
 from tests.test_im import NOW, FakeClient, Harness
+from tests.test_im_backend import im_backend
 from tests.token_support import SECRET, ec_private, public_pem, rsa_private, signed
+from tests.xgate_client import wait_until
+from xmeet.config import Settings
+from xmeet.core.ids import IdGenerator, new_node_id
 from xmeet.core.im import IMError
 from xmeet.core.tokens import INVALID_TOKEN, TOKEN_EXPIRED, TokenVerifier, load_token_key
+from xmeet.im import IMService
 from xmeet.store.im_interfaces import IMSnapshot, NodePresence, SessionChanged
+from xmeet.store.redis_link import RedisAddress, RedisLink
 
-__all__ = ["ExpiryTests", "HTTPBearerTests", "JWTLogInTests", "RefreshTests", "RemoteTests"]
+__all__ = [
+    "ExpiryTests",
+    "HTTPBearerTests",
+    "JWTLogInTests",
+    "RedisExpiryTests",
+    "RefreshTests",
+    "RemoteTests",
+]
 
 VERIFIER = TokenVerifier(load_token_key(SECRET), leeway=0)
 
@@ -154,9 +171,7 @@ class ExpiryTests(SynchronousTestCase):
         harness = JWTHarness()
         client, ack = harness.log_in_with("ann", token("ann", 60))
         harness.clock.rightNow += 60
-        self.assertEqual(
-            refusal(harness.listed, client, ack["sessionToken"]), (401, TOKEN_EXPIRED)
-        )
+        self.assertEqual(refusal(harness.listed, client, ack["sessionToken"]), (401, TOKEN_EXPIRED))
         self.assertEqual([event for event, _ in client.take()], ["session/expired"])
         self.assertEqual(harness.clock.getDelayedCalls(), [])
 
@@ -406,3 +421,83 @@ class RemoteTests(SynchronousTestCase):
             self.assertEqual((error.code, offset >= 0), (TOKEN_EXPIRED, True))
         else:
             self.assertLess(offset, 0)
+
+
+class RedisExpiryTests(TestCase):
+    """
+    Nodes sharing the real Redis on 127.0.0.1:6379 (under a prefix of the
+    test's own) honour the expiry of each other's JWT sessions on their
+    HTTP API, from the events and from the stored state, even while the
+    session's node has not ended it yet (its clock is behind here).
+    """
+
+    timeout = 30
+
+    def setUp(self) -> None:
+        self.prefix = unique_prefix()
+        redis_cleanup(self, self.prefix)
+
+    @defer.inlineCallbacks
+    def start_node(self) -> Any:
+        """
+        A started node whose service runs on a fake clock of its own, set
+        to NOW; fires with the service and its clock.
+        """
+        node_id = new_node_id()
+        link = RedisLink(reactor, reactor, RedisAddress("127.0.0.1"), self.prefix, node_id, 30)
+        clock = Clock()
+        clock.advance(NOW)
+        service = IMService(
+            clock,
+            Settings(rate=1000, burst=1000, jwt=VERIFIER),
+            IdGenerator(node_id),
+            backend=im_backend(link),
+        )
+        self.addCleanup(link.stop)
+        self.addCleanup(service.stop)
+        yield service.start()
+        return service, clock
+
+    @staticmethod
+    def answer(service: IMService, session: str) -> int | str:
+        """
+        200, or the error code, of an HTTP call with C{session}.
+        """
+        try:
+            return service.conversation_list(None, {"sessionToken": session})["statusCode"]
+        except IMError as error:
+            return error.code
+
+    @defer.inlineCallbacks
+    def test_expiry_across_nodes(self) -> Any:
+        one, one_clock = yield self.start_node()
+        two, two_clock = yield self.start_node()
+        client = FakeClient("b2")
+        ack = two.log_in(client, {"userId": "bob", "socketId": "b2", "token": token("bob", 60)})
+        session = ack["sessionToken"]
+        yield wait_until(lambda: self.answer(one, session) == 200)
+        three, three_clock = yield self.start_node()
+        self.assertEqual(self.answer(three, session), 200)
+        for clock in (one_clock, three_clock):
+            clock.advance(60)
+        self.assertEqual(
+            [self.answer(one, session), self.answer(three, session)], [TOKEN_EXPIRED] * 2
+        )
+
+        two.session_refresh(client, {"sessionToken": session, "token": token("bob", 120)})
+        yield wait_until(lambda: self.answer(one, session) == 200)
+        self.assertEqual(self.answer(three, session), 200)
+        four, four_clock = yield self.start_node()
+        four_clock.advance(119.999)
+        self.assertEqual(self.answer(four, session), 200)
+        four_clock.advance(0.001)
+        self.assertEqual(self.answer(four, session), TOKEN_EXPIRED)
+
+        two_clock.advance(120)
+        self.assertEqual([event for event, _ in client.events], ["session/expired"])
+        yield wait_until(lambda: self.answer(one, session) == "unauthorized")
+        connection = yield txredisapi.Connection("127.0.0.1", 6379, reconnect=False)
+        self.addCleanup(connection.disconnect)
+        keys = yield connection.keys(f"{self.prefix}im:expiries:*")
+        stored = yield defer.gatherResults([connection.hgetall(key) for key in keys])
+        self.assertEqual([entries for entries in stored if entries], [])
