@@ -23,10 +23,12 @@ from xmeet.core.tokens import (
     TOKEN_EXPIRED,
     TokenClaims,
     TokenVerifier,
+    XnestGrant,
+    grant_xnest,
     load_token_key,
 )
 
-__all__ = ["KeyFileTests", "PropertyTests", "VerifyTests"]
+__all__ = ["KeyFileTests", "PropertyTests", "VerifyTests", "XnestGrantTests"]
 
 NOW = 1_700_000_000.0
 
@@ -216,6 +218,53 @@ class VerifyTests(SynchronousTestCase):
             self.assertEqual(refusal(hs256(), value), (401, INVALID_TOKEN))
 
 
+class XnestGrantTests(SynchronousTestCase):
+    """
+    L{grant_xnest}: the xnests claim and the nickname claims.
+    """
+
+    def grant(self, **claims: Any) -> XnestGrant:
+        jwt = signed(SECRET, sub="ann", exp=NOW + 60, **claims)
+        return grant_xnest(hs256(leeway=0), jwt, "room", NOW)
+
+    def refused(self, **claims: Any) -> tuple[int, str]:
+        try:
+            self.grant(**claims)
+        except IMError as error:
+            return error.status_code, error.code
+        raise AssertionError("granted")
+
+    def test_xnests(self) -> None:
+        """
+        C{"*"}, alone or listed, or the xnest's id listed, let in; no
+        claim, another id, or the id as a bare string do not (403).
+        """
+        expires = int((NOW + 60) * 1000)
+        for allowed in ["*", ["*"], ["lobby", "room"]]:
+            self.assertEqual(self.grant(xnests=allowed), XnestGrant(None, expires))
+        for allowed in [None, ["lobby"], "room", [], {"room": 1}, 5]:
+            self.assertEqual(self.refused(xnests=allowed), (403, "forbidden"))
+
+    def test_nickname(self) -> None:
+        """
+        C{nickname}, else C{name}, trimmed as nicknames are; one that is
+        no valid nickname is an invalid token.
+        """
+        self.assertEqual(self.grant(xnests="*", nickname=" Ann ", name="x").nickname, "Ann")
+        self.assertEqual(self.grant(xnests="*", name="Ann B").nickname, "Ann B")
+        for bad in ["", "x" * 33, "a\x00b", 5]:
+            self.assertEqual(self.refused(xnests="*", nickname=bad), (401, INVALID_TOKEN))
+
+    def test_bad_token(self) -> None:
+        """
+        The token is checked first: expired is 401 whatever it allows.
+        """
+        jwt = signed(SECRET, sub="ann", exp=NOW - 1, xnests="*")
+        with self.assertRaises(IMError) as raised:
+            grant_xnest(hs256(leeway=0), jwt, "room", NOW)
+        self.assertEqual(raised.exception.code, TOKEN_EXPIRED)
+
+
 def _segment(value: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
 
@@ -241,7 +290,7 @@ structured = st.builds(
     claim_sets,
     st.text(alphabet="AZaz09-_", max_size=12),
 )
-signed_claims = claim_sets.map(lambda claims: signed(SECRET, **claims))
+signed_claims = claim_sets.map(lambda claims: forged("HS256", SECRET, **claims))
 
 
 class PropertyTests(SynchronousTestCase):

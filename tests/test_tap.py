@@ -215,9 +215,9 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(settings.auth_secret, "hmac secret")
         self.assertEqual(_parse("--auth-secret", "k")["settings"].auth_secret, "k")
         password = key_file(self, b"p@ss word\n")
-        settings = _parse(
-            "--redis", "redis://127.0.0.1:6380/2", "--redis-password-file", password
-        )["settings"]
+        settings = _parse("--redis", "redis://127.0.0.1:6380/2", "--redis-password-file", password)[
+            "settings"
+        ]
         self.assertEqual(settings.redis_password, "p@ss word")
         self.assertNotIn("p@ss", repr(settings))
         self.assertNotIn("hmac", repr(_parse("--auth-secret-file", path)["settings"]))
@@ -250,6 +250,9 @@ class OptionsTests(SynchronousTestCase):
         ec = _parse("--jwt-key-file", key_file(self, public_pem(ec_private())))["settings"]
         self.assertEqual(ec.jwt.key.algorithm, "ES256")
         self.assertIsNone(_parse()["settings"].jwt)
+        self.assertFalse(_parse("--jwt-key-file", key_file(self, SECRET))["settings"].xgate_jwt)
+        xgate = _parse("--jwt-key-file", key_file(self, SECRET), "--xgate-jwt")["settings"]
+        self.assertTrue(xgate.xgate_jwt)
 
     def test_bad_secret_options(self) -> None:
         """
@@ -272,6 +275,7 @@ class OptionsTests(SynchronousTestCase):
             (["--auth-secret-file", empty], "is empty"),
             (["--auth-secret-file", key_file(self, b"\xff\xfe\n")], "not UTF-8"),
             (["--jwt-audience", "xmeet"], "needs --jwt-key-file"),
+            (["--xgate-jwt"], "needs --jwt-key-file"),
             (["--jwt-issuer", "me"], "needs --jwt-key-file"),
             (["--redis-password-file", secret], "needs --redis"),
             (["--redis", "redis://:pw@h/0", "--redis-password-file", secret], "drop it"),
@@ -305,6 +309,7 @@ class OptionsTests(SynchronousTestCase):
             "--jwt-issuer",
             "--jwt-leeway",
             "--redis-password-file",
+            "--xgate-jwt",
         ]:
             self.assertIn(option, text)
 

@@ -54,6 +54,8 @@ class Settings:
     @ivar jwt: with a verifier, C{logIn} requires a JWT of the user, whose
         C{exp} ends the session; the HTTP API takes such a JWT as its
         bearer too. C{None} leaves JWT logins off.
+    @ivar xgate_jwt: xgate connections need a JWT (C{?token=}) that names
+        their xnest, checked by C{jwt}; off, xgate is open as the original.
     @ivar max_send_queue: frames kept for a client (xgate, Engine.IO
         WebSocket or long-polling) whose connection does not drain; beyond
         it the client is dropped.
@@ -85,6 +87,7 @@ class Settings:
     redis_password: str | None = attrs.field(default=None, repr=False)
     auth_secret: str | None = attrs.field(default=None, repr=False)
     jwt: TokenVerifier | None = None
+    xgate_jwt: bool = False
     offline_limit: int = 1000
     max_send_queue: int = 10000
     max_send_buffer: int = 4 * 1024 * 1024

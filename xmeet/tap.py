@@ -174,6 +174,13 @@ class Options(usage.Options):
             "Log one line per HTTP request (twisted.web's combined log format). "
             "Off by default: with long-polling every message is a request.",
         ],
+        [
+            "xgate-jwt",
+            None,
+            "Require a JWT (checked as with --jwt-key-file) on xgate WebSocket "
+            "URLs, ?token=JWT, whose xnests claim names the xnest (or is *); "
+            "its nickname (or name) claim is the member's nickname.",
+        ],
     ]
 
     optParameters = [
@@ -342,6 +349,7 @@ class Options(usage.Options):
             max_idle_rooms=_positive_int("max-idle-rooms", self["max-idle-rooms"]),
             auth_secret=self._auth_secret(),
             jwt=self._jwt(),
+            xgate_jwt=self._xgate_jwt(),
             offline_limit=_positive_int("offline-limit", self["offline-limit"]),
             max_send_queue=_positive_int("max-send-queue", self["max-send-queue"]),
             max_send_buffer=_byte_size("max-send-buffer", self["max-send-buffer"]),
@@ -408,6 +416,11 @@ class Options(usage.Options):
             issuer=self["jwt-issuer"] or None,
             leeway=_seconds("jwt-leeway", self["jwt-leeway"]),
         )
+
+    def _xgate_jwt(self) -> bool:
+        if self["xgate-jwt"] and self["jwt-key-file"] is None:
+            raise usage.UsageError("--xgate-jwt needs --jwt-key-file")
+        return bool(self["xgate-jwt"])
 
     def _redis_password(self) -> str | None:
         path = self["redis-password-file"]

@@ -25,6 +25,7 @@ whatever the client sends.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -34,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from xmeet.core.im import MAX_ID_LENGTH, IMError
+from xmeet.core.rules import InvalidName, normalize_nickname
 
 __all__ = [
     "DEFAULT_LEEWAY",
@@ -45,6 +47,9 @@ __all__ = [
     "TokenClaims",
     "TokenKey",
     "TokenVerifier",
+    "XNESTS_CLAIM",
+    "XnestGrant",
+    "grant_xnest",
     "load_token_key",
 ]
 
@@ -142,10 +147,12 @@ class TokenClaims:
     @ivar user_id: its C{sub}.
     @ivar expires_at: when it stops being good, in epoch milliseconds of
         this server's clock: C{exp} plus the leeway.
+    @ivar claims: every claim of the token.
     """
 
     user_id: str
     expires_at: int
+    claims: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
 
 def _invalid(message: str) -> IMError:
@@ -208,7 +215,7 @@ class TokenVerifier:
             raise _invalid("the token is not valid yet (nbf)")
         if now >= expires + self.leeway:
             raise IMError(401, TOKEN_EXPIRED, "the token has expired")
-        return TokenClaims(user_id, int((expires + self.leeway) * 1000))
+        return TokenClaims(user_id, int((expires + self.leeway) * 1000), claims)
 
     def _decode(self, token: str) -> dict[str, Any]:
         """
@@ -232,3 +239,60 @@ class TokenVerifier:
         except jwt.PyJWTError as error:
             raise _invalid(f"the token is refused: {error}") from None
         return claims
+
+
+#: The claim naming the xnests a token lets its holder into: a list of
+#: xnest ids, or C{"*"} (alone or in the list) for any.
+XNESTS_CLAIM = "xnests"
+
+#: The claims that may give the holder's nickname in xnests, first first.
+NICKNAME_CLAIMS = ("nickname", "name")
+
+
+@attrs.frozen
+class XnestGrant:
+    """
+    What a token lets its holder do in one xnest (with C{--xgate-jwt}).
+
+    @ivar nickname: the nickname the token gives, which the member keeps
+        (C{@changename} is refused); C{None} when it gives none.
+    @ivar expires_at: when the membership ends, in epoch milliseconds.
+    """
+
+    nickname: str | None
+    expires_at: int
+
+
+def _allows(allowed: object, xnest_id: str) -> bool:
+    if allowed == "*":
+        return True
+    return isinstance(allowed, list) and ("*" in allowed or xnest_id in allowed)
+
+
+def _nickname(claims: Mapping[str, Any]) -> str | None:
+    for name in NICKNAME_CLAIMS:
+        value = claims.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise _invalid(f"the token's {name} is not a string")
+        try:
+            return normalize_nickname(value)
+        except InvalidName as error:
+            raise _invalid(f"the token's {name} is not a valid nickname: {error}") from None
+    return None
+
+
+def grant_xnest(verifier: TokenVerifier, token: object, xnest_id: str, now: float) -> XnestGrant:
+    """
+    Let the holder of C{token} into xnest C{xnest_id}, when the token is
+    good at C{now} and its L{XNESTS_CLAIM} names the xnest (or C{"*"}).
+
+    @raise IMError: 401 as L{TokenVerifier.verify} (or for a nickname
+        claim that is no valid nickname), 403 for an xnest the token does
+        not name.
+    """
+    claims = verifier.verify(token, now)
+    if not _allows(claims.claims.get(XNESTS_CLAIM), xnest_id):
+        raise IMError.of(403, f"the token does not let its holder into xnest {xnest_id!r}")
+    return XnestGrant(_nickname(claims.claims), claims.expires_at)
