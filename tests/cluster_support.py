@@ -241,8 +241,13 @@ class RedisServer:
     directory so that a restart keeps what it had.
     """
 
-    def __init__(self, testcase: TestCase) -> None:
+    def __init__(self, testcase: TestCase, *options: str) -> None:
+        """
+        @param options: more C{redis-server} options, such as
+            C{--requirepass PASSWORD}.
+        """
         self.port = free_port()
+        self._options = options
         self._testcase = testcase
         self._dir = tempfile.mkdtemp(prefix="xmeet-redis-")
         testcase.addCleanup(shutil.rmtree, self._dir, True)
@@ -278,6 +283,7 @@ class RedisServer:
             "yes",
             "--appendfsync",
             "always",
+            *self._options,
         ]
         self._output = _Output()
         self._process = reactor.spawnProcess(  # type: ignore[attr-defined]

@@ -118,6 +118,7 @@ def status_of(call: Callable[..., object], *args: Any, **kwargs: Any) -> int:
 def _calls(service: IMService) -> dict[str, Call]:
     return {
         "logOut": service.log_out,
+        "session/refresh": service.session_refresh,
         "message/direct": service.direct_message,
         "message/conversation": service.conversation_message,
         "conversation/add": service.conversation_add,

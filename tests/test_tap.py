@@ -15,7 +15,9 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.cluster_support import XmeetProcess, run_twistd
+from tests.token_support import SECRET, ec_private, key_file, public_pem, rsa_private
 from xmeet.config import Settings
+from xmeet.core.tokens import TokenVerifier, load_token_key
 from xmeet.tap import Options, port_description
 
 
@@ -202,6 +204,88 @@ class OptionsTests(SynchronousTestCase):
                 _parse(option, value)
             self.assertIn(option, str(raised.exception))
 
+    def test_secret_files(self) -> None:
+        """
+        The HMAC secret and the Redis password may come from files: their
+        first line, without the newline; the secret still may come from
+        C{--auth-secret}. Neither is shown by the settings' repr.
+        """
+        path = key_file(self, b"hmac secret\nignored\n")
+        settings = _parse("--auth-secret-file", path)["settings"]
+        self.assertEqual(settings.auth_secret, "hmac secret")
+        self.assertEqual(_parse("--auth-secret", "k")["settings"].auth_secret, "k")
+        password = key_file(self, b"p@ss word\n")
+        settings = _parse("--redis", "redis://127.0.0.1:6380/2", "--redis-password-file", password)[
+            "settings"
+        ]
+        self.assertEqual(settings.redis_password, "p@ss word")
+        self.assertNotIn("p@ss", repr(settings))
+        self.assertNotIn("hmac", repr(_parse("--auth-secret-file", path)["settings"]))
+
+    def test_jwt(self) -> None:
+        """
+        C{--jwt-key-file} and its companions make the settings' verifier:
+        the algorithm follows from the key; the leeway is 30 s by default
+        and may be 0.
+        """
+        verifier = _parse("--jwt-key-file", key_file(self, SECRET + b"\n"))["settings"].jwt
+        self.assertEqual(verifier, TokenVerifier(load_token_key(SECRET), leeway=30))
+        self.assertEqual((verifier.key.algorithm, verifier.key.key), ("HS256", SECRET))
+        settings = _parse(
+            "--jwt-key-file",
+            key_file(self, public_pem(rsa_private())),
+            "--jwt-audience",
+            "xmeet",
+            "--jwt-issuer",
+            "https://id.example",
+            "--jwt-leeway",
+            "0",
+        )["settings"]
+        assert settings.jwt is not None
+        self.assertEqual(
+            (settings.jwt.key.algorithm, settings.jwt.audience, settings.jwt.issuer),
+            ("RS256", "xmeet", "https://id.example"),
+        )
+        self.assertEqual(settings.jwt.leeway, 0)
+        ec = _parse("--jwt-key-file", key_file(self, public_pem(ec_private())))["settings"]
+        self.assertEqual(ec.jwt.key.algorithm, "ES256")
+        self.assertIsNone(_parse()["settings"].jwt)
+        self.assertFalse(_parse("--jwt-key-file", key_file(self, SECRET))["settings"].xgate_jwt)
+        xgate = _parse("--jwt-key-file", key_file(self, SECRET), "--xgate-jwt")["settings"]
+        self.assertTrue(xgate.xgate_jwt)
+
+    def test_bad_secret_options(self) -> None:
+        """
+        Unusable key and secret files, and options that contradict each
+        other or mean nothing alone, are usage errors saying why.
+        """
+        secret = key_file(self, SECRET)
+        empty = key_file(self, b"\n \n")
+        cases = [
+            (["--jwt-key-file", "/nonexistent/key"], "No such file"),
+            (["--jwt-key-file", key_file(self, b"short\n")], "5-byte HS256 secret"),
+            (["--jwt-key-file", key_file(self, b"-----BEGIN PUBLIC KEY-----\nxx")], "PEM"),
+            (["--jwt-key-file", key_file(self, b"k" * 70000)], "larger than"),
+            (["--jwt-key-file", secret, "--jwt-leeway", "-1"], "--jwt-leeway"),
+            (["--jwt-key-file", secret, "--jwt-leeway", "soon"], "--jwt-leeway"),
+            (["--jwt-key-file", secret, "--auth-secret", "k"], "give one of them"),
+            (["--jwt-key-file", secret, "--auth-secret-file", secret], "give one of them"),
+            (["--auth-secret", "k", "--auth-secret-file", secret], "not both"),
+            (["--auth-secret", ""], "must not be empty"),
+            (["--auth-secret-file", empty], "is empty"),
+            (["--auth-secret-file", key_file(self, b"\xff\xfe\n")], "not UTF-8"),
+            (["--jwt-audience", "xmeet"], "needs --jwt-key-file"),
+            (["--xgate-jwt"], "needs --jwt-key-file"),
+            (["--jwt-issuer", "me"], "needs --jwt-key-file"),
+            (["--redis-password-file", secret], "needs --redis"),
+            (["--redis", "redis://:pw@h/0", "--redis-password-file", secret], "drop it"),
+            (["--redis", "redis://h/0", "--redis-password-file", empty], "is empty"),
+        ]
+        for argv, why in cases:
+            with self.assertRaises(usage.UsageError, msg=" ".join(argv)) as raised:
+                _parse(*argv)
+            self.assertIn(why, str(raised.exception))
+
     def test_help(self) -> None:
         """
         Every option has help text.
@@ -219,6 +303,13 @@ class OptionsTests(SynchronousTestCase):
             "--max-send-queue",
             "--max-send-buffer",
             "--write-delay",
+            "--auth-secret-file",
+            "--jwt-key-file",
+            "--jwt-audience",
+            "--jwt-issuer",
+            "--jwt-leeway",
+            "--redis-password-file",
+            "--xgate-jwt",
         ]:
             self.assertIn(option, text)
 

@@ -8,7 +8,12 @@ directly, so no module reads options from anywhere else.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
+
+if TYPE_CHECKING:
+    from xmeet.core.tokens import TokenVerifier
 
 __all__ = ["Settings"]
 
@@ -41,8 +46,16 @@ class Settings:
     @ivar redis_prefix: prefix of every Redis key and channel.
     @ivar node_timeout: seconds after which a silent node counts as dead
         and its members leave.
+    @ivar redis_password: the password Redis asks for, read from a file
+        (C{--redis-password-file}) rather than put in C{redis_url}, where
+        C{ps} would show it; C{None} keeps the URL's.
     @ivar auth_secret: with a secret, C{logIn} requires the HMAC-SHA256
         signature of the user id; C{None} leaves the server open.
+    @ivar jwt: with a verifier, C{logIn} requires a JWT of the user, whose
+        C{exp} ends the session; the HTTP API takes such a JWT as its
+        bearer too. C{None} leaves JWT logins off.
+    @ivar xgate_jwt: xgate connections need a JWT (C{?token=}) that names
+        their xnest, checked by C{jwt}; off, xgate is open as the original.
     @ivar max_send_queue: frames kept for a client (xgate, Engine.IO
         WebSocket or long-polling) whose connection does not drain; beyond
         it the client is dropped.
@@ -71,7 +84,10 @@ class Settings:
     redis_url: str | None = None
     redis_prefix: str = "xmeet:"
     node_timeout: float = 15.0
-    auth_secret: str | None = None
+    redis_password: str | None = attrs.field(default=None, repr=False)
+    auth_secret: str | None = attrs.field(default=None, repr=False)
+    jwt: TokenVerifier | None = None
+    xgate_jwt: bool = False
     offline_limit: int = 1000
     max_send_queue: int = 10000
     max_send_buffer: int = 4 * 1024 * 1024

@@ -39,7 +39,7 @@ from typing import Any
 
 import attrs
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface, implementer
 
@@ -50,6 +50,7 @@ from xmeet.core.im import (
     ConversationMessage,
     DirectMessage,
     IMError,
+    LogInRequest,
     MessageLog,
     check_signature,
     conversation_id_of,
@@ -64,6 +65,7 @@ from xmeet.core.im import (
     session_token,
 )
 from xmeet.core.limits import TokenBucket
+from xmeet.core.tokens import INVALID_TOKEN, TOKEN_EXPIRED, TokenVerifier
 from xmeet.store.im_interfaces import (
     ConversationChanged,
     ConversationState,
@@ -127,13 +129,16 @@ class IIMClient(Interface):
 class _Session:
     """
     One successful C{logIn}: a user on a socket, with that socket's token
-    bucket for sending.
+    bucket for sending; a JWT login's session ends at C{expires_at} (epoch
+    milliseconds), by the C{expiry} timer.
     """
 
     token: str
     user_id: str
     client: IIMClient
     bucket: TokenBucket
+    expires_at: int | None = None
+    expiry: IDelayedCall | None = None
 
 
 @attrs.define(eq=False)
@@ -194,9 +199,14 @@ class IMService:
     conversation, C{rate}/C{burst} the messages and conversations a session
     may create (a token bucket per logged-in socket, 429 beyond).
 
+    With C{settings.jwt}, C{logIn} requires a JWT of the user
+    (L{xmeet.core.tokens}): its session ends when the JWT expires, with a
+    C{session/expired} event, unless C{session/refresh} brought a newer
+    one; and the HTTP API takes such a JWT as its bearer.
+
     @param auth_secret: with a secret, C{logIn} requires the C{signature}
-        of the user id (see L{xmeet.core.im.sign}); without, anyone may log
-        in as anyone, as with the original service.
+        of the user id (see L{xmeet.core.im.sign}); without it or a JWT
+        verifier, anyone may log in as anyone, as with the original service.
     @param offline_limit: messages queued per offline user.
     @param offline_users: offline users with a queue.
     @param backend: how other nodes are told; by default there are none.
@@ -216,6 +226,7 @@ class IMService:
         self._settings = settings
         self._ids = ids
         self._secret = None if auth_secret is None else auth_secret.encode("utf-8")
+        self._tokens: TokenVerifier | None = settings.jwt
         self._offline_limit = offline_limit
         self._offline_users = offline_users
         self._backend: IIMBackend = backend if backend is not None else MemoryIMBackend()
@@ -231,7 +242,7 @@ class IMService:
         self._node_users: dict[str, set[str]] = {}
         self._delivered: deque[str] = deque()
         self._left: OrderedDict[str, float] = OrderedDict()
-        self._remote_sessions: dict[str, tuple[str, str]] = {}
+        self._remote_sessions: dict[str, tuple[str, str, int | None]] = {}
         self._node_sessions: dict[str, set[str]] = {}
         self._remote_buckets: OrderedDict[str, TokenBucket] = OrderedDict()
         self._delivered_ids: set[str] = set()
@@ -291,15 +302,15 @@ class IMService:
 
     def log_in(self, client: IIMClient, payload: object) -> dict[str, Any]:
         """
-        C{logIn}: the bare C{{userId, socketId, sessionToken}} object.
+        C{logIn}: the bare C{{userId, socketId, sessionToken}} object, with
+        C{expiresAt} (epoch milliseconds) after a JWT login.
 
         A socket holds one session: logging in again ends the previous one
         (its token stops working).
         """
         self._check_ready()
         request = parse_log_in(payload)
-        if self._secret is not None:
-            check_signature(self._secret, request.user_id, request.signature)
+        expires_at = self._check_credentials(request)
         if request.socket_id != client.id:
             raise IMError.of(403, "socketId is not the id of this socket")
         self.socket_closed(client)
@@ -308,6 +319,7 @@ class IMService:
             request.user_id,
             client,
             TokenBucket(self._settings.rate, self._settings.burst, self._clock.seconds()),
+            expires_at,
         )
         self._sessions[session.token] = session
         self._by_socket[client.id] = session
@@ -316,9 +328,84 @@ class IMService:
         self._left.pop(session.user_id, None)
         if len(sockets) == 1:
             self._backend.publish(PresenceChanged(self._node, session.user_id, True))
-        self._backend.publish(SessionChanged(self._node, _digest(session.token), session.user_id))
+        self._backend.publish(
+            SessionChanged(self._node, _digest(session.token), session.user_id, expires_at)
+        )
+        self._schedule_expiry(session)
         log.info("user {user!r} logged in on {socket}", user=session.user_id, socket=client.id)
-        return {"userId": session.user_id, "socketId": client.id, "sessionToken": session.token}
+        ack = {"userId": session.user_id, "socketId": client.id, "sessionToken": session.token}
+        if expires_at is not None:
+            ack["expiresAt"] = expires_at
+        return ack
+
+    def _check_credentials(self, request: LogInRequest) -> int | None:
+        """
+        Refuse (401) a C{logIn} without the proof the server asks for: a
+        JWT of the user, or the signature of the user id.
+
+        @return: when the session of a JWT login ends, in epoch
+            milliseconds; C{None} for a session that does not expire.
+        """
+        if self._tokens is not None:
+            claims = self._tokens.verify(request.token, self._clock.seconds())
+            if claims.user_id != request.user_id:
+                raise IMError(401, INVALID_TOKEN, "the token's sub is not the userId")
+            return claims.expires_at
+        if self._secret is not None:
+            check_signature(self._secret, request.user_id, request.signature)
+        return None
+
+    def _schedule_expiry(self, session: _Session) -> None:
+        """
+        (Re)arm the timer that ends C{session} when its JWT expires.
+        """
+        if session.expiry is not None and session.expiry.active():
+            session.expiry.cancel()
+        session.expiry = None
+        if session.expires_at is not None:
+            delay = max(0.0, session.expires_at / 1000 - self._clock.seconds())
+            session.expiry = self._clock.callLater(delay, self._expire, session)
+
+    def _expire(self, session: _Session) -> None:
+        """
+        The JWT of C{session} expired: the session ends, and its socket,
+        which stays connected, hears of it.
+        """
+        if self._sessions.get(session.token) is not session:
+            return
+        log.info(
+            "session of {user!r} on {socket} expired",
+            user=session.user_id,
+            socket=session.client.id,
+        )
+        self._end(session)
+        session.client.push("session/expired", {"sessionToken": session.token})
+
+    def _expired(self, expires_at: int | None) -> bool:
+        return expires_at is not None and self._now() >= expires_at
+
+    def session_refresh(self, client: IIMClient | None, payload: object) -> dict[str, Any]:
+        """
+        C{session/refresh} C{{sessionToken, token}}: the session lasts
+        until the new JWT's C{exp} (plus the leeway), which the ack gives
+        as C{expiresAt}. The JWT must be good now and for the session's
+        user (403 for another user's).
+        """
+        fields = require_object(payload)
+        session = self._authenticate(client, fields)
+        if isinstance(session, _RemoteSession):
+            raise IMError.of(403, "this session is held by another node")
+        if self._tokens is None:
+            raise IMError.of(400, "this server takes no JWT logins: sessions do not expire")
+        claims = self._tokens.verify(fields.get("token"), self._clock.seconds())
+        if claims.user_id != session.user_id:
+            raise IMError.of(403, "the token is for another user")
+        session.expires_at = claims.expires_at
+        self._schedule_expiry(session)
+        self._backend.publish(
+            SessionChanged(self._node, _digest(session.token), session.user_id, session.expires_at)
+        )
+        return _ok({"expiresAt": session.expires_at})
 
     def flush_offline(self, client: IIMClient) -> int:
         """
@@ -373,6 +460,9 @@ class IMService:
             self._end(session)
 
     def _end(self, session: _Session) -> None:
+        if session.expiry is not None and session.expiry.active():
+            session.expiry.cancel()
+        session.expiry = None
         self._backend.publish(SessionChanged(self._node, _digest(session.token), None))
         del self._sessions[session.token]
         del self._by_socket[session.client.id]
@@ -411,7 +501,9 @@ class IMService:
         """
         The session of the call's token, which must be used from its own
         socket; C{client} is C{None} for the HTTP API, where the bearer
-        token alone names the session, wherever in the cluster it is held.
+        token alone names the session, wherever in the cluster it is held,
+        or is a JWT of the user (with JWT logins). A session past its
+        expiry is ended (401 C{token_expired}), should its timer be late.
         """
         self._check_ready()
         token = session_token(fields)
@@ -419,20 +511,36 @@ class IMService:
         if session is not None:
             if client is not None and session.client.id != client.id:
                 raise IMError.of(403, "this sessionToken belongs to another socket")
+            if self._expired(session.expires_at):
+                self._expire(session)
+                raise IMError(401, TOKEN_EXPIRED, "the session has expired")
             return session
+        if client is None and self._tokens is not None and "." in token:
+            claims = self._tokens.verify(token, self._clock.seconds())
+            return _RemoteSession(token, claims.user_id, self._remote_bucket(_digest(token)))
         digest = _digest(token)
         remote = self._remote_sessions.get(digest)
         if remote is None:
             raise IMError.of(401, "unknown sessionToken")
         if client is not None:
             raise IMError.of(403, "this sessionToken belongs to another socket")
+        user, _, expires_at = remote
+        if self._expired(expires_at):
+            raise IMError(401, TOKEN_EXPIRED, "the session has expired")
+        return _RemoteSession(token, user, self._remote_bucket(digest))
+
+    def _remote_bucket(self, digest: str) -> TokenBucket:
+        """
+        This node's token bucket for the HTTP calls of a session held
+        elsewhere (or of a JWT bearer), the most recently used kept.
+        """
         bucket = self._remote_buckets.pop(digest, None) or TokenBucket(
             self._settings.rate, self._settings.burst, self._clock.seconds()
         )
         self._remote_buckets[digest] = bucket
         while len(self._remote_buckets) > REMOTE_BUCKETS:
             self._remote_buckets.popitem(last=False)
-        return _RemoteSession(token, remote[0], bucket)
+        return bucket
 
     def _take_token(self, session: _Session | _RemoteSession) -> None:
         if not session.bucket.take(self._clock.seconds()):
@@ -760,13 +868,14 @@ class IMService:
         if isinstance(event, PresenceChanged):
             self._presence(event.node, event.user, event.online)
         elif isinstance(event, SessionChanged):
-            self._session(event.node, event.digest, event.user)
+            self._session(event.node, event.digest, event.user, event.expires_at)
         elif isinstance(event, NodePresence):
             self._node_gone(event.node)
             for user in event.users:
                 self._presence(event.node, user, True)
+            expiries = dict(event.expiries)
             for digest, user in event.sessions:
-                self._session(event.node, digest, user)
+                self._session(event.node, digest, user, expiries.get(digest))
         elif isinstance(event, NodeGone):
             self._node_gone(event.node)
         elif isinstance(event, MessageSent):
@@ -792,11 +901,13 @@ class IMService:
         if not users:
             self._node_users.pop(node, None)
 
-    def _session(self, node: str, digest: str, user: str | None) -> None:
+    def _session(
+        self, node: str, digest: str, user: str | None, expires_at: int | None = None
+    ) -> None:
         if node == self._node:
             return
         if user is not None:
-            self._remote_sessions[digest] = (user, node)
+            self._remote_sessions[digest] = (user, node, expires_at)
             self._node_sessions.setdefault(node, set()).add(digest)
             return
         self._remote_sessions.pop(digest, None)
@@ -942,8 +1053,9 @@ class IMService:
         self._remote_sessions = {}
         self._node_sessions = {}
         for node, sessions in snapshot.sessions.items():
+            expiries = snapshot.expiries.get(node, {})
             for digest, user in sessions.items():
-                self._session(node, digest, user)
+                self._session(node, digest, user, expiries.get(digest))
         for user in [user for user in self._offline if user in self._by_user]:
             self._flush(user)
 

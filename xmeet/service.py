@@ -137,10 +137,13 @@ def _backend(reactor: Any, settings: Settings, node_id: str) -> IRoomBackend:
     if settings.redis_url is None:
         return MemoryRoomBackend(node_id, settings.max_idle_rooms)
     formatter = SendTimeFormatter(ZoneInfo(settings.timezone))
+    address = parse_redis_url(settings.redis_url)
+    if settings.redis_password is not None:
+        address = attrs.evolve(address, password=settings.redis_password)
     return RedisRoomBackend(
         reactor,
         reactor,
-        parse_redis_url(settings.redis_url),
+        address,
         settings.redis_prefix,
         node_id,
         settings.history_size,

@@ -7,13 +7,16 @@ service they make.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from twisted.application.service import MultiService
 from twisted.python import usage
 
 from xmeet.config import Settings
+
+if TYPE_CHECKING:
+    from xmeet.core.tokens import TokenVerifier
 
 __all__ = ["LISTEN_BACKLOG", "Options", "makeService", "port_description"]
 
@@ -41,6 +44,12 @@ def port_description(value: str) -> str:
         description = f"{description}:backlog={LISTEN_BACKLOG}"
     return description
 
+
+_LARGEST_KEY_FILE = 65536
+"""
+Bytes read at most from a key or secret file: a PEM key or certificate is
+a few kilobytes; more is a file given by mistake.
+"""
 
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 _SIZE = re.compile(r"(\d+)\s*([KMG]?)(?:I?B)?", re.IGNORECASE)
@@ -82,6 +91,19 @@ def _positive_float(name: str, value: str) -> float:
     return number
 
 
+def _seconds(name: str, value: str) -> float:
+    """
+    A duration that may be 0, at most an hour.
+    """
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise usage.UsageError(f"--{name} must be a number of seconds, not {value!r}") from None
+    if not 0 <= seconds <= 3600:
+        raise usage.UsageError(f"--{name} must be from 0 to 3600 seconds, not {value!r}")
+    return seconds
+
+
 def _at_least_a_second(name: str, value: str) -> float:
     """
     Heartbeat periods: Autobahn batches its auto-ping timers in whole
@@ -108,6 +130,31 @@ def _write_delay(value: str) -> float:
     return milliseconds / 1000
 
 
+def _read_file(name: str, path: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            data = file.read(_LARGEST_KEY_FILE + 1)
+    except OSError as error:
+        raise usage.UsageError(f"--{name} {path!r}: {error.strerror}") from None
+    if len(data) > _LARGEST_KEY_FILE:
+        raise usage.UsageError(f"--{name} {path!r} is larger than {_LARGEST_KEY_FILE} bytes")
+    return data
+
+
+def _read_secret(name: str, path: str) -> str:
+    """
+    The secret held by the file at C{path}: its first line, without
+    surrounding white space (the newline an editor or C{echo} adds).
+    """
+    lines = _read_file(name, path).strip().splitlines()
+    if not lines:
+        raise usage.UsageError(f"--{name} {path!r} is empty")
+    try:
+        return lines[0].strip().decode("utf-8")
+    except UnicodeDecodeError:
+        raise usage.UsageError(f"--{name} {path!r} is not UTF-8 text") from None
+
+
 class Options(usage.Options):
     """
     C{twistd xmeet} options; L{postOptions} turns them into L{Settings}.
@@ -126,6 +173,13 @@ class Options(usage.Options):
             None,
             "Log one line per HTTP request (twisted.web's combined log format). "
             "Off by default: with long-polling every message is a request.",
+        ],
+        [
+            "xgate-jwt",
+            None,
+            "Require a JWT (checked as with --jwt-key-file) on xgate WebSocket "
+            "URLs, ?token=JWT, whose xnests claim names the xnest (or is *); "
+            "its nickname (or name) claim is the member's nickname.",
         ],
     ]
 
@@ -195,11 +249,50 @@ class Options(usage.Options):
             "follows the load; 0 sends every reactor turn.",
         ],
         [
+            "redis-password-file",
+            None,
+            None,
+            "File holding the password Redis asks for (one line), used with "
+            "--redis instead of a password in the URL, which ps shows.",
+        ],
+        [
             "auth-secret",
             None,
             None,
             "Require logIn to carry the hex HMAC-SHA256 signature of the userId "
-            "under this secret; without it anyone may log in as anyone.",
+            "under this secret; without it (or --auth-secret-file, or "
+            "--jwt-key-file) anyone may log in as anyone. The command line is "
+            "visible in ps: prefer --auth-secret-file.",
+        ],
+        [
+            "auth-secret-file",
+            None,
+            None,
+            "As --auth-secret, the secret read from this file (one line).",
+        ],
+        [
+            "jwt-key-file",
+            None,
+            None,
+            "Require logIn to carry a JWT of the userId (its sub), whose exp "
+            "ends the session; the HTTP API takes it as its bearer too. The "
+            "file holds a PEM public key (RSA: RS256, EC P-256: ES256) or "
+            "else an HS256 secret of at least 32 bytes.",
+        ],
+        [
+            "jwt-audience",
+            None,
+            None,
+            "The aud a JWT must name (with --jwt-key-file); without it, a JWT "
+            "naming an audience is refused.",
+        ],
+        ["jwt-issuer", None, None, "The iss a JWT must have (with --jwt-key-file)."],
+        [
+            "jwt-leeway",
+            None,
+            "30",
+            "Seconds of clock skew allowed on a JWT's exp and nbf; a session "
+            "ends at exp plus this.",
         ],
         [
             "offline-limit",
@@ -254,7 +347,9 @@ class Options(usage.Options):
             ping_timeout=_at_least_a_second("ping-timeout", self["ping-timeout"]),
             timezone=self._check_timezone(self["timezone"]),
             max_idle_rooms=_positive_int("max-idle-rooms", self["max-idle-rooms"]),
-            auth_secret=self._check_secret(self["auth-secret"]),
+            auth_secret=self._auth_secret(),
+            jwt=self._jwt(),
+            xgate_jwt=self._xgate_jwt(),
             offline_limit=_positive_int("offline-limit", self["offline-limit"]),
             max_send_queue=_positive_int("max-send-queue", self["max-send-queue"]),
             max_send_buffer=_byte_size("max-send-buffer", self["max-send-buffer"]),
@@ -262,6 +357,7 @@ class Options(usage.Options):
             max_payload=_positive_int("max-payload", self["max-payload"]),
             cors_origins=self._check_origins(self["cors-origins"]),
             redis_url=self._check_redis(self["redis"]),
+            redis_password=self._redis_password(),
             redis_prefix=self._check_prefix(self["redis-prefix"]),
             node_timeout=_positive_float("node-timeout", self["node-timeout"]),
             max_connections=0
@@ -279,11 +375,64 @@ class Options(usage.Options):
         except Exception as error:
             raise usage.UsageError(f"--port {description!r} is not usable: {error}") from None
 
-    @staticmethod
-    def _check_secret(secret: str | None) -> str | None:
+    def _auth_secret(self) -> str | None:
+        """
+        The HMAC secret of C{--auth-secret} or C{--auth-secret-file}: one
+        of them at most, and not beside C{--jwt-key-file} (a server takes
+        one kind of login, so that the weaker never stands in for the
+        stronger).
+        """
+        secret, path = self["auth-secret"], self["auth-secret-file"]
+        if secret is not None and path is not None:
+            raise usage.UsageError("give --auth-secret or --auth-secret-file, not both")
+        if path is not None:
+            secret = _read_secret("auth-secret-file", path)
+        if secret is not None and self["jwt-key-file"] is not None:
+            raise usage.UsageError("--jwt-key-file replaces --auth-secret: give one of them")
         if secret is not None and not secret:
             raise usage.UsageError("--auth-secret must not be empty")
         return secret
+
+    def _jwt(self) -> TokenVerifier | None:
+        """
+        The JWT verifier of C{--jwt-key-file} and its companions, which
+        mean nothing without it.
+        """
+        path = self["jwt-key-file"]
+        if path is None:
+            for name in ("jwt-audience", "jwt-issuer"):
+                if self[name] is not None:
+                    raise usage.UsageError(f"--{name} needs --jwt-key-file")
+            return None
+        from xmeet.core.tokens import TokenVerifier, load_token_key
+
+        try:
+            key = load_token_key(_read_file("jwt-key-file", path))
+        except ValueError as error:
+            raise usage.UsageError(f"--jwt-key-file {path!r} {error}") from None
+        return TokenVerifier(
+            key,
+            audience=self["jwt-audience"] or None,
+            issuer=self["jwt-issuer"] or None,
+            leeway=_seconds("jwt-leeway", self["jwt-leeway"]),
+        )
+
+    def _xgate_jwt(self) -> bool:
+        if self["xgate-jwt"] and self["jwt-key-file"] is None:
+            raise usage.UsageError("--xgate-jwt needs --jwt-key-file")
+        return bool(self["xgate-jwt"])
+
+    def _redis_password(self) -> str | None:
+        path = self["redis-password-file"]
+        if path is None:
+            return None
+        if self["redis"] is None:
+            raise usage.UsageError("--redis-password-file needs --redis")
+        from xmeet.store.redis import parse_redis_url
+
+        if parse_redis_url(self["redis"]).password is not None:
+            raise usage.UsageError("--redis has a password already: drop it from the URL")
+        return _read_secret("redis-password-file", path)
 
     @staticmethod
     def _check_origins(value: str) -> tuple[str, ...]:

@@ -15,11 +15,12 @@ from xmeet.core.frames import dumps
 __all__ = ["ERROR_CODES", "ErrorPage", "error_body"]
 
 
-def error_body(status: int, message: str) -> bytes:
+def error_body(status: int, message: str, code: str | None = None) -> bytes:
     """
-    The JSON error object for HTTP status C{status}.
+    The JSON error object for HTTP status C{status}, with the standard
+    code of that status unless C{code} is given.
     """
-    error = {"code": error_code(status), "message": message}
+    error = {"code": code or error_code(status), "message": message}
     return dumps({"statusCode": status, "error": error}).encode("utf-8")
 
 
@@ -30,10 +31,11 @@ class ErrorPage(Resource):
 
     isLeaf = True
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
         super().__init__()
         self._status = status
         self._message = message
+        self._code = code
 
     def render(self, request: Request) -> bytes:
         """
@@ -42,4 +44,4 @@ class ErrorPage(Resource):
         request.setResponseCode(self._status)
         request.setHeader(b"content-type", b"application/json; charset=utf-8")
         request.setHeader(b"cache-control", b"no-store")
-        return error_body(self._status, self._message)
+        return error_body(self._status, self._message, self._code)

@@ -266,23 +266,26 @@ def check_signature(secret: bytes, user_id: str, signature: object) -> None:
 class LogInRequest:
     """
     A checked C{logIn} payload; C{signature} is checked by
-    L{check_signature} only when the server has an auth secret.
+    L{check_signature} only when the server has an auth secret, C{token}
+    by L{xmeet.core.tokens.TokenVerifier} only when it takes JWT logins.
     """
 
     user_id: str
     socket_id: str
     signature: object
+    token: object = None
 
 
 def parse_log_in(payload: object) -> LogInRequest:
     """
-    C{{userId, socketId, signature?}}.
+    C{{userId, socketId, signature?, token?}}.
     """
     fields = require_object(payload)
     return LogInRequest(
         user_id=_id(_required(fields, "userId"), "userId"),
         socket_id=_string(_required(fields, "socketId"), "socketId"),
         signature=fields.get("signature"),
+        token=fields.get("token"),
     )
 
 

@@ -24,6 +24,7 @@ __all__ = ["SocketClient", "client_of", "register_im_events", "answer"]
 
 IM_CALLS = {
     "logOut": IMService.log_out,
+    "session/refresh": IMService.session_refresh,
     "message/direct": IMService.direct_message,
     "message/conversation": IMService.conversation_message,
     "conversation/add": IMService.conversation_add,

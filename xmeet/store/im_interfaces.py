@@ -70,26 +70,31 @@ class PresenceChanged:
 class SessionChanged:
     """
     A session of C{user} began on C{node} (C{user} is C{None} when it
-    ended). C{digest} is the SHA-256 of its token, in hex: other nodes
-    accept the token on the HTTP API without ever holding it.
+    ended), or its JWT was refreshed. C{digest} is the SHA-256 of its
+    token, in hex: other nodes accept the token on the HTTP API without
+    ever holding it, until C{expires_at} (epoch milliseconds) when the
+    session came from a JWT login.
     """
 
     node: str
     digest: str
     user: str | None
+    expires_at: int | None = None
 
 
 @attrs.frozen
 class NodePresence:
     """
     Every user with a logged-in socket on C{node} and every session there
-    (digest, user), replacing what was known of it (sent when a node's link
+    (digest, user) with the expiry of those that have one (digest, epoch
+    milliseconds), replacing what was known of it (sent when a node's link
     to the others returns).
     """
 
     node: str
     users: tuple[str, ...]
     sessions: tuple[tuple[str, str], ...] = ()
+    expiries: tuple[tuple[str, int], ...] = ()
 
 
 @attrs.frozen
@@ -183,14 +188,16 @@ class ConversationState:
 class IMSnapshot:
     """
     The shared IM state as stored: conversations, offline queues (user to
-    C{(event, data)} pairs, oldest first), the users online on each node
-    and each node's sessions (token digest to user).
+    C{(event, data)} pairs, oldest first), the users online on each node,
+    each node's sessions (token digest to user) and their expiries (token
+    digest to epoch milliseconds, for sessions of JWT logins).
     """
 
     conversations: Sequence[ConversationState] = ()
     offline: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]] = attrs.field(factory=dict)
     presence: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
     sessions: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
+    expiries: Mapping[str, Mapping[str, int]] = attrs.field(factory=dict)
 
 
 class IIMListener(Interface):

@@ -25,6 +25,9 @@ Key layout, every key and channel under the configured prefix C{P}:
   - C{P im:sessions:NODE}: hash, SHA-256 (hex) of a session token of NODE
     to its user: any node accepts the token on the HTTP API, and no token
     is stored;
+  - C{P im:expiries:NODE}: hash, the same digests (of JWT logins' sessions
+    only) to when the session ends, in epoch milliseconds: no node accepts
+    the token after it, even should the session's node not have told yet;
   - C{P im:nodes}: set of nodes that may have users online;
   - C{P im:reaper:NODE}: who is removing a dead NODE's users;
   - channel C{P im}: every change, as JSON with the node that made it.
@@ -183,11 +186,14 @@ def encode_im_event(event: IMEvent) -> str:
         fields = {"kind": "presence", "user": event.user, "online": event.online}
     elif isinstance(event, SessionChanged):
         fields = {"kind": "session", "digest": event.digest, "user": event.user}
+        if event.expires_at is not None:
+            fields["expiresAt"] = event.expires_at
     elif isinstance(event, NodePresence):
         fields = {
             "kind": "node",
             "users": list(event.users),
             "sessions": [list(pair) for pair in event.sessions],
+            "expiries": [list(pair) for pair in event.expiries],
         }
     elif isinstance(event, NodeGone):
         fields = {"kind": "gone"}
@@ -213,6 +219,15 @@ def encode_im_event(event: IMEvent) -> str:
     return _encoder.encode({"node": event.node, **fields})
 
 
+def _expiry(value: object) -> int:
+    """
+    A session's expiry as an event or Redis holds it: epoch milliseconds.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise IMEventError(f"not a session expiry: {value!r}")
+    return int(value)
+
+
 def decode_im_event(text: str) -> IMEvent | _ReadAgain:
     """
     The event of a message on the IM channel, or a node's request to read
@@ -228,9 +243,18 @@ def decode_im_event(text: str) -> IMEvent | _ReadAgain:
             return PresenceChanged(node, fields["user"], bool(fields["online"]))
         if kind == "node":
             sessions = tuple((digest, user) for digest, user in fields["sessions"])
-            return NodePresence(node, tuple(fields["users"]), sessions)
+            expiries = tuple(
+                (digest, _expiry(expires_at)) for digest, expires_at in fields.get("expiries", ())
+            )
+            return NodePresence(node, tuple(fields["users"]), sessions, expiries)
         if kind == "session":
-            return SessionChanged(node, fields["digest"], fields["user"])
+            expires_at = fields.get("expiresAt")
+            return SessionChanged(
+                node,
+                fields["digest"],
+                fields["user"],
+                None if expires_at is None else _expiry(expires_at),
+            )
         if kind == "gone":
             return NodeGone(node)
         if kind == "message":
@@ -310,6 +334,7 @@ class RedisIMBackend:
         self._wrote_away = False
         self._local_users: set[str] = set()
         self._local_sessions: dict[str, str] = {}
+        self._local_expiries: dict[str, int] = {}
         self._reaper = LoopingCall(self._reap)
         self._reaper.clock = self._clock
 
@@ -366,13 +391,17 @@ class RedisIMBackend:
         if self._local_users:
             self._link.send("SADD", presence, *sorted(self._local_users))
         sessions = self._key("sessions", self.node_id)
-        self._link.send("DEL", sessions)
+        expiries = self._key("expiries", self.node_id)
+        self._link.send("DEL", sessions, expiries)
         for digest, user in self._local_sessions.items():
             self._link.send("HSET", sessions, digest, user)
+        for digest, expires_at in self._local_expiries.items():
+            self._link.send("HSET", expiries, digest, expires_at)
         gathered = NodePresence(
             self.node_id,
             tuple(sorted(self._local_users)),
             tuple(sorted(self._local_sessions.items())),
+            tuple(sorted(self._local_expiries.items())),
         )
         self._link.send("PUBLISH", self._channel, encode_im_event(gathered))
         if self._wrote_away:
@@ -512,13 +541,15 @@ class RedisIMBackend:
                     for node in nodes
                 ),
                 *(connection.hgetall(self._key("sessions", node)) for node in nodes),
+                *(connection.hgetall(self._key("expiries", node)) for node in nodes),
             ],
             consumeErrors=True,
         )
         histories = replies[: len(documents)]
         queues = replies[len(documents) : len(documents) + len(offline_users)]
         presences = replies[len(documents) + len(offline_users) :][: len(nodes)]
-        sessions = replies[len(documents) + len(offline_users) + len(nodes) :]
+        sessions = replies[len(documents) + len(offline_users) + len(nodes) :][: len(nodes)]
+        expiries = replies[len(documents) + len(offline_users) + 2 * len(nodes) :]
         self._link.latency = self._clock.seconds() - started
         return IMSnapshot(
             conversations=[
@@ -535,6 +566,9 @@ class RedisIMBackend:
                 for node, users in zip(nodes, presences, strict=True)
             },
             sessions={node: dict(found or {}) for node, found in zip(nodes, sessions, strict=True)},
+            expiries={
+                node: _stored_expiries(found) for node, found in zip(nodes, expiries, strict=True)
+            },
         )
 
     def publish(self, event: IMEvent) -> None:
@@ -557,13 +591,7 @@ class RedisIMBackend:
                 self._local_users.discard(event.user)
                 send("SREM", presence, event.user)
         elif isinstance(event, SessionChanged):
-            sessions = self._key("sessions", self.node_id)
-            if event.user is None:
-                self._local_sessions.pop(event.digest, None)
-                send("HDEL", sessions, event.digest)
-            else:
-                self._local_sessions[event.digest] = event.user
-                send("HSET", sessions, event.digest, event.user)
+            self._publish_session(event)
         elif isinstance(event, MessageSent):
             if self._buffer is not None and (event.queue or event.conversation_id):
                 self._own_during_read.append(event)
@@ -652,8 +680,32 @@ class RedisIMBackend:
         except Exception:
             self._link.failed(Failure(), "search for dead IM nodes")
 
+    def _publish_session(self, event: SessionChanged) -> None:
+        """
+        Store a session of this node that began, was refreshed or ended.
+        """
+        send = self._link.send
+        sessions = self._key("sessions", self.node_id)
+        expiries = self._key("expiries", self.node_id)
+        if event.user is None:
+            self._local_sessions.pop(event.digest, None)
+            self._local_expiries.pop(event.digest, None)
+            send("HDEL", sessions, event.digest)
+            send("HDEL", expiries, event.digest)
+            return
+        self._local_sessions[event.digest] = event.user
+        send("HSET", sessions, event.digest, event.user)
+        if event.expires_at is not None:
+            self._local_expiries[event.digest] = event.expires_at
+            send("HSET", expiries, event.digest, event.expires_at)
+
     def _remove(self, node: str) -> Deferred[Any] | None:
-        self._link.send("DEL", self._key("presence", node), self._key("sessions", node))
+        self._link.send(
+            "DEL",
+            self._key("presence", node),
+            self._key("sessions", node),
+            self._key("expiries", node),
+        )
         self._link.send("SREM", self._key("nodes"), node)
         return self._link.send("PUBLISH", self._channel, encode_im_event(NodeGone(node)))
 
@@ -675,6 +727,19 @@ class RedisIMBackend:
                     yield removed
                 except Exception:
                     self._link.failed(Failure(), "removing this node's IM users")
+
+
+def _stored_expiries(stored: Any) -> dict[str, int]:
+    """
+    A node's stored session expiries; malformed entries skipped.
+    """
+    expiries = {}
+    for digest, value in (stored or {}).items():
+        try:
+            expiries[digest] = _expiry(value)
+        except (IMEventError, ValueError):
+            continue
+    return expiries
 
 
 def _entries(history: Any) -> list[dict[str, Any]]:

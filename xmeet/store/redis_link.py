@@ -211,6 +211,7 @@ class RedisLink:
         self._heartbeat.clock = clock
         self.errors = 0
         self.latency = 0.0
+        self._told_password = False
 
     @property
     def connected(self) -> bool:
@@ -322,8 +323,17 @@ class RedisLink:
         was logged once already) or the node is leaving.
         """
         self.errors += 1
-        if self.connection is not None and not self.stopping:
-            log.warn("Redis {what} failed: {error}", what=what, error=failure.getErrorMessage())
+        if self.connection is None or self.stopping:
+            return
+        error = failure.getErrorMessage()
+        log.warn("Redis {what} failed: {error}", what=what, error=error)
+        if error.startswith("NOAUTH") and not self._told_password:
+            self._told_password = True
+            log.error(
+                "Redis at {host}:{port} requires a password: give it with --redis-password-file",
+                host=self._address.host,
+                port=self._address.port,
+            )
 
     def send(self, *command: Any) -> Deferred[Any] | None:
         """

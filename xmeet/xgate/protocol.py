@@ -17,15 +17,17 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from xmeet.config import Settings
+from xmeet.core.commands import ChangeName, parse_command
 from xmeet.core.frames import Frame
 from xmeet.core.limits import RateLimiter
 from xmeet.core.room import Member
 from xmeet.core.rules import InvalidName, normalize_nickname, random_nickname
+from xmeet.core.tokens import XnestGrant
 from xmeet.fastsend import FastSendProtocol, SendQueue
 from xmeet.rooms import IMemberSink
 from xmeet.wsmemory import compact
@@ -120,10 +122,14 @@ class XgateProtocol(FastSendProtocol):
     One member's WebSocket connection.
 
     @ivar member: the membership, from C{onOpen} until the connection ends.
+    @ivar grant: what the connection's JWT allows (with C{--xgate-jwt}):
+        the connection closes with 1008 when it expires.
     """
 
     factory: XnestFactory
     member: Member | None = None
+    grant: XnestGrant | None = None
+    _expiry: IDelayedCall | None = None
     _nickname = ""
     _store_history = True
     _ended = False
@@ -134,13 +140,16 @@ class XgateProtocol(FastSendProtocol):
 
     def onConnect(self, request: ConnectionRequest) -> tuple[None, dict[str, str]]:
         """
-        Choose the nickname (query, else cookie, else random) and hand the
-        cookie back on the 101 response; refuse bad input with 400.
+        Choose the nickname (the token's, else the query's, else the
+        cookie's, else random) and hand the cookie back on the 101
+        response; refuse bad input with 400.
         """
         query = _query(request, self.http_request_uri)
         self._store_history = _store_history(query)
         nickname = query.get("nickname", "")
-        if nickname:
+        if self.grant is not None and self.grant.nickname is not None:
+            nickname = self.grant.nickname
+        elif nickname:
             try:
                 nickname = normalize_nickname(nickname)
             except InvalidName as error:
@@ -168,6 +177,11 @@ class XgateProtocol(FastSendProtocol):
         )
         self._early = []
         self._take_over_producer()
+        if self.grant is not None:
+            delay = max(0.0, self.grant.expires_at / 1000 - factory.clock.seconds())
+            self._expiry = factory.clock.callLater(
+                delay, self.close_with, CLOSE_POLICY, "token expired"
+            )
         joining = factory.rooms.join(factory.xnest_id, self._nickname, self, self._store_history)
         joining.addCallback(self._joined)
 
@@ -200,6 +214,8 @@ class XgateProtocol(FastSendProtocol):
                 self.factory.rooms.send_error(self.member, "rate limit exceeded: message dropped")
             return
         text = payload.decode("utf-8")
+        if self._nickname_fixed(text):
+            return
         if self.member is not None:
             self.factory.rooms.receive(self.member, text)
         elif self._early is not None:
@@ -219,10 +235,26 @@ class XgateProtocol(FastSendProtocol):
         timer, self.closeHandshakeTimeoutCall = self.closeHandshakeTimeoutCall, None
         if timer is not None:
             timer.cancel()
+        expiry, self._expiry = self._expiry, None
+        if expiry is not None and expiry.active():
+            expiry.cancel()
         try:
             self._leave()
         finally:
             self.factory.connection_ended(self)
+
+    def _nickname_fixed(self, text: str) -> bool:
+        """
+        Refuse C{@changename} with an C{error} frame when the token gave
+        the nickname: it names the holder, who may not pose as another.
+        """
+        if self.grant is None or self.grant.nickname is None:
+            return False
+        if not isinstance(parse_command(text), ChangeName):
+            return False
+        if self.member is not None:
+            self.factory.rooms.send_error(self.member, "your token sets your nickname")
+        return True
 
     def close_with(self, code: int, reason: str) -> None:
         """
@@ -337,6 +369,7 @@ class XnestFactory(WebSocketServerFactory):
         self.clock = gate.clock
         self.rng = gate.rng
         self.connections = 0
+        self.next_grant: XnestGrant | None = None
         apply_protocol_options(self, gate.settings)
         self.protocol = gate.protocol_class(self)
 
@@ -347,7 +380,9 @@ class XnestFactory(WebSocketServerFactory):
         """
         self.connections += 1
         self.gate.connections += 1
-        return super().buildProtocol(addr)
+        protocol: Any = super().buildProtocol(addr)
+        protocol.grant = self.next_grant
+        return protocol
 
     def connection_ended(self, protocol: XgateProtocol) -> None:
         """
