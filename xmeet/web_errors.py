@@ -15,11 +15,12 @@ from xmeet.core.frames import dumps
 __all__ = ["ERROR_CODES", "ErrorPage", "error_body"]
 
 
-def error_body(status: int, message: str) -> bytes:
+def error_body(status: int, message: str, code: str | None = None) -> bytes:
     """
-    The JSON error object for HTTP status C{status}.
+    The JSON error object for HTTP status C{status}, with its standard
+    C{code} unless another is given.
     """
-    error = {"code": error_code(status), "message": message}
+    error = {"code": code or error_code(status), "message": message}
     return dumps({"statusCode": status, "error": error}).encode("utf-8")
 
 

@@ -7,6 +7,12 @@ session id, method, protocol revision), answers refusals with the official
 JSON error bodies, adds CORS headers, and routes what is left to
 long-polling or, for WebSocket upgrades, to Autobahn's L{WebSocketResource},
 so one L{twisted.web.server.Site} on one port serves everything.
+
+Given an L{Admission} (an xmeet node always gives its own), every request
+from a browser origin it does not allow is refused with 403, and each new
+session (a handshake without C{sid}, over either transport) must be
+admitted by its per-address limits: refusals of both kinds carry the JSON
+error object of PROTOCOL.md rather than the Engine.IO one.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from xmeet.admission import Admission, upgrade_with_lease
+from xmeet.core.admission import Lease, Refusal
 from xmeet.wsmemory import UpgradeResource
 
 from .polling import bad_request
@@ -66,9 +74,10 @@ class EngineIOResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, server: EngineIOServer) -> None:
+    def __init__(self, server: EngineIOServer, admission: Admission | None = None) -> None:
         super().__init__()
         self._server = server
+        self._admission = admission
         self._websocket = UpgradeResource(server.websocket_factory)
 
     def render(self, request: Request) -> bytes | int:
@@ -77,6 +86,11 @@ class EngineIOResource(Resource):
         """
         origin = request.getHeader(b"origin")
         self._add_cors_headers(request, origin)
+        admission = self._admission
+        if admission is not None:
+            refusal = admission.origin_refusal(request)
+            if refusal is not None:
+                return admission.refuse(request, refusal)
         if request.method == b"OPTIONS" and self._server.cors_origins:
             return self._preflight(request)
         query = request_query(request)
@@ -111,12 +125,26 @@ class EngineIOResource(Resource):
         protocol = self._server.protocol_of(query)
         if protocol is None:
             return self._refuse(request, ErrorCode.UNSUPPORTED_PROTOCOL_VERSION)
+        lease = None
+        if self._admission is not None:
+            admitted = self._admission.admit(request)
+            if isinstance(admitted, Refusal):
+                return self._admission.refuse(request, admitted)
+            lease = admitted
         if transport == "websocket":
-            return self._upgrade(request)
+            return self._open_websocket(request, lease)
         address = request.getClientAddress()
         return self._server.open_polling(
-            request, protocol, query, headers, getattr(address, "host", "")
+            request, protocol, query, headers, getattr(address, "host", ""), lease
         )
+
+    def _open_websocket(self, request: Request, lease: Lease | None) -> bytes | int:
+        """
+        A new session over WebSocket: its connection holds the lease.
+        """
+        if lease is None:
+            return self._upgrade(request)
+        return upgrade_with_lease(request, self._server.websocket_factory, lease)
 
     def _existing_session(
         self, request: Request, query: dict[str, str], transport: str
@@ -148,11 +176,19 @@ class EngineIOResource(Resource):
         return result
 
     def _add_cors_headers(self, request: Request, origin: bytes | None) -> None:
+        """
+        C{*} lets any page read the answers, but never with the user's
+        credentials (a page of any site could otherwise act as its
+        visitor); a listed origin is echoed, credentials allowed.
+        """
         origins = self._server.cors_origins
-        if not origins:
+        if not origins or origin is None:
+            return
+        if "*" in origins:
+            request.setHeader(b"access-control-allow-origin", b"*")
             return
         request.setHeader(b"vary", b"Origin")
-        if origin is not None and ("*" in origins or _text(origin) in origins):
+        if _text(origin) in origins:
             request.setHeader(b"access-control-allow-origin", origin)
             request.setHeader(b"access-control-allow-credentials", b"true")
 

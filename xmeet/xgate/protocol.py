@@ -21,12 +21,13 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from xmeet.admission import LeasedConnection
 from xmeet.config import Settings
 from xmeet.core.frames import Frame
 from xmeet.core.limits import RateLimiter
 from xmeet.core.room import Member
 from xmeet.core.rules import InvalidName, normalize_nickname, random_nickname
-from xmeet.fastsend import FastSendProtocol, SendQueue
+from xmeet.fastsend import SendQueue
 from xmeet.rooms import IMemberSink
 from xmeet.wsmemory import compact
 
@@ -115,9 +116,10 @@ def _store_history(query: dict[str, str]) -> bool:
 
 
 @implementer(IMemberSink, IPushProducer)
-class XgateProtocol(FastSendProtocol):
+class XgateProtocol(LeasedConnection):
     """
-    One member's WebSocket connection.
+    One member's WebSocket connection, counted for its client address
+    until its TCP connection is lost.
 
     @ivar member: the membership, from C{onOpen} until the connection ends.
     """

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_xgate -*-
 """
 C{/xgate/websocket/{xnest_id}} inside twisted.web: validates the room id
-from the raw URL and hands the request to that xnest's Autobahn factory.
+from the raw URL, admits the handshake (origin, node and per-address
+limits) and hands the request to that xnest's Autobahn factory.
 """
 
 from __future__ import annotations
@@ -9,20 +10,21 @@ from __future__ import annotations
 from random import Random
 from typing import Any
 
-from autobahn.twisted.resource import WebSocketResource
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from xmeet.admission import Admission, upgrade_with_lease
 from xmeet.config import Settings
+from xmeet.core.admission import Refusal
 from xmeet.core.rules import InvalidName, decode_xnest_segment
 from xmeet.fastsend import Outbox, outbox
 from xmeet.rooms import RoomService
 from xmeet.web_errors import ErrorPage
-from xmeet.wsmemory import UpgradeResource, lean_protocol
+from xmeet.wsmemory import lean_protocol
 from xmeet.xgate.protocol import XgateProtocol, XnestFactory
 
-__all__ = ["XgateResource"]
+__all__ = ["XgateResource", "XnestHandshake"]
 
 
 def _raw_path_from(request: Request, index: int) -> bytes:
@@ -44,6 +46,8 @@ class XgateResource(Resource):
 
     @ivar connections: WebSocket connections of every xnest on this node,
         counted from the start of their handshake.
+    @ivar admission: the node's origin policy and per-address limits,
+        shared with its other front ends.
     """
 
     def __init__(
@@ -53,15 +57,17 @@ class XgateResource(Resource):
         clock: IReactorTime,
         rng: Random,
         outbox: Outbox = outbox,
+        admission: Admission | None = None,
     ) -> None:
         super().__init__()
+        self.admission = admission or Admission.of(settings, clock)
         self.rooms = rooms
         self.settings = settings
         self.clock = clock
         self.rng = rng
         self.outbox = outbox
         self.connections = 0
-        self._endpoints: dict[str, tuple[XnestFactory, WebSocketResource]] = {}
+        self._endpoints: dict[str, XnestFactory] = {}
         self._protocol: type[XgateProtocol] | None = None
 
     def protocol_class(self, factory: XnestFactory) -> type[XgateProtocol]:
@@ -84,31 +90,70 @@ class XgateResource(Resource):
 
     def getChild(self, path: bytes, request: Request) -> Any:
         """
-        The WebSocket endpoint of the xnest named by the rest of the URL, or
-        an error page: 400 for an invalid xnest id, 503 when the node is
-        full.
+        The handshake of the xnest named by the rest of the URL, or 400
+        for an invalid xnest id.
         """
         try:
             xnest_id = decode_xnest_segment(_raw_path_from(request, len(request.prepath or ())))
         except InvalidName as error:
             return ErrorPage(400, str(error))
+        request.postpath = []
+        return XnestHandshake(self, xnest_id)
+
+    def refusal(self, request: Request) -> Refusal | None:
+        """
+        Why C{request} may not open a connection: its origin (403), or a
+        full node (503); C{None} if it may, as far as the node goes.
+        """
+        refusal = self.admission.origin_refusal(request)
+        if refusal is not None:
+            return refusal
         limit = self.settings.max_connections
         if limit and self.connections >= limit:
-            return ErrorPage(503, "too many connections")
-        request.postpath = []
-        return self._endpoint(xnest_id)
+            return Refusal(503, "unavailable", "too many connections")
+        return None
 
-    def _endpoint(self, xnest_id: str) -> WebSocketResource:
-        endpoint = self._endpoints.get(xnest_id)
-        if endpoint is None:
-            factory = XnestFactory(xnest_id, self)
-            endpoint = self._endpoints[xnest_id] = (factory, UpgradeResource(factory))
-        return endpoint[1]
+    def factory(self, xnest_id: str) -> XnestFactory:
+        """
+        The factory of C{xnest_id}, created for its first connection.
+        """
+        factory = self._endpoints.get(xnest_id)
+        if factory is None:
+            factory = self._endpoints[xnest_id] = XnestFactory(xnest_id, self)
+        return factory
 
     def release(self, factory: XnestFactory) -> None:
         """
         Forget C{factory}, whose last connection ended.
         """
-        current = self._endpoints.get(factory.xnest_id)
-        if current is not None and current[0] is factory:
+        if self._endpoints.get(factory.xnest_id) is factory:
             del self._endpoints[factory.xnest_id]
+
+
+class XnestHandshake(Resource):
+    """
+    One xgate handshake: admitted (origin, node limit, per-address limits)
+    before its xnest's factory is made or used, so a refused handshake
+    leaves nothing behind; refusals get the JSON error object.
+    """
+
+    isLeaf = True
+
+    def __init__(self, gate: XgateResource, xnest_id: str) -> None:
+        super().__init__()
+        self._gate = gate
+        self._xnest_id = xnest_id
+
+    def render(self, request: Request) -> bytes | int:
+        """
+        Refuse, or upgrade to the xnest's WebSocket holding a lease.
+        """
+        gate = self._gate
+        admission = gate.admission
+        refusal = gate.refusal(request)
+        if refusal is not None:
+            return admission.refuse(request, refusal)
+        admitted = admission.admit(request)
+        if isinstance(admitted, Refusal):
+            return admission.refuse(request, admitted)
+        return upgrade_with_lease(request, gate.factory(self._xnest_id), admitted)
