@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 import treq
+from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.test.requesthelper import DummyRequest
@@ -29,12 +30,16 @@ from tests.xgate_client import WAIT, XgateClient, connect, handshake_status, wai
 from xmeet.admission import Admission
 from xmeet.config import Settings
 from xmeet.engineio import EngineIOResource
+from xmeet.service import build_node
 
 __all__ = [
+    "CycleTests",
     "EngineIOAdmissionTests",
+    "ListedOriginTests",
     "OriginTests",
     "PerAddressTests",
     "RateTests",
+    "XgateAdmissionTests",
 ]
 
 EVIL = "http://evil.example"
@@ -101,6 +106,19 @@ class EngineIOAdmissionTests(SynchronousTestCase):
             (self.server.sockets, self.admission.refused["origin_not_allowed"]), ({}, 1)
         )
 
+    def test_foreign_origin_refused_websocket(self) -> None:
+        """
+        A WebSocket handshake from a foreign page is refused before
+        anything is upgraded.
+        """
+        request = self.request(
+            headers={b"origin": EVIL.encode(), b"upgrade": b"websocket"},
+            EIO="4",
+            transport="websocket",
+        )
+        self.assertEqual(request.responseCode, 403)
+        self.assertEqual(error_of(body_of(request)), (403, "origin_not_allowed"))
+
     def test_foreign_origin_refused_in_session(self) -> None:
         """
         A session's later requests from a foreign page are refused too.
@@ -150,6 +168,48 @@ class EngineIOAdmissionTests(SynchronousTestCase):
         self.assertEqual(error_of(body_of(self.handshake())), (429, "connection_rate_limited"))
         self.clock.advance(1)
         self.assertEqual(status_of(self.handshake()), 200)
+
+
+class XgateAdmissionTests(SynchronousTestCase):
+    """
+    The xgate handshake resource of a node, on in-memory requests: refusals
+    come before any factory or lease exists.
+    """
+
+    def setUp(self) -> None:
+        self.node = build_node(reactor, Settings(max_connections_per_ip=1))
+        self.gate = self.node.gate
+
+    def handshake(self, **headers: bytes) -> DummyRequest:
+        request = DummyRequest([b"xgate", b"websocket", b"r"])
+        request.prepath = [b"xgate", b"websocket", b"r"]
+        request.postpath = []
+        request.uri = b"/xgate/websocket/r"
+        request.client = IPv4Address("TCP", "10.0.0.1", 4321)
+        for name, value in {"host": b"chat.example", **headers}.items():
+            request.requestHeaders.addRawHeader(name.encode(), value)
+        request.render(self.gate.getChild(b"r", request))
+        return request
+
+    def test_foreign_origin(self) -> None:
+        """
+        403 with the JSON error object, no factory, nothing counted.
+        """
+        request = self.handshake(origin=EVIL.encode())
+        self.assertEqual(request.responseCode, 403)
+        self.assertEqual(error_of(body_of(request)), (403, "origin_not_allowed"))
+        self.assertEqual((self.gate.factories, self.node.admission.limits.addresses), (0, 0))
+
+    def test_address_full(self) -> None:
+        """
+        An address at its limit gets 429 and no factory is made.
+        """
+        self.node.admission.limits.admit("10.0.0.1", 0)
+        request = self.handshake(origin=b"http://chat.example")
+        self.assertEqual(request.responseCode, 429)
+        self.assertEqual(error_of(body_of(request)), (429, "too_many_connections"))
+        self.assertEqual(self.gate.factories, 0)
+        self.assertEqual(self.node.admission.refused, {"too_many_connections": 1})
 
 
 async def _websocket_status(url: str, origin: str | None) -> tuple[int, bytes]:
@@ -264,6 +324,16 @@ class OriginTests(NodeTestCase):
             status, body = await self.poll_handshake(origin)
             self.assertEqual(status, 200)
             await self.close_polling(body)
+
+    async def test_refusals_in_metrics(self) -> None:
+        """
+        C{/metrics} counts refused handshakes by reason.
+        """
+        await self.poll_handshake(EVIL)
+        await self.poll_handshake(EVIL)
+        response = await self.http.get(f"{self.running.url}/metrics")
+        text = (await treq.content(response)).decode()
+        self.assertIn('xmeet_handshakes_refused_total{reason="origin_not_allowed"} 2.0', text)
 
     async def test_autobahn_client(self) -> None:
         """
