@@ -185,7 +185,7 @@ class AddressLimitsTests(SynchronousTestCase):
         """
         Releasing a lease twice counts its connection out once.
         """
-        limits = AddressLimits(0, 0, 1)
+        limits = AddressLimits(5, 0, 1)
         first = self.admitted(limits, "a")
         self.admitted(limits, "a")
         first.release()
@@ -205,12 +205,12 @@ class AddressLimitsTests(SynchronousTestCase):
 
     def test_no_connection_limit(self) -> None:
         """
-        C{max_connections} 0 admits any number, still counted.
+        C{max_connections} 0 admits any number, with nothing to count or
+        release.
         """
         limits = AddressLimits(0, 0, 1)
-        for _ in range(1000):
-            self.admitted(limits, "a")
-        self.assertEqual(limits.connections("a"), 1000)
+        self.assertEqual([limits.admit("a", 0) for _ in range(1000)], [None] * 1000)
+        self.assertEqual((limits.addresses, limits.connections("a")), (0, 0))
 
     def test_rate(self) -> None:
         """
@@ -218,7 +218,7 @@ class AddressLimitsTests(SynchronousTestCase):
         second; beyond, 429 C{connection_rate_limited}, which holds no
         connection.
         """
-        limits = AddressLimits(0, 2, 3)
+        limits = AddressLimits(100, 2, 3)
         for _ in range(3):
             self.admitted(limits, "a", 10)
         refusal = limits.admit("a", 10)
@@ -234,7 +234,7 @@ class AddressLimitsTests(SynchronousTestCase):
         A bucket unused long enough to be full again is forgotten: the
         address starts afresh with the same burst.
         """
-        limits = AddressLimits(0, 10, 20)
+        limits = AddressLimits(100, 10, 20)
         for n in range(20):
             self.admitted(limits, f"a{n}", 0)
         self.assertEqual(limits.buckets, 20)
@@ -258,7 +258,7 @@ class AddressLimitsTests(SynchronousTestCase):
         """
         Without a rate limit, no bucket is kept at all.
         """
-        limits = AddressLimits(0, 0, 1)
+        limits = AddressLimits(5, 0, 1)
         for n in range(100):
             self.admitted(limits, f"a{n}").release()
         self.assertEqual((limits.buckets, limits.addresses), (0, 0))

@@ -82,10 +82,11 @@ class Admission:
         """
         return self.origins.refusal(_header(request, b"origin"), _header(request, b"host"))
 
-    def admit(self, request: Request) -> Lease | Refusal:
+    def admit(self, request: Request) -> Lease | Refusal | None:
         """
         A lease for one more connection from C{request}'s client, or the
-        refusal of the per-address limits.
+        refusal of the per-address limits; C{None} when admitted with
+        nothing to count (no connection limit).
         """
         return self.limits.admit(client_address(request), self.clock.seconds())
 
@@ -146,12 +147,15 @@ class _LeasingFactory:
         return protocol
 
 
-def upgrade_with_lease(request: Request, factory: Any, lease: Lease) -> bytes | int:
+def upgrade_with_lease(request: Request, factory: Any, lease: Lease | None) -> bytes | int:
     """
     Hand C{request} to C{factory}'s WebSocket protocol, like
-    L{UpgradeResource}, the new connection holding C{lease}; if no
+    L{UpgradeResource}, the new connection holding C{lease}, if any; if no
     connection was made, the lease is released at once.
     """
+    if lease is None:
+        plain: bytes | int = UpgradeResource(factory).render(request)
+        return plain
     leasing = _LeasingFactory(factory, lease)
     try:
         result: bytes | int = UpgradeResource(leasing).render(request)

@@ -181,7 +181,8 @@ class AddressLimits:
     """
     Connections open and handshakes per second, per client address.
 
-    Counts are kept for addresses with open connections only. Rate
+    Counts are kept, with a connection limit, for addresses with open
+    connections only. Rate
     buckets are kept, least recently used first, only while they could
     still refuse: a bucket unused for C{burst / rate} seconds is full
     again, just like a new one, so it is forgotten. At most
@@ -223,11 +224,13 @@ class AddressLimits:
         """
         return len(self._buckets)
 
-    def admit(self, address: str, now: float) -> Lease | Refusal:
+    def admit(self, address: str, now: float) -> Lease | Refusal | None:
         """
         A L{Lease} for a new connection of C{address} at C{now}, or the
         429 refusal when the address has its limit of open connections or
         handshakes too fast. A refused handshake still takes a token.
+        Without a connection limit there is nothing to count: an admitted
+        connection gets C{None}, and holds nothing.
         """
         if not self._take_token(address, now):
             return Refusal(
@@ -235,8 +238,10 @@ class AddressLimits:
                 CONNECTION_RATE_LIMITED,
                 f"more than {self.rate:g} new connections a second from one address",
             )
+        if not self.max_connections:
+            return None
         count = self._open.get(address, 0)
-        if self.max_connections and count >= self.max_connections:
+        if count >= self.max_connections:
             return Refusal(
                 429,
                 TOO_MANY_CONNECTIONS,

@@ -21,8 +21,8 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from xmeet.admission import Admission, upgrade_with_lease
-from xmeet.core.admission import Lease, Refusal
+from xmeet.admission import Admission, client_address, upgrade_with_lease
+from xmeet.core.admission import Refusal
 from xmeet.wsmemory import UpgradeResource
 
 from .polling import bad_request
@@ -132,19 +132,10 @@ class EngineIOResource(Resource):
                 return self._admission.refuse(request, admitted)
             lease = admitted
         if transport == "websocket":
-            return self._open_websocket(request, lease)
-        address = request.getClientAddress()
+            return upgrade_with_lease(request, self._server.websocket_factory, lease)
         return self._server.open_polling(
-            request, protocol, query, headers, getattr(address, "host", ""), lease
+            request, protocol, query, headers, client_address(request), lease
         )
-
-    def _open_websocket(self, request: Request, lease: Lease | None) -> bytes | int:
-        """
-        A new session over WebSocket: its connection holds the lease.
-        """
-        if lease is None:
-            return self._upgrade(request)
-        return upgrade_with_lease(request, self._server.websocket_factory, lease)
 
     def _existing_session(
         self, request: Request, query: dict[str, str], transport: str
