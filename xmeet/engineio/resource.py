@@ -22,7 +22,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from xmeet.admission import Admission, client_address, upgrade_with_lease
-from xmeet.core.admission import Refusal
+from xmeet.core.admission import OriginPolicy, Refusal, normalize_origin
 from xmeet.wsmemory import UpgradeResource
 
 from .polling import bad_request
@@ -78,6 +78,7 @@ class EngineIOResource(Resource):
         super().__init__()
         self._server = server
         self._admission = admission
+        self._cors = OriginPolicy.of(server.cors_origins)
         self._websocket = UpgradeResource(server.websocket_factory)
 
     def render(self, request: Request) -> bytes | int:
@@ -170,16 +171,17 @@ class EngineIOResource(Resource):
         """
         C{*} lets any page read the answers, but never with the user's
         credentials (a page of any site could otherwise act as its
-        visitor); a listed origin is echoed, credentials allowed.
+        visitor); a listed origin (in any spelling of it) is echoed,
+        credentials allowed.
         """
-        origins = self._server.cors_origins
-        if not origins or origin is None:
-            return
-        if "*" in origins:
+        cors = self._cors
+        if cors.any_origin:
             request.setHeader(b"access-control-allow-origin", b"*")
             return
+        if not cors.origins:
+            return
         request.setHeader(b"vary", b"Origin")
-        if _text(origin) in origins:
+        if origin is not None and normalize_origin(_text(origin)) in cors.origins:
             request.setHeader(b"access-control-allow-origin", origin)
             request.setHeader(b"access-control-allow-credentials", b"true")
 
