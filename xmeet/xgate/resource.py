@@ -17,6 +17,7 @@ from twisted.web.server import Request
 from xmeet.admission import Admission, upgrade_with_lease
 from xmeet.config import Settings
 from xmeet.core.admission import Refusal
+from xmeet.core.errors import error_code
 from xmeet.core.rules import InvalidName, decode_xnest_segment
 from xmeet.fastsend import Outbox, outbox
 from xmeet.rooms import RoomService
@@ -110,7 +111,7 @@ class XgateResource(Resource):
             return refusal
         limit = self.settings.max_connections
         if limit and self.connections >= limit:
-            return Refusal(503, "unavailable", "too many connections")
+            return Refusal(503, error_code(503), "too many connections")
         return None
 
     def factory(self, xnest_id: str) -> XnestFactory:
