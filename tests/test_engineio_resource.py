@@ -246,21 +246,22 @@ class NoCORSTests(ResourceTestCase):
 
 class AnyOriginCORSTests(ResourceTestCase):
     """
-    C{("*",)} allows any origin, echoed with credentials.
+    C{("*",)} allows any origin, but never with credentials.
     """
 
     server_settings = {"cors_origins": ("*",)}
 
-    def test_echo_origin(self) -> None:
+    def test_any_origin_without_credentials(self) -> None:
         """
-        The request's Origin is echoed, with credentials allowed.
+        Any page may read the answers (C{Access-Control-Allow-Origin: *}),
+        but credentials are not allowed: a page of any site must not act
+        with its visitor's cookies.
         """
         request = self.request(
             EIO="4", transport="polling", headers={b"origin": b"http://a.example"}
         )
-        self.assertEqual(header(request, b"access-control-allow-origin"), b"http://a.example")
-        self.assertEqual(header(request, b"access-control-allow-credentials"), b"true")
-        self.assertEqual(header(request, b"vary"), b"Origin")
+        self.assertEqual(header(request, b"access-control-allow-origin"), b"*")
+        self.assertIsNone(header(request, b"access-control-allow-credentials"))
 
     def test_errors_carry_cors(self) -> None:
         """
@@ -268,7 +269,7 @@ class AnyOriginCORSTests(ResourceTestCase):
         """
         request = self.request(EIO="9", transport="polling", headers={b"origin": b"http://a"})
         self.assertEqual(request.responseCode, 400)
-        self.assertEqual(header(request, b"access-control-allow-origin"), b"http://a")
+        self.assertEqual(header(request, b"access-control-allow-origin"), b"*")
 
     def test_preflight(self) -> None:
         """
@@ -306,6 +307,25 @@ class ListedOriginCORSTests(ResourceTestCase):
             EIO="4", transport="polling", headers={b"origin": b"http://good.example"}
         )
         self.assertEqual(header(request, b"access-control-allow-origin"), b"http://good.example")
+
+    def test_listed_other_spelling(self) -> None:
+        """
+        The listed origin spelled otherwise (case, default port) is the
+        same origin; its own spelling is echoed.
+        """
+        request = self.request(
+            EIO="4", transport="polling", headers={b"origin": b"http://Good.example:80"}
+        )
+        self.assertEqual(header(request, b"access-control-allow-origin"), b"http://Good.example:80")
+        self.assertEqual(header(request, b"access-control-allow-credentials"), b"true")
+
+    def test_vary_without_origin(self) -> None:
+        """
+        Answers depend on C{Origin}, so even one without it says so to
+        caches.
+        """
+        request = self.request(EIO="4", transport="polling")
+        self.assertEqual(header(request, b"vary"), b"Origin")
 
     def test_unlisted(self) -> None:
         """

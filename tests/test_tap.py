@@ -133,6 +133,47 @@ class OptionsTests(SynchronousTestCase):
         self.assertTrue(_parse("--access-log")["settings"].access_log)
         self.assertFalse(_parse()["settings"].access_log)
 
+    def test_admission_options(self) -> None:
+        """
+        The per-address limits and the xnest cap reach the settings; by
+        default the per-address limits are off and a socket may be in 100
+        xnests.
+        """
+        settings = _parse(
+            "--max-connections-per-ip",
+            "50",
+            "--connection-rate-per-ip",
+            "2.5",
+            "--connection-burst-per-ip",
+            "10",
+            "--max-xnests-per-socket",
+            "7",
+        )["settings"]
+        self.assertEqual(
+            (
+                settings.max_connections_per_ip,
+                settings.connection_rate_per_ip,
+                settings.connection_burst_per_ip,
+                settings.max_xnests_per_socket,
+            ),
+            (50, 2.5, 10, 7),
+        )
+        defaults = _parse()["settings"]
+        self.assertEqual(
+            (
+                defaults.max_connections_per_ip,
+                defaults.connection_rate_per_ip,
+                defaults.connection_burst_per_ip,
+                defaults.max_xnests_per_socket,
+            ),
+            (0, 0, 100, 100),
+        )
+        off = _parse("--max-connections-per-ip", "0", "--connection-rate-per-ip", "0")
+        self.assertEqual(
+            (off["settings"].max_connections_per_ip, off["settings"].connection_rate_per_ip),
+            (0, 0),
+        )
+
     def test_write_delay_off(self) -> None:
         """
         C{--write-delay 0} sends at the end of every reactor turn.
@@ -198,6 +239,16 @@ class OptionsTests(SynchronousTestCase):
             ("--write-delay", "1001"),
             ("--write-delay", "soon"),
             ("--write-delay", "nan"),
+            ("--max-connections-per-ip", "-1"),
+            ("--max-connections-per-ip", "many"),
+            ("--connection-rate-per-ip", "-5"),
+            ("--connection-rate-per-ip", "inf"),
+            ("--connection-rate-per-ip", "nan"),
+            ("--connection-rate-per-ip", "quick"),
+            ("--connection-burst-per-ip", "0"),
+            ("--connection-burst-per-ip", "2.5"),
+            ("--max-xnests-per-socket", "0"),
+            ("--max-xnests-per-socket", "all"),
         ]
         for option, value in cases:
             with self.assertRaises(usage.UsageError, msg=f"{option} {value}") as raised:

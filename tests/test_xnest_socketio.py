@@ -18,7 +18,7 @@ from tests.test_im_socketio import WAIT, check_error, run_node, sio_connect
 from tests.xgate_client import XgateClient, connect, wait_until, xnest_url
 from xmeet.config import Settings
 
-__all__ = ["MixedRoomTests", "XnestErrorTests"]
+__all__ = ["MixedRoomTests", "XnestCapTests", "XnestErrorTests"]
 
 XNEST = "mixed room"
 SEND_TIME = re.compile(r"\d{4}-\d{1,2}-\d{1,2} \d{1,2}:\d{1,2}:\d{1,2}\Z")
@@ -315,10 +315,11 @@ class XnestErrorTests(TestCase):
     async def test_errors(self) -> None:
         """
         403 outside the xnest, 400 for bad payloads, 413 for an oversize
-        message, 429 beyond the burst; a WebSocket member of the room sees
-        the join and the accepted messages, nothing else.
+        message, 429 beyond the burst (of 3: the join takes one token); a
+        WebSocket member of the room sees the join and the accepted
+        messages, nothing else.
         """
-        running = start_xmeet(self, Settings(max_message_size=100, rate=0.01, burst=2))
+        running = start_xmeet(self, Settings(max_message_size=100, rate=0.01, burst=3))
         ws = await ws_member(self, running.ws_url, "e", "watcher")
         sio = await sio_connect(self, running.url)
 
@@ -416,3 +417,44 @@ class XnestErrorTests(TestCase):
         (member,) = joined["body"]["members"]
         self.assertEqual(member["pid"], me)
         self.assertRegex(member["nickname"], r"guest-\d{4}\Z")
+
+
+class XnestCapTests(TestCase):
+    """
+    C{max_xnests_per_socket} bounds the xnests of one Socket.IO socket, and
+    joins take tokens of the socket's rate limit.
+    """
+
+    timeout = 60
+
+    async def test_cap(self) -> None:
+        """
+        Beyond the cap, C{xnest/join} is answered 429 C{too_many_xnests}
+        (as ack, or as an C{error} event) and joins nothing; after a leave,
+        a join gets in again.
+        """
+        running = start_xmeet(self, Settings(max_xnests_per_socket=3))
+        sio = await sio_connect(self, running.url)
+        for name in "abc":
+            joined = await sio.call("xnest/join", {"xnest": name})
+            self.assertEqual(joined["statusCode"], 200, name)
+        refused = await sio.call("xnest/join", {"xnest": "d"})
+        self.assertEqual(refused["statusCode"], 429)
+        self.assertEqual(refused["error"]["code"], "too_many_xnests")
+        await sio.emit("xnest/join", {"xnest": "d"})
+        await sio.wait_for("error")
+        self.assertEqual(sio.named("error")[0], refused)
+        self.assertEqual(running.node.rooms.active_rooms, 3)
+        self.assertEqual(await sio.call("xnest/leave", {"xnest": "b"}), OK)
+        self.assertEqual((await sio.call("xnest/join", {"xnest": "d"}))["statusCode"], 200)
+
+    async def test_joins_take_tokens(self) -> None:
+        """
+        With a burst of 2, a third join in a row is rate limited (429
+        C{rate_limited}).
+        """
+        running = start_xmeet(self, Settings(rate=0.01, burst=2))
+        sio = await sio_connect(self, running.url)
+        answers = [await sio.call("xnest/join", {"xnest": name}) for name in "abc"]
+        self.assertEqual([answer["statusCode"] for answer in answers], [200, 200, 429])
+        check_error(self, answers[2], 429)

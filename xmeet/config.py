@@ -37,8 +37,17 @@ class Settings:
         node, 0 for no limit.
     @ivar max_payload: Engine.IO C{maxPayload}: largest HTTP long-polling
         body or WebSocket message accepted on C{/socket.io/}, in bytes.
-    @ivar cors_origins: origins allowed to use Engine.IO long-polling from
-        a browser; C{("*",)} allows any, C{()} sends no CORS headers.
+    @ivar cors_origins: browser origins allowed besides the node's own
+        host, for CORS and for the handshakes of xgate and C{/socket.io/}
+        (L{xmeet.core.admission.OriginPolicy}); C{("*",)} allows any
+        (CORS without credentials), C{()} only the node's own pages.
+    @ivar max_connections_per_ip: xgate connections and Engine.IO
+        sessions together per client address, 0 for no limit.
+    @ivar connection_rate_per_ip: new handshakes a second per client
+        address (token bucket refill), 0 for no limit.
+    @ivar connection_burst_per_ip: handshakes a client address may make
+        at once (token bucket size).
+    @ivar max_xnests_per_socket: xnests one Socket.IO socket may be in.
     @ivar connect_timeout: seconds a Socket.IO client has, after the
         Engine.IO handshake, to connect to a namespace.
     @ivar redis_url: C{redis://HOST:PORT/DB} to mirror to and cluster
@@ -80,6 +89,10 @@ class Settings:
     max_connections: int = 0
     max_payload: int = 1_000_000
     cors_origins: tuple[str, ...] = ()
+    max_connections_per_ip: int = 0
+    connection_rate_per_ip: float = 0.0
+    connection_burst_per_ip: int = 100
+    max_xnests_per_socket: int = 100
     connect_timeout: float = 45.0
     redis_url: str | None = None
     redis_prefix: str = "xmeet:"

@@ -54,6 +54,12 @@ class NodeCollector:
         yield _gauge(
             "xmeet_redis_latency_seconds", "Duration of the last xnest read from Redis.", numbers
         )
+        yield _by_reason(
+            "xmeet_handshakes_refused",
+            "WebSocket and Engine.IO handshakes refused (origin, per-address limits, "
+            "a full node), by the refusal's error code.",
+            numbers,
+        )
 
 
 def _gauge(name: str, documentation: str, numbers: dict[str, Any]) -> Metric:
@@ -62,6 +68,13 @@ def _gauge(name: str, documentation: str, numbers: dict[str, Any]) -> Metric:
 
 def _counter(name: str, documentation: str, numbers: dict[str, Any]) -> Metric:
     return CounterMetricFamily(name, documentation, value=numbers.get(name, 0))
+
+
+def _by_reason(name: str, documentation: str, numbers: dict[str, Any]) -> Metric:
+    counter = CounterMetricFamily(name, documentation, labels=["reason"])
+    for reason, value in sorted(numbers.get(name, {}).items()):
+        counter.add_metric([reason], value)
+    return counter
 
 
 class MetricsResource(Resource):

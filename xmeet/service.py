@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 
 import xmeet
+from xmeet.admission import Admission
 from xmeet.config import Settings
 from xmeet.core.frames import SendTimeFormatter
 from xmeet.core.ids import IdGenerator, new_node_id
@@ -66,6 +67,7 @@ class Node:
     outbox: Outbox
     sio: SocketIOServer
     site: XmeetSite
+    admission: Admission
 
     started: float = attrs.field(factory=time.monotonic)
 
@@ -109,6 +111,7 @@ class Node:
             "xmeet_redis_backlog": backend.get("backlog", 0),
             "xmeet_redis_errors": backend.get("errors", 0),
             "xmeet_redis_latency_seconds": backend.get("latency", 0.0),
+            "xmeet_handshakes_refused": dict(self.admission.refused),
         }
 
     def stop(self) -> Deferred[None]:
@@ -193,7 +196,8 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
         backend=_im_backend(settings, backend),
     )
     outbox = Outbox(reactor, settings.write_delay)
-    gate = XgateResource(rooms, settings, reactor, Random(), outbox)
+    admission = Admission.of(settings, reactor)
+    gate = XgateResource(rooms, settings, reactor, Random(), outbox, admission)
     engine = EngineIOServer(
         reactor,
         None,
@@ -218,11 +222,12 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
         outbox=outbox,
         sio=sio,
         site=XmeetSite(Resource(), max_body, settings.access_log),
+        admission=admission,
     )
     node.site.resource = build_root(
         rooms,
         gate,
-        EngineIOResource(engine),
+        EngineIOResource(engine, admission),
         ConversationsResource(im, settings.max_message_size),
         node.health,
         node.numbers,

@@ -104,6 +104,24 @@ def _seconds(name: str, value: str) -> float:
     return seconds
 
 
+def _count_or_off(name: str, value: str) -> int:
+    """
+    A limit that 0 turns off.
+    """
+    return 0 if value.strip() == "0" else _positive_int(name, value)
+
+
+def _rate_or_off(name: str, value: str) -> float:
+    """
+    A rate that 0 turns off.
+    """
+    try:
+        number = float(value)
+    except ValueError:
+        raise usage.UsageError(f"--{name} must be a number, not {value!r}") from None
+    return 0.0 if number == 0 else _positive_float(name, value)
+
+
 def _at_least_a_second(name: str, value: str) -> float:
     """
     Heartbeat periods: Autobahn batches its auto-ping timers in whole
@@ -311,8 +329,38 @@ class Options(usage.Options):
             "cors-origins",
             None,
             "",
-            "Comma-separated origins allowed to use /socket.io/ long-polling "
-            "from a browser (credentials allowed), or * for any.",
+            "Comma-separated browser origins allowed besides the node's own "
+            "pages, for CORS and for the WebSocket and long-polling handshakes "
+            "of /xgate/ and /socket.io/ (others get 403), or * for any (CORS "
+            "without credentials). Clients that send no Origin are allowed.",
+        ],
+        [
+            "max-connections-per-ip",
+            None,
+            "0",
+            "xgate connections and Socket.IO sessions together per client "
+            "address; 0 for no limit. Beyond it the handshake gets 429.",
+        ],
+        [
+            "connection-rate-per-ip",
+            None,
+            "0",
+            "New xgate and Socket.IO handshakes per second per client address "
+            "(token bucket refill); 0 for no limit. Beyond it: 429.",
+        ],
+        [
+            "connection-burst-per-ip",
+            None,
+            "100",
+            "Handshakes a client address may make at once (token bucket size "
+            "of --connection-rate-per-ip).",
+        ],
+        [
+            "max-xnests-per-socket",
+            None,
+            "100",
+            "Xnests one Socket.IO socket may be in; xnest/join beyond it is "
+            "answered 429 too_many_xnests.",
         ],
         ["timezone", None, "UTC", "IANA time zone of send_time in frames (e.g. Asia/Shanghai)."],
         [
@@ -356,6 +404,18 @@ class Options(usage.Options):
             write_delay=_write_delay(self["write-delay"]),
             max_payload=_positive_int("max-payload", self["max-payload"]),
             cors_origins=self._check_origins(self["cors-origins"]),
+            max_connections_per_ip=_count_or_off(
+                "max-connections-per-ip", self["max-connections-per-ip"]
+            ),
+            connection_rate_per_ip=_rate_or_off(
+                "connection-rate-per-ip", self["connection-rate-per-ip"]
+            ),
+            connection_burst_per_ip=_positive_int(
+                "connection-burst-per-ip", self["connection-burst-per-ip"]
+            ),
+            max_xnests_per_socket=_positive_int(
+                "max-xnests-per-socket", self["max-xnests-per-socket"]
+            ),
             redis_url=self._check_redis(self["redis"]),
             redis_password=self._redis_password(),
             redis_prefix=self._check_prefix(self["redis-prefix"]),

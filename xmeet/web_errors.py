@@ -17,8 +17,8 @@ __all__ = ["ERROR_CODES", "ErrorPage", "error_body"]
 
 def error_body(status: int, message: str, code: str | None = None) -> bytes:
     """
-    The JSON error object for HTTP status C{status}, with the standard
-    code of that status unless C{code} is given.
+    The JSON error object for HTTP status C{status}, with its standard
+    C{code} unless another is given.
     """
     error = {"code": code or error_code(status), "message": message}
     return dumps({"statusCode": status, "error": error}).encode("utf-8")

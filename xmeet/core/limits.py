@@ -25,6 +25,13 @@ class TokenBucket:
         self._tokens = burst
         self._updated = now
 
+    @property
+    def updated(self) -> float:
+        """
+        When tokens were last counted (the last C{take} at a later time).
+        """
+        return self._updated
+
     def take(self, now: float) -> bool:
         """
         Take one token at time C{now}; C{False} when the bucket is empty.

@@ -7,6 +7,12 @@ session id, method, protocol revision), answers refusals with the official
 JSON error bodies, adds CORS headers, and routes what is left to
 long-polling or, for WebSocket upgrades, to Autobahn's L{WebSocketResource},
 so one L{twisted.web.server.Site} on one port serves everything.
+
+Given an L{Admission} (an xmeet node always gives its own), every request
+from a browser origin it does not allow is refused with 403, and each new
+session (a handshake without C{sid}, over either transport) must be
+admitted by its per-address limits: refusals of both kinds carry the JSON
+error object of PROTOCOL.md rather than the Engine.IO one.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from xmeet.admission import Admission, client_address, upgrade_with_lease
+from xmeet.core.admission import OriginPolicy, Refusal, normalize_origin
 from xmeet.wsmemory import UpgradeResource
 
 from .polling import bad_request
@@ -66,9 +74,11 @@ class EngineIOResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, server: EngineIOServer) -> None:
+    def __init__(self, server: EngineIOServer, admission: Admission | None = None) -> None:
         super().__init__()
         self._server = server
+        self._admission = admission
+        self._cors = OriginPolicy.of(server.cors_origins)
         self._websocket = UpgradeResource(server.websocket_factory)
 
     def render(self, request: Request) -> bytes | int:
@@ -77,6 +87,11 @@ class EngineIOResource(Resource):
         """
         origin = request.getHeader(b"origin")
         self._add_cors_headers(request, origin)
+        admission = self._admission
+        if admission is not None:
+            refusal = admission.origin_refusal(request)
+            if refusal is not None:
+                return admission.refuse(request, refusal)
         if request.method == b"OPTIONS" and self._server.cors_origins:
             return self._preflight(request)
         query = request_query(request)
@@ -111,11 +126,16 @@ class EngineIOResource(Resource):
         protocol = self._server.protocol_of(query)
         if protocol is None:
             return self._refuse(request, ErrorCode.UNSUPPORTED_PROTOCOL_VERSION)
+        lease = None
+        if self._admission is not None:
+            admitted = self._admission.admit(request)
+            if isinstance(admitted, Refusal):
+                return self._admission.refuse(request, admitted)
+            lease = admitted
         if transport == "websocket":
-            return self._upgrade(request)
-        address = request.getClientAddress()
+            return upgrade_with_lease(request, self._server.websocket_factory, lease)
         return self._server.open_polling(
-            request, protocol, query, headers, getattr(address, "host", "")
+            request, protocol, query, headers, client_address(request), lease
         )
 
     def _existing_session(
@@ -148,11 +168,20 @@ class EngineIOResource(Resource):
         return result
 
     def _add_cors_headers(self, request: Request, origin: bytes | None) -> None:
-        origins = self._server.cors_origins
-        if not origins:
+        """
+        C{*} lets any page read the answers, but never with the user's
+        credentials (a page of any site could otherwise act as its
+        visitor); a listed origin (in any spelling of it) is echoed,
+        credentials allowed.
+        """
+        cors = self._cors
+        if cors.any_origin:
+            request.setHeader(b"access-control-allow-origin", b"*")
+            return
+        if not cors.origins:
             return
         request.setHeader(b"vary", b"Origin")
-        if origin is not None and ("*" in origins or _text(origin) in origins):
+        if origin is not None and normalize_origin(_text(origin)) in cors.origins:
             request.setHeader(b"access-control-allow-origin", origin)
             request.setHeader(b"access-control-allow-credentials", b"true")
 

@@ -18,6 +18,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.server import Request
 
+from xmeet.core.admission import Lease
 from xmeet.fastsend import Outbox, outbox
 
 from .interfaces import IEngineIOHandler
@@ -235,11 +236,13 @@ class EngineIOServer:
         query: dict[str, str],
         headers: dict[str, str],
         remote_address: str,
+        lease: Lease | None = None,
     ) -> bytes | int:
         """
         Handshake over long-polling: answer C{request} with the open packet,
         then tell the handler (what it sends goes in the next poll, as with
-        the official server).
+        the official server). The session holds C{lease}, if any, until it
+        ends.
         """
         transport = PollingTransport(
             protocol,
@@ -250,6 +253,7 @@ class EngineIOServer:
             compression_threshold=self.http_compression_threshold,
         )
         socket = self._open(transport, protocol, query, headers, remote_address)
+        socket.lease = lease
         response = transport.handle_get(request)
         self.notify("connection_made", socket)
         return response

@@ -22,6 +22,8 @@ from .polling import PollingTransport
 from .prepared import PreparedPacket
 
 if TYPE_CHECKING:
+    from xmeet.core.admission import Lease
+
     from .server import EngineIOServer
 
 __all__ = ["EngineIOSocket", "Transport"]
@@ -93,6 +95,9 @@ class EngineIOSocket:
     @ivar query: decoded query parameters of the handshake request.
     @ivar headers: headers of the handshake request, lowercase names.
     @ivar remote_address: the client's IP address.
+    @ivar lease: what counts a long-polling session for its client
+        address (L{xmeet.admission}), released when the session ends; a
+        session opened over WebSocket is counted by its connection.
     """
 
     __slots__ = (
@@ -104,6 +109,7 @@ class EngineIOSocket:
         "_transport",
         "_upgrade_timer",
         "headers",
+        "lease",
         "protocol",
         "query",
         "remote_address",
@@ -128,6 +134,7 @@ class EngineIOSocket:
         self.query = query
         self.headers = headers
         self.remote_address = remote_address
+        self.lease: Lease | None = None
         self._transport = transport
         self._state = _State.OPEN
         self._awaiting_pong = False
@@ -231,6 +238,9 @@ class EngineIOSocket:
         self._abort_upgrade()
         self._transport.shutdown(polite)
         self.server.forget(self)
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            lease.release()
         log.debug("session {sid} closed: {reason}", sid=self.sid, reason=reason)
         self.server.notify("connection_lost", self, reason)
 

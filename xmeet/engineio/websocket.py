@@ -20,7 +20,8 @@ from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from xmeet.fastsend import FastSendProtocol, Outbox, SendQueue, outbox
+from xmeet.admission import LeasedConnection
+from xmeet.fastsend import Outbox, SendQueue, outbox
 from xmeet.wsmemory import compact, lean_protocol
 
 from .packets import PacketDecodeError, decode_packet_v3, decode_packet_v4
@@ -215,12 +216,15 @@ class WebSocketTransport:
             self._socket.transport_closed(self)
 
 
-class EngineIOWebSocketProtocol(FastSendProtocol):
+class EngineIOWebSocketProtocol(LeasedConnection):
     """
     Autobahn protocol of Engine.IO WebSocket connections.
 
     The request was already verified by L{xmeet.engineio.EngineIOResource};
-    on open, the server makes it a new session or an upgrade probe.
+    on open, the server makes it a new session or an upgrade probe. A new
+    session's connection holds its lease (L{xmeet.admission}) until the
+    connection is lost; an upgrade probe belongs to a session already
+    counted.
 
     @ivar query: the request's query parameters (first value of each).
     @ivar request_headers: its headers, lowercase names.

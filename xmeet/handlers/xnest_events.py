@@ -30,10 +30,11 @@ from xmeet.handlers.im_events import answer
 from xmeet.rooms import IMemberSink, RoomService
 from xmeet.socketio import Namespace, PreparedEvent, Socket
 
-__all__ = ["XnestEvents"]
+__all__ = ["TOO_MANY_XNESTS", "XnestEvents"]
 
 _MEMBERSHIPS = "xnests"
 _LIMITER = "xnest-limiter"
+TOO_MANY_XNESTS = "too_many_xnests"
 
 
 def _bad(message: str) -> IMError:
@@ -106,6 +107,10 @@ class XnestEvents:
         """
         C{xnest/join} C{{xnest, nickname, is_store_history?}}: the ack holds
         the greeting, C{{self, member_count, members, history}}.
+
+        A socket may be in C{max_xnests_per_socket} xnests (429
+        C{too_many_xnests} beyond), and each join takes a token of the
+        socket's rate limit, as a message does.
         """
         try:
             fields = _fields(payload)
@@ -117,6 +122,8 @@ class XnestEvents:
             memberships = self._memberships(socket)
             if xnest_id in memberships:
                 raise _bad(f"already in xnest {xnest_id!r}")
+            self._check_room_for_one_more(memberships)
+            self._check_rate(socket)
         except IMError as error:
             return succeed(answer(socket, acked, error))
         memberships[xnest_id] = None
@@ -178,6 +185,11 @@ class XnestEvents:
             return answer(socket, acked, error)
         self._rooms.receive(member, text)
         return {"statusCode": 200, "body": {}}
+
+    def _check_room_for_one_more(self, memberships: dict[str, Member | None]) -> None:
+        limit = self._settings.max_xnests_per_socket
+        if len(memberships) >= limit:
+            raise IMError(429, TOO_MANY_XNESTS, f"already in {limit} xnests: xnest/leave one first")
 
     def _check_rate(self, socket: Socket) -> None:
         now = self._clock.seconds()

@@ -21,6 +21,7 @@ from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from xmeet.admission import LeasedConnection
 from xmeet.config import Settings
 from xmeet.core.commands import ChangeName, parse_command
 from xmeet.core.frames import Frame
@@ -28,7 +29,7 @@ from xmeet.core.limits import RateLimiter
 from xmeet.core.room import Member
 from xmeet.core.rules import InvalidName, normalize_nickname, random_nickname
 from xmeet.core.tokens import XnestGrant
-from xmeet.fastsend import FastSendProtocol, SendQueue
+from xmeet.fastsend import SendQueue
 from xmeet.rooms import IMemberSink
 from xmeet.wsmemory import compact
 
@@ -117,9 +118,10 @@ def _store_history(query: dict[str, str]) -> bool:
 
 
 @implementer(IMemberSink, IPushProducer)
-class XgateProtocol(FastSendProtocol):
+class XgateProtocol(LeasedConnection):
     """
-    One member's WebSocket connection.
+    One member's WebSocket connection, counted for its client address
+    until its TCP connection is lost.
 
     @ivar member: the membership, from C{onOpen} until the connection ends.
     @ivar grant: what the connection's JWT allows (with C{--xgate-jwt}):

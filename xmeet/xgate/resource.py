@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_xgate -*-
 """
 C{/xgate/websocket/{xnest_id}} inside twisted.web: validates the room id
-from the raw URL (and, with C{--xgate-jwt}, the C{?token=} JWT) and hands
-the request to that xnest's Autobahn factory.
+from the raw URL, admits the handshake (origin, node and per-address
+limits, and with C{--xgate-jwt} the C{?token=} JWT) and hands the request
+to that xnest's Autobahn factory.
 """
 
 from __future__ import annotations
@@ -10,22 +11,24 @@ from __future__ import annotations
 from random import Random
 from typing import Any
 
-from autobahn.twisted.resource import WebSocketResource
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from xmeet.admission import Admission, upgrade_with_lease
 from xmeet.config import Settings
+from xmeet.core.admission import Refusal
+from xmeet.core.errors import error_code
 from xmeet.core.im import IMError
 from xmeet.core.rules import InvalidName, decode_xnest_segment
 from xmeet.core.tokens import XnestGrant, grant_xnest
 from xmeet.fastsend import Outbox, outbox
 from xmeet.rooms import RoomService
 from xmeet.web_errors import ErrorPage
-from xmeet.wsmemory import UpgradeResource, lean_protocol
+from xmeet.wsmemory import lean_protocol
 from xmeet.xgate.protocol import XgateProtocol, XnestFactory
 
-__all__ = ["XgateResource"]
+__all__ = ["XgateResource", "XnestHandshake"]
 
 
 def _raw_path_from(request: Request, index: int) -> bytes:
@@ -47,6 +50,8 @@ class XgateResource(Resource):
 
     @ivar connections: WebSocket connections of every xnest on this node,
         counted from the start of their handshake.
+    @ivar admission: the node's origin policy and per-address limits,
+        shared with its other front ends.
     """
 
     def __init__(
@@ -56,15 +61,17 @@ class XgateResource(Resource):
         clock: IReactorTime,
         rng: Random,
         outbox: Outbox = outbox,
+        admission: Admission | None = None,
     ) -> None:
         super().__init__()
+        self.admission = admission or Admission.of(settings, clock)
         self.rooms = rooms
         self.settings = settings
         self.clock = clock
         self.rng = rng
         self.outbox = outbox
         self.connections = 0
-        self._endpoints: dict[str, tuple[XnestFactory, WebSocketResource]] = {}
+        self._endpoints: dict[str, XnestFactory] = {}
         self._protocol: type[XgateProtocol] | None = None
 
     def protocol_class(self, factory: XnestFactory) -> type[XgateProtocol]:
@@ -87,75 +94,94 @@ class XgateResource(Resource):
 
     def getChild(self, path: bytes, request: Request) -> Any:
         """
-        The WebSocket endpoint of the xnest named by the rest of the URL, or
-        an error page: 400 for an invalid xnest id, 503 when the node is
-        full, 401 or 403 (with C{--xgate-jwt}) for a missing or bad token
-        or one that does not name the xnest.
+        The handshake of the xnest named by the rest of the URL, or 400
+        for an invalid xnest id.
         """
         try:
             xnest_id = decode_xnest_segment(_raw_path_from(request, len(request.prepath or ())))
         except InvalidName as error:
             return ErrorPage(400, str(error))
+        request.postpath = []
+        return XnestHandshake(self, xnest_id)
+
+    def refusal(self, request: Request) -> Refusal | None:
+        """
+        Why C{request} may not open a connection: its origin (403), or a
+        full node (503); C{None} if it may, as far as the node goes.
+        """
+        refusal = self.admission.origin_refusal(request)
+        if refusal is not None:
+            return refusal
         limit = self.settings.max_connections
         if limit and self.connections >= limit:
-            return ErrorPage(503, "too many connections")
-        request.postpath = []
-        if not self.settings.xgate_jwt:
-            return self._endpoint(xnest_id)[1]
-        try:
-            grant = self._grant(request, xnest_id)
-        except IMError as error:
-            return ErrorPage(error.status_code, error.message, error.code)
-        factory, endpoint = self._endpoint(xnest_id)
-        return _GrantedUpgrade(factory, endpoint, grant)
+            return Refusal(503, error_code(503), "too many connections")
+        return None
 
-    def _grant(self, request: Request, xnest_id: str) -> XnestGrant:
+    def grant(self, request: Request, xnest_id: str) -> XnestGrant | Refusal | None:
+        """
+        With C{--xgate-jwt}, what the request's C{?token=} JWT allows in
+        C{xnest_id}, or why it is refused (401, 403); C{None} without it.
+        """
         verifier = self.settings.jwt
-        assert verifier is not None
-        tokens = (request.args or {}).get(b"token") or [None]
-        token = tokens[-1]
+        if not self.settings.xgate_jwt or verifier is None:
+            return None
+        token = ((request.args or {}).get(b"token") or [None])[-1]
         text = token.decode("ascii", "replace") if token is not None else None
-        return grant_xnest(verifier, text, xnest_id, self.clock.seconds())
+        try:
+            return grant_xnest(verifier, text, xnest_id, self.clock.seconds())
+        except IMError as error:
+            return Refusal(error.status_code, error.code, error.message)
 
-    def _endpoint(self, xnest_id: str) -> tuple[XnestFactory, WebSocketResource]:
-        endpoint = self._endpoints.get(xnest_id)
-        if endpoint is None:
-            factory = XnestFactory(xnest_id, self)
-            endpoint = self._endpoints[xnest_id] = (factory, UpgradeResource(factory))
-        return endpoint
+    def factory(self, xnest_id: str) -> XnestFactory:
+        """
+        The factory of C{xnest_id}, created for its first connection.
+        """
+        factory = self._endpoints.get(xnest_id)
+        if factory is None:
+            factory = self._endpoints[xnest_id] = XnestFactory(xnest_id, self)
+        return factory
 
     def release(self, factory: XnestFactory) -> None:
         """
         Forget C{factory}, whose last connection ended.
         """
-        current = self._endpoints.get(factory.xnest_id)
-        if current is not None and current[0] is factory:
+        if self._endpoints.get(factory.xnest_id) is factory:
             del self._endpoints[factory.xnest_id]
 
 
-class _GrantedUpgrade(Resource):
+class XnestHandshake(Resource):
     """
-    The upgrade of one connection whose token was accepted: the protocol
-    that C{endpoint} builds for it (at once, in L{render}) gets C{grant}.
+    One xgate handshake: admitted (origin, node limit, token, per-address
+    limits) before its xnest's factory is made or used, so a refused
+    handshake leaves nothing behind; refusals get the JSON error object.
     """
 
     isLeaf = True
 
-    def __init__(
-        self, factory: XnestFactory, endpoint: WebSocketResource, grant: XnestGrant
-    ) -> None:
+    def __init__(self, gate: XgateResource, xnest_id: str) -> None:
         super().__init__()
-        self._factory = factory
-        self._endpoint = endpoint
-        self._grant = grant
+        self._gate = gate
+        self._xnest_id = xnest_id
 
-    def render(self, request: Request) -> Any:
+    def render(self, request: Request) -> bytes | int:
         """
-        Upgrade with the factory holding the grant for the protocol it
-        builds now.
+        Refuse, or upgrade to the xnest's WebSocket holding a lease and
+        the token's grant, if any.
         """
-        self._factory.next_grant = self._grant
+        gate = self._gate
+        admission = gate.admission
+        refusal = gate.refusal(request)
+        if refusal is not None:
+            return admission.refuse(request, refusal)
+        grant = gate.grant(request, self._xnest_id)
+        if isinstance(grant, Refusal):
+            return admission.refuse(request, grant)
+        admitted = admission.admit(request)
+        if isinstance(admitted, Refusal):
+            return admission.refuse(request, admitted)
+        factory = gate.factory(self._xnest_id)
+        factory.next_grant = grant
         try:
-            return self._endpoint.render(request)
+            return upgrade_with_lease(request, factory, admitted)
         finally:
-            self._factory.next_grant = None
+            factory.next_grant = None
