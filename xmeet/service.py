@@ -135,7 +135,9 @@ def _im_backend(settings: Settings, rooms: IRoomBackend) -> IIMBackend:
 
 def _backend(reactor: Any, settings: Settings, node_id: str) -> IRoomBackend:
     if settings.redis_url is None:
-        return MemoryRoomBackend(node_id, settings.max_idle_rooms)
+        return MemoryRoomBackend(
+            node_id, settings.max_idle_rooms, settings.history_bytes, settings.history_memory
+        )
     formatter = SendTimeFormatter(ZoneInfo(settings.timezone))
     return RedisRoomBackend(
         reactor,
@@ -146,6 +148,8 @@ def _backend(reactor: Any, settings: Settings, node_id: str) -> IRoomBackend:
         settings.history_size,
         settings.node_timeout,
         lambda: formatter.format(reactor.seconds()),
+        history_bytes=settings.history_bytes,
+        history_memory=settings.history_memory,
     )
 
 
