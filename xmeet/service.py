@@ -128,7 +128,12 @@ def _im_backend(settings: Settings, rooms: IRoomBackend) -> IIMBackend:
     """
     if isinstance(rooms, RedisRoomBackend):
         return RedisIMBackend(
-            rooms.link, settings.history_size, settings.offline_limit, DEFAULT_OFFLINE_USERS
+            rooms.link,
+            settings.history_size,
+            settings.offline_limit,
+            DEFAULT_OFFLINE_USERS,
+            history_bytes=settings.history_bytes,
+            offline_bytes=settings.offline_bytes,
         )
     return MemoryIMBackend(rooms.node_id)
 
