@@ -15,9 +15,11 @@ from zope.interface.verify import verifyObject
 
 from xmeet.config import Settings
 from xmeet.core.frames import Frame
+from xmeet.core.history import History
 from xmeet.core.ids import IdGenerator
-from xmeet.core.room import Member
+from xmeet.core.room import Member, history_entry
 from xmeet.rooms import IMemberSink, RoomService
+from xmeet.store.interfaces import RoomState
 from xmeet.store.memory import MemoryRoomBackend
 
 
@@ -352,6 +354,21 @@ class LifecycleTests(SynchronousTestCase):
         self.assertEqual([_known(service, name) for name in "abcd"], [True, False, False, True])
         self.assertEqual(len(json.loads(_page(service, "live", 0))), 3)
         self.assertLessEqual(service.backend.history_budget.total, 24_000)
+
+    def test_node_budget_counts_resynced_history(self) -> None:
+        """
+        A live room's history replaced by a resynchronisation counts
+        instead of the one it replaces.
+        """
+        service, _ = _service()
+        member = _join(service, "room", "n", Collector())
+        service.receive(member, "x" * 4000)
+        stored = History(1000, [history_entry("m.2", "o", "stored", "t")])
+        service.room_resync("room", RoomState(True, stored))
+        self.assertEqual(service.backend.history_budget.total, stored.bytes)
+        service.receive(member, "more")
+        self.assertEqual(service.backend.history_budget.total, stored.bytes)
+        self.assertEqual(len(stored), 2)
 
     def test_node_budget_live_rooms(self) -> None:
         """
