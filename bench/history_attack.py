@@ -32,10 +32,14 @@ AT_ONCE = 10
 ATTACKS = {
     "4-rooms": {"rooms": 4, "connections": 100},
     "400-rooms": {"rooms": 400, "connections": 400},
+    "1200-rooms": {"rooms": 1200, "connections": 1200},
 }
 """
 C{4-rooms} is the issue's 4,000 messages into 4 xnests; C{400-rooms}
-offers 400 xnests their 1 MiB each, more than the node's 256 MiB budget.
+offers 400 xnests their 1 MiB each, more than the node's 256 MiB budget;
+C{1200-rooms} three times as much, to see whether the node's memory still
+grows once the budget is full (it does not: the allocator reuses what the
+forgotten rooms freed).
 """
 
 CLOSE_FRAME = b"\x88\x80\0\0\0\0"
