@@ -196,6 +196,13 @@ class XmeetProcess:
         finally:
             yield pool.closeCachedConnections()
 
+    @property
+    def pid(self) -> int:
+        """
+        The node's process id, to read its memory from C{/proc}.
+        """
+        return int(self._process.pid)
+
     def signal(self, name: int) -> defer.Deferred[None]:
         """
         Send C{name} (e.g. C{signal.SIGKILL}) and wait for the process to end.

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from xmeet.core.errors import ERROR_CODES, error_code
+from xmeet.core.history import ENTRY_OVERHEAD
 from xmeet.core.im import (
     DEFAULT_PROTECTED,
     MAX_HISTORY_LIMIT,
@@ -32,6 +33,7 @@ from xmeet.core.im import (
     IMError,
     MessageLog,
     NewConversation,
+    OfflineQueue,
     check_signature,
     conversation_id_of,
     parse_conversation_message,
@@ -52,6 +54,7 @@ __all__ = [
     "ErrorTests",
     "MessageLogTests",
     "MessageTests",
+    "OfflineQueueTests",
     "ParseConversationTests",
     "ParseLogInTests",
     "ParseMessageTests",
@@ -628,6 +631,68 @@ class MessageLogTests(SynchronousTestCase):
         with every message ever sent.
         """
         self.assertEqual(len(_log(10, maxlen=4)._sequence), 4)
+
+    def test_bounded_in_bytes(self) -> None:
+        """
+        Beyond C{max_bytes} (each entry counted as its JSON plus the
+        overhead) the oldest messages go, their ids with them; the newest
+        is kept even when larger.
+        """
+        entry = {"n": 0, "text": "x" * 1000}
+        size = len('{"n":0,"text":""}') + 1000 + ENTRY_OVERHEAD
+        log = MessageLog(1000, max_bytes=3 * size)
+        for number in range(10):
+            log.append(f"m{number}", {"n": number, "text": entry["text"]})
+        self.assertEqual(_numbers(log.page(None, 50)), [9, 8, 7])
+        self.assertEqual(log.bytes, 3 * size)
+        self.assertEqual(len(log._sequence), 3)
+        log.append("big", {"n": 10, "text": "x" * 5000})
+        self.assertEqual(_numbers(log.page(None, 50)), [10])
+
+
+class OfflineQueueTests(SynchronousTestCase):
+    """
+    A user's offline queue, bounded in messages and in bytes.
+    """
+
+    def _queue(self, count: int, max_messages: int = 1000, max_bytes: int = 10**6) -> OfflineQueue:
+        queue = OfflineQueue(max_messages, max_bytes)
+        for number in range(count):
+            queue.append("message/direct", {"id": f"m{number}", "text": "x" * 1000})
+        return queue
+
+    def _ids(self, queue: OfflineQueue) -> list[str]:
+        return [data["id"] for _, data in queue]
+
+    def test_bounded_in_messages(self) -> None:
+        """
+        The oldest messages go beyond C{max_messages}; C{append} says how
+        many.
+        """
+        queue = self._queue(4, max_messages=3)
+        self.assertEqual(self._ids(queue), ["m1", "m2", "m3"])
+        self.assertEqual(queue.append("e", {"id": "m4"}), 1)
+
+    def test_bounded_in_bytes(self) -> None:
+        """
+        The oldest messages go beyond C{max_bytes}, each counted as the JSON
+        of C{[event, data]} plus the overhead; the newest stays.
+        """
+        size = len('["message/direct",{"id":"m0","text":""}]') + 1000 + ENTRY_OVERHEAD
+        queue = self._queue(10, max_bytes=3 * size)
+        self.assertEqual(self._ids(queue), ["m7", "m8", "m9"])
+        self.assertEqual(queue.bytes, 3 * size)
+        queue.append("e", {"id": "huge", "text": "x" * 10000})
+        self.assertEqual(self._ids(queue), ["huge"])
+
+    def test_without(self) -> None:
+        """
+        C{without} leaves the other messages, in order, and their bytes.
+        """
+        queue = self._queue(4)
+        kept = queue.without({"m1", "m3"})
+        self.assertEqual(self._ids(kept), ["m0", "m2"])
+        self.assertEqual(kept.bytes, queue.bytes // 2)
 
 
 class PropertyTests(SynchronousTestCase):

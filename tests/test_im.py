@@ -445,6 +445,20 @@ class OfflineTests(SynchronousTestCase):
         bob, _ = self.harness.log_in("bob")
         self.assertEqual(self.texts(bob), ["2", "3", "4"])
 
+    def test_bounded_in_bytes(self) -> None:
+        """
+        Beyond C{offline_bytes}, the oldest messages are dropped too.
+        """
+        harness = Harness(offline_bytes=5000, max_message_size=5000)
+        ann, token = harness.log_in("ann")
+        for number in range(5):
+            text = f"{number} " + "x" * 2000
+            harness.service.direct_message(
+                ann, {"sessionToken": token, "targetIds": ["bob"], "type": "t", "textContent": text}
+            )
+        bob, _ = harness.log_in("bob")
+        self.assertEqual([text[0] for text in self.texts(bob)], ["3", "4"])
+
     def test_bounded_users(self) -> None:
         """
         Beyond C{offline_users}, the queue of the user written to least
@@ -981,6 +995,21 @@ class HistoryTests(_ConversationCase):
         self.assertEqual(self.history(before=self.ids[3]), [2])
         self.assertEqual(self.history(before=self.ids[1]), [])
         self.assertEqual(self.history(before="unknown"), [])
+
+    def test_bounded_in_bytes(self) -> None:
+        """
+        Beyond C{history_bytes}, the oldest messages are dropped too.
+        """
+        harness = Harness(history_bytes=5000, max_message_size=5000, burst=100)
+        ann, token = harness.log_in("ann")
+        call = _calls(harness.service)
+        ack = call["conversation/add"](ann, {"sessionToken": token, "name": "big", "members": []})
+        fields = {"sessionToken": token, "conversationId": ack["body"]["id"], "type": "t"}
+        for number in range(5):
+            call["message/conversation"](ann, {**fields, "content": f"{number} " + "x" * 2000})
+        ack = call["conversation/history"](ann, {**fields})
+        contents = [message["content"][0] for message in ack["body"]["messages"]]
+        self.assertEqual(contents, ["4", "3"])
 
     def test_entries(self) -> None:
         """

@@ -8,9 +8,11 @@ conversations, offline queues and the stored state across nodes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import txredisapi
 from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred, gatherResults
@@ -22,6 +24,7 @@ from tests.cluster_support import RedisServer, redis_cleanup, unique_prefix
 from tests.test_im import FakeClient
 from tests.xgate_client import wait_until
 from xmeet.config import Settings
+from xmeet.core.history import entry_size
 from xmeet.core.ids import IdGenerator, new_node_id
 from xmeet.core.im import Conversation, IMError
 from xmeet.im import IMService
@@ -86,11 +89,18 @@ class Device:
         return [data for event, data in self.client.events if event == name]
 
 
-def im_backend(link: RedisLink) -> RedisIMBackend:
+def im_backend(link: RedisLink, settings: Settings = SETTINGS) -> RedisIMBackend:
     """
     The Redis IM backend these tests use on C{link}: small offline bounds.
     """
-    return RedisIMBackend(link, SETTINGS.history_size, offline_limit=3, offline_users=2)
+    return RedisIMBackend(
+        link,
+        settings.history_size,
+        offline_limit=3,
+        offline_users=2,
+        history_bytes=settings.history_bytes,
+        offline_bytes=settings.offline_bytes,
+    )
 
 
 class RecordingListener:
@@ -204,17 +214,19 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
             reactor, reactor, RedisAddress("127.0.0.1"), self.prefix, node_id, node_timeout
         )
 
-    def start_node(self, node_timeout: float = 1.0) -> tuple[IMService, RedisLink]:
+    def start_node(
+        self, node_timeout: float = 1.0, settings: Settings = SETTINGS
+    ) -> tuple[IMService, RedisLink]:
         """
         A service on a node of its own id, started; its calls may be
         refused while it loads.
         """
         node_id = new_node_id()
         link = self.local_link(node_id, node_timeout)
-        backend = im_backend(link)
+        backend = im_backend(link, settings)
         service = IMService(
             reactor,
-            SETTINGS,
+            settings,
             IdGenerator(node_id),
             offline_limit=3,
             offline_users=2,
@@ -230,10 +242,10 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         return self.started.addCallback(lambda _: service)
 
     @defer.inlineCallbacks
-    def nodes(self, count: int, node_timeout: float = 1.0) -> Any:
+    def nodes(self, count: int, node_timeout: float = 1.0, settings: Settings = SETTINGS) -> Any:
         services = []
         for _ in range(count):
-            service, _ = self.start_node(node_timeout)
+            service, _ = self.start_node(node_timeout, settings)
             yield self.started
             services.append(service)
         return services
@@ -482,6 +494,55 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         self.assertEqual([m["content"] for m in bob.events("message/conversation")], [3, 4, 5])
 
     @defer.inlineCallbacks
+    def test_bounded_in_bytes(self) -> Any:
+        """
+        Redis keeps no more of a conversation's history, nor of an offline
+        queue, than their byte bounds, counted as the replicas count them;
+        a later node loads what was kept, and a delivered queue leaves no
+        count behind.
+        """
+        settings = attrs.evolve(
+            SETTINGS,
+            history_size=100,
+            history_bytes=5000,
+            offline_bytes=5000,
+            max_message_size=5000,
+        )
+        one, link = self.start_node(settings=settings)
+        yield self.started
+        ann = Device(one, "ann", "a1")
+        added = ann.call("conversation_add", name="big", members=["bob"])
+        conversation_id = added["body"]["id"]
+        for number in range(5):
+            content = f"{number} " + "x" * 2000
+            ann.call(
+                "conversation_message", conversationId=conversation_id, type="t", content=content
+            )
+            ann.direct(content, "cid")
+        connection = link.connection
+        history_key = f"{self.prefix}im:history:{conversation_id}"
+        queue_key = f"{self.prefix}im:offline:cid"
+        history = yield connection.lrange(history_key, 0, -1)
+        history_bytes = yield connection.get(f"{self.prefix}im:history-bytes:{conversation_id}")
+        queue = yield connection.lrange(queue_key, 0, -1)
+        queue_bytes = yield connection.get(f"{self.prefix}im:offline-bytes:cid")
+        self.assertEqual([json.loads(entry)["content"][0] for entry in history], ["4", "3"])
+        self.assertEqual(int(history_bytes), sum(entry_size(entry) for entry in history))
+        self.assertEqual(
+            [json.loads(entry.split(" ", 1)[1])[1]["textContent"][0] for entry in queue], ["3", "4"]
+        )
+        self.assertEqual(
+            int(queue_bytes), sum(entry_size(entry.split(" ", 1)[1]) for entry in queue)
+        )
+        yield one.stop()
+        later, later_link = self.start_node(settings=settings)
+        yield self.started
+        cid = Device(later, "cid", "c1")
+        self.assertEqual([text[0] for text in cid.texts()], ["3", "4"])
+        left = yield later_link.connection.exists(f"{self.prefix}im:offline-bytes:cid")
+        self.assertEqual(left, 0)
+
+    @defer.inlineCallbacks
     def test_offline_users_bounded(self) -> Any:
         """
         Redis keeps the queues of as many users as the replicas do: the
@@ -496,8 +557,9 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         connection = yield txredisapi.Connection("127.0.0.1", 6379, reconnect=False)
         users = yield connection.zrange(f"{self.prefix}im:offline", 0, -1)
         dropped = yield connection.exists(f"{self.prefix}im:offline:cid")
+        count_dropped = yield connection.exists(f"{self.prefix}im:offline-bytes:cid")
         yield connection.disconnect()
-        self.assertEqual((sorted(users), dropped), (["bob", "dan"], 0))
+        self.assertEqual((sorted(users), dropped, count_dropped), (["bob", "dan"], 0, 0))
         (later,) = yield self.nodes(1)
         self.assertEqual([later.queued(user) for user in ("bob", "cid", "dan")], [2, 0, 1])
         bob = Device(later, "bob", "b1")

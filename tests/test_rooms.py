@@ -15,9 +15,11 @@ from zope.interface.verify import verifyObject
 
 from xmeet.config import Settings
 from xmeet.core.frames import Frame
+from xmeet.core.history import History
 from xmeet.core.ids import IdGenerator
-from xmeet.core.room import Member
+from xmeet.core.room import Member, history_entry
 from xmeet.rooms import IMemberSink, RoomService
+from xmeet.store.interfaces import RoomState
 from xmeet.store.memory import MemoryRoomBackend
 
 
@@ -47,7 +49,9 @@ def _service(**settings: Any) -> tuple[RoomService, Clock]:
     clock = Clock()
     clock.advance(1428501726)
     config = Settings(**settings)
-    backend = MemoryRoomBackend("node", config.max_idle_rooms)
+    backend = MemoryRoomBackend(
+        "node", config.max_idle_rooms, config.history_bytes, config.history_memory
+    )
     service = RoomService(clock, config, IdGenerator("node"), backend)
     service.start()
     return service, clock
@@ -323,3 +327,63 @@ class LifecycleTests(SynchronousTestCase):
             service.receive(member, str(number))
         payloads = [e["payload"] for e in json.loads(_page(service, "room", 0))]
         self.assertEqual(payloads, ["4", "3", "2"])
+
+    def test_history_bytes(self) -> None:
+        """
+        Only C{history_bytes} of history are kept per room, newest first.
+        """
+        service, _ = _service(history_bytes=5000)
+        member = _join(service, "room", "n", Collector())
+        for number in range(5):
+            service.receive(member, f"{number} " + "x" * 2000)
+        payloads = [e["payload"][0] for e in json.loads(_page(service, "room", 0))]
+        self.assertEqual(payloads, ["4", "3"])
+
+    def test_node_budget_idle_rooms_first(self) -> None:
+        """
+        Over C{history_memory}, the least recently used idle rooms are
+        forgotten first; the live room keeps its history.
+        """
+        service, _ = _service(history_memory=24_000)
+        for name in ["a", "b", "c", "d"]:
+            self._say(service, name, "x" * 4000)
+        self._say(service, "a", "again")
+        member = _join(service, "live", "n", Collector())
+        for number in range(3):
+            service.receive(member, f"{number} " + "x" * 4000)
+        self.assertEqual([_known(service, name) for name in "abcd"], [True, False, False, True])
+        self.assertEqual(len(json.loads(_page(service, "live", 0))), 3)
+        self.assertLessEqual(service.backend.history_budget.total, 24_000)
+
+    def test_node_budget_counts_resynced_history(self) -> None:
+        """
+        A live room's history replaced by a resynchronisation counts
+        instead of the one it replaces.
+        """
+        service, _ = _service()
+        member = _join(service, "room", "n", Collector())
+        service.receive(member, "x" * 4000)
+        stored = History(1000, [history_entry("m.2", "o", "stored", "t")])
+        service.room_resync("room", RoomState(True, stored))
+        self.assertEqual(service.backend.history_budget.total, stored.bytes)
+        service.receive(member, "more")
+        self.assertEqual(service.backend.history_budget.total, stored.bytes)
+        self.assertEqual(len(stored), 2)
+
+    def test_node_budget_live_rooms(self) -> None:
+        """
+        With live rooms alone over C{history_memory}, they lose their oldest
+        messages, the largest first: the node's history stays in budget.
+        """
+        service, _ = _service(history_memory=64_000)
+        members = [_join(service, str(room), "n", Collector()) for room in range(4)]
+        for number in range(40):
+            for member in members:
+                service.receive(member, f"{number} " + "x" * 4000)
+                self.assertLessEqual(service.backend.history_budget.total, 64_000)
+        for room in range(4):
+            payloads = [e["payload"] for e in json.loads(_page(service, str(room), 0))]
+            self.assertTrue(payloads)
+            self.assertTrue(payloads[0].startswith("39 "))
+        service.leave(members[0])
+        self.assertLessEqual(service.backend.history_budget.total, 64_000)

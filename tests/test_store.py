@@ -16,7 +16,7 @@ from zope.interface.verify import verifyObject
 from tests.cluster_support import redis_cleanup, unique_prefix
 from tests.xgate_client import wait_until
 from xmeet.core.events import RoomEvent
-from xmeet.core.history import History
+from xmeet.core.history import DEFAULT_HISTORY_BYTES, History, entry_size
 from xmeet.core.room import Room, history_entry
 from xmeet.store.interfaces import IRoomBackend, IRoomListener, RoomState
 from xmeet.store.memory import MemoryRoomBackend
@@ -49,7 +49,7 @@ class BackendBehaviour:
     one).
     """
 
-    def make_backend(self, node_id: str) -> Any:
+    def make_backend(self, node_id: str, history_bytes: int = DEFAULT_HISTORY_BYTES) -> Any:
         raise NotImplementedError
 
     @defer.inlineCallbacks
@@ -115,6 +115,26 @@ class BackendBehaviour:
         self.assertEqual(again.history.page(0), expected)
 
     @defer.inlineCallbacks
+    def test_history_bounded_in_bytes(self):  # type: ignore[no-untyped-def]
+        """
+        A room's history keeps no more than the history bytes, newest
+        first, in the live room and in the store alike.
+        """
+        entries = [history_entry("m.1", "a", f"{n} " + "x" * 900, "t") for n in range(10)]
+        backend = yield self.make_backend("node-a", history_bytes=3 * entry_size(entries[0]))
+        state = yield backend.load("big", True, HISTORY)
+        room = self._room(state, "big")
+        for number, entry in enumerate(entries):
+            self.assertEqual(room.record("m.1", "a", f"{number} " + "x" * 900, "t"), entry)
+            event = RoomEvent("normal", backend.node_id, "big", "m.1", "a", "t", entry)
+            backend.publish(event, entry)
+        self.assertEqual(room.history.page(0), entries[:6:-1])
+        backend.unload(room)
+        peeked = yield backend.peek("big", HISTORY)
+        self.assertEqual(peeked.history.page(0), entries[:6:-1])
+        self.assertEqual(peeked.history.bytes, 3 * entry_size(entries[0]))
+
+    @defer.inlineCallbacks
     def test_room_without_history_is_new_again(self):  # type: ignore[no-untyped-def]
         """
         A room created without history keeps none; once its last member
@@ -137,10 +157,51 @@ class MemoryBackendTests(BackendBehaviour, TestCase):
     The behaviour of the in-memory backend.
     """
 
-    def make_backend(self, node_id: str) -> MemoryRoomBackend:
-        backend = MemoryRoomBackend(node_id, 10)
+    def make_backend(
+        self, node_id: str, history_bytes: int = DEFAULT_HISTORY_BYTES
+    ) -> MemoryRoomBackend:
+        backend = MemoryRoomBackend(node_id, 10, history_bytes)
         backend.start(Listener())
         return backend
+
+    def _idle_room(self, backend: MemoryRoomBackend, xnest_id: str, sizes: list[int]) -> Room:
+        state = self.successResultOf(backend.load(xnest_id, True, HISTORY))
+        room = self._room(state, xnest_id)
+        backend.history_budget.go_live(xnest_id, room.history)
+        for size in sizes:
+            room.record("m.1", "a", "x" * size, "t")
+        backend.history_budget.release(xnest_id)
+        backend.unload(room)
+        return room
+
+    def test_budget_forgets_idle_rooms_least_recent_first(self) -> None:
+        """
+        Over the node's history budget, the idle rooms used least recently
+        are forgotten first; a room loaded again counts as used.
+        """
+        backend = MemoryRoomBackend("node-a", 10, history_memory=10_000)
+        for name in "abc":
+            self._idle_room(backend, name, [2000])
+        self._idle_room(backend, "a", [])
+        self._idle_room(backend, "d", [2000, 2000])
+        self.assertIsNone(self.successResultOf(backend.peek("b", HISTORY)))
+        for name in "acd":
+            self.assertIsNotNone(self.successResultOf(backend.peek(name, HISTORY)))
+        self.assertEqual(backend.idle_rooms, 3)
+        self.assertLessEqual(backend.history_budget.total, 10_000)
+
+    def test_idle_rooms_bounded_in_number(self) -> None:
+        """
+        Beyond the idle rooms limit, the least recently used is forgotten,
+        and its bytes no longer count.
+        """
+        backend = MemoryRoomBackend("node-a", 2)
+        for name in "abc":
+            self._idle_room(backend, name, [1000])
+        self.assertIsNone(self.successResultOf(backend.peek("a", HISTORY)))
+        self.assertEqual(backend.idle_rooms, 2)
+        entry = history_entry("m.1", "a", "x" * 1000, "t")
+        self.assertEqual(backend.history_budget.total, 2 * entry_size(entry))
 
 
 class RedisBackendTests(BackendBehaviour, TestCase):
@@ -153,7 +214,12 @@ class RedisBackendTests(BackendBehaviour, TestCase):
         redis_cleanup(self, self.prefix)
 
     @defer.inlineCallbacks
-    def make_backend(self, node_id: str, listener: Listener | None = None) -> Any:
+    def make_backend(
+        self,
+        node_id: str,
+        history_bytes: int = DEFAULT_HISTORY_BYTES,
+        listener: Listener | None = None,
+    ) -> Any:
         backend = RedisRoomBackend(
             reactor,
             reactor,
@@ -163,11 +229,33 @@ class RedisBackendTests(BackendBehaviour, TestCase):
             HISTORY,
             5.0,
             lambda: "2026-1-1 0:0:0",
+            history_bytes=history_bytes,
         )
         backend.start(listener or Listener())
         self.addCleanup(backend.stop)
         yield wait_until(lambda: backend.connected)
         return backend
+
+    @defer.inlineCallbacks
+    def test_redis_list_bounded_in_bytes(self):  # type: ignore[no-untyped-def]
+        """
+        Redis itself keeps no more than the history bytes of a room, and
+        the byte count beside the list is what the kept entries cost; a
+        list written before the count existed is counted on the next write.
+        """
+        entries = [history_entry("m.1", "a", f"{n} \u4e2d" + "x" * 900, "t") for n in range(10)]
+        size = entry_size(entries[0])
+        backend = yield self.make_backend("node-a", history_bytes=3 * size)
+        key = self.prefix + "xnest:big:history"
+        yield backend.link.connection.lpush(key, entries[0])
+        for entry in entries[1:]:
+            event = RoomEvent("normal", backend.node_id, "big", "m.1", "a", "t", entry)
+            backend.publish(event, entry)
+        yield wait_until(lambda: not backend._record_keys)
+        kept = yield backend.link.connection.lrange(key, 0, -1)
+        counted = yield backend.link.connection.get(self.prefix + "xnest:big:history-bytes")
+        self.assertEqual(kept, entries[:6:-1])
+        self.assertEqual(int(counted), 3 * size)
 
     @defer.inlineCallbacks
     def test_events_reach_other_nodes(self):  # type: ignore[no-untyped-def]
@@ -177,7 +265,7 @@ class RedisBackendTests(BackendBehaviour, TestCase):
         """
         heard = Listener()
         one = yield self.make_backend("node-one")
-        two = yield self.make_backend("node-two", heard)
+        two = yield self.make_backend("node-two", listener=heard)
         yield one.load("room", True, HISTORY)
         one.publish(RoomEvent("join", "node-one", "room", "node-one.1", "alice", "t"), None)
         state = yield two.load("room", True, HISTORY)
@@ -203,7 +291,7 @@ class RedisBackendTests(BackendBehaviour, TestCase):
         """
         heard = Listener()
         one = yield self.make_backend("node-one")
-        two = yield self.make_backend("node-two", heard)
+        two = yield self.make_backend("node-two", listener=heard)
         yield one.load("room", True, HISTORY)
         yield two.load("room", True, HISTORY)
         said = [f"n{number}" for number in range(RECORDS_PER_COMMAND + 20)]
@@ -232,7 +320,7 @@ class RedisBackendTests(BackendBehaviour, TestCase):
         over holds the stored messages and those sent during the read.
         """
         listener = Listener()
-        backend = yield self.make_backend("node-one", listener)
+        backend = yield self.make_backend("node-one", listener=listener)
         state = yield backend.load("r", True, HISTORY)
         room = self._room(state, "r")
         first = room.record("node-one.1", "alice", "first", "t")

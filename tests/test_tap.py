@@ -49,6 +49,10 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(settings.timezone, "UTC")
         self.assertEqual((settings.max_send_queue, settings.max_send_buffer), (10000, 4 * 2**20))
         self.assertEqual(settings.write_delay, 0.020)
+        self.assertEqual(
+            (settings.history_bytes, settings.history_memory, settings.offline_bytes),
+            (2**20, 256 * 2**20, 2**20),
+        )
 
     def test_values(self) -> None:
         """
@@ -87,6 +91,12 @@ class OptionsTests(SynchronousTestCase):
             "65536",
             "--write-delay",
             "2.5",
+            "--history-bytes",
+            "512K",
+            "--history-memory",
+            "8M",
+            "--offline-bytes",
+            "100000",
         )
         self.assertEqual(options["port"], "tcp:0:interface=127.0.0.1:backlog=1024")
         self.assertEqual(
@@ -107,6 +117,9 @@ class OptionsTests(SynchronousTestCase):
                 max_send_queue=12,
                 max_send_buffer=65536,
                 write_delay=0.0025,
+                history_bytes=512 * 1024,
+                history_memory=8 * 2**20,
+                offline_bytes=100000,
             ),
         )
 
@@ -125,6 +138,26 @@ class OptionsTests(SynchronousTestCase):
         ]:
             settings = _parse("--max-send-buffer", value)["settings"]
             self.assertEqual(settings.max_send_buffer, size, value)
+
+    def test_history_bounds_against_each_other(self) -> None:
+        """
+        The byte bounds of history and offline queues hold a message of
+        C{--max-message-size}, the node's budget a room's history; the
+        error names both options.
+        """
+        for arguments, names in [
+            (("--max-message-size", "2000000"), ("--history-bytes", "--max-message-size")),
+            (("--offline-bytes", "1000", "--max-message-size", "999"), None),
+            (("--history-bytes", "64K", "--history-memory", "128K"), None),
+            (("--history-bytes", "4M", "--history-memory", "2M"), ("--history-memory",)),
+        ]:
+            if names is None:
+                _parse(*arguments)
+                continue
+            with self.assertRaises(usage.UsageError) as raised:
+                _parse(*arguments)
+            for name in names:
+                self.assertIn(name, str(raised.exception))
 
     def test_access_log(self) -> None:
         """
@@ -249,6 +282,13 @@ class OptionsTests(SynchronousTestCase):
             ("--connection-burst-per-ip", "2.5"),
             ("--max-xnests-per-socket", "0"),
             ("--max-xnests-per-socket", "all"),
+            ("--history-bytes", "0"),
+            ("--history-bytes", "lots"),
+            ("--history-bytes", "32K"),
+            ("--history-memory", "-1"),
+            ("--history-memory", "512K"),
+            ("--offline-bytes", "1.5M"),
+            ("--offline-bytes", "65535"),
         ]
         for option, value in cases:
             with self.assertRaises(usage.UsageError, msg=f"{option} {value}") as raised:
@@ -361,6 +401,9 @@ class OptionsTests(SynchronousTestCase):
             "--jwt-leeway",
             "--redis-password-file",
             "--xgate-jwt",
+            "--history-bytes",
+            "--history-memory",
+            "--offline-bytes",
         ]:
             self.assertIn(option, text)
 

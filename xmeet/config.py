@@ -24,6 +24,15 @@ class Settings:
     Validated settings of one xmeet node.
 
     @ivar history_size: messages kept per xnest.
+    @ivar history_bytes: bytes of history kept per xnest and per IM
+        conversation, each message counted as its stored JSON in UTF-8 plus
+        L{xmeet.core.history.ENTRY_OVERHEAD}; the newest message is always
+        kept.
+    @ivar history_memory: bytes of history (counted the same way) a node
+        keeps in memory for all its xnests together, live and idle: beyond
+        it the least recently used idle xnests are forgotten first, then
+        the largest live histories lose their oldest messages
+        (L{xmeet.core.history.HistoryBudget}).
     @ivar max_message_size: largest accepted message in bytes, after
         reassembly of fragmented WebSocket messages.
     @ivar rate: messages per second per connection (token bucket refill).
@@ -75,10 +84,15 @@ class Settings:
         0 sends at the end of every reactor turn.
     @ivar offline_limit: messages kept per user who has no socket, for
         delivery at the next C{logIn}; the oldest are dropped beyond it.
+    @ivar offline_bytes: bytes of messages kept per user who has no
+        socket (counted as C{history_bytes} counts), beside C{offline_limit};
+        the newest message is always kept.
     @ivar access_log: log a line per HTTP request (L{xmeet.web.XmeetSite}).
     """
 
     history_size: int = 1000
+    history_bytes: int = 1024 * 1024
+    history_memory: int = 256 * 1024 * 1024
     max_message_size: int = 65536
     rate: float = 20.0
     burst: int = 40
@@ -102,6 +116,7 @@ class Settings:
     jwt: TokenVerifier | None = None
     xgate_jwt: bool = False
     offline_limit: int = 1000
+    offline_bytes: int = 1024 * 1024
     max_send_queue: int = 10000
     max_send_buffer: int = 4 * 1024 * 1024
     write_delay: float = 0.020

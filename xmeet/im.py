@@ -52,6 +52,7 @@ from xmeet.core.im import (
     IMError,
     LogInRequest,
     MessageLog,
+    OfflineQueue,
     check_signature,
     conversation_id_of,
     parse_conversation_message,
@@ -237,7 +238,7 @@ class IMService:
         self._by_user: dict[str, dict[str, _Session]] = {}
         self._threads: dict[str, _Thread] = {}
         self._memberships: dict[str, dict[str, None]] = {}
-        self._offline: OrderedDict[str, deque[tuple[str, dict[str, Any]]]] = OrderedDict()
+        self._offline: OrderedDict[str, OfflineQueue] = OrderedDict()
         self._remote: dict[str, set[str]] = {}
         self._node_users: dict[str, set[str]] = {}
         self._delivered: deque[str] = deque()
@@ -597,10 +598,9 @@ class IMService:
     def _enqueue(self, user_id: str, event: str, data: dict[str, Any]) -> None:
         queue = self._offline.pop(user_id, None)
         if queue is None:
-            queue = deque(maxlen=self._offline_limit)
-        elif len(queue) == queue.maxlen:
-            log.warn("offline queue of {user!r} full: oldest message dropped", user=user_id)
-        queue.append((event, data))
+            queue = OfflineQueue(self._offline_limit, self._settings.offline_bytes)
+        if queue.append(event, data):
+            log.warn("offline queue of {user!r} full: oldest messages dropped", user=user_id)
         self._offline[user_id] = queue
         while len(self._offline) > self._offline_users:
             dropped, _ = self._offline.popitem(last=False)
@@ -740,8 +740,14 @@ class IMService:
             if not conversations:
                 self._memberships.pop(user, None)
 
+    def _message_log(self) -> MessageLog:
+        """
+        An empty conversation history, bounded in messages and in bytes.
+        """
+        return MessageLog(self._settings.history_size, self._settings.history_bytes)
+
     def _new_thread(self, conversation: Conversation, stamp: Stamp) -> _Thread:
-        thread = _Thread(conversation, MessageLog(self._settings.history_size), stamp)
+        thread = _Thread(conversation, self._message_log(), stamp)
         self._threads[conversation.id] = thread
         return thread
 
@@ -969,9 +975,9 @@ class IMService:
             return
         ids = set(event.ids)
         delivered = [entry for entry in queue if entry[1]["id"] in ids]
-        kept = [entry for entry in queue if entry[1]["id"] not in ids]
+        kept = queue.without(ids)
         if kept:
-            self._offline[event.user] = deque(kept, maxlen=queue.maxlen)
+            self._offline[event.user] = kept
         else:
             del self._offline[event.user]
         for event_name, data in delivered:
@@ -1067,6 +1073,6 @@ class IMService:
             self._replace(thread, conversation, state.stamp, (), None)
         elif state.stamp > thread.stamp:
             self._replace(thread, conversation, state.stamp, thread.conversation.members, None)
-        thread.log = MessageLog(self._settings.history_size)
+        thread.log = self._message_log()
         for entry in state.history:
             thread.log.append(entry["id"], dict(entry))

@@ -175,7 +175,9 @@ class RoomService:
     def _loaded(self, state: RoomState, xnest_id: str) -> None:
         history = state.history
         if history is None:
-            history = History(self._settings.history_size if state.store_history else 0)
+            size = self._settings.history_size if state.store_history else 0
+            history = History(size, max_bytes=self._settings.history_bytes)
+        self.backend.history_budget.go_live(xnest_id, history)
         room = Room(xnest_id, history, state.store_history)
         for remote in state.members:
             room.add(Member(remote.id, remote.nickname))
@@ -201,6 +203,7 @@ class RoomService:
             self._emptied_while_loading.add(room.xnest_id)
             return
         del self._live[room.xnest_id]
+        self.backend.history_budget.release(room.xnest_id)
         self.backend.unload(room)
 
     def _load_failed(self, failure: Failure, xnest_id: str, store_history: bool) -> None:
@@ -376,6 +379,7 @@ class RoomService:
             return
         if room.store_history and state.history is not None:
             room.history = state.history
+            self.backend.history_budget.go_live(xnest_id, room.history)
         now = self._now()
         present = {remote.id for remote in state.members}
         for gone in [m for m in room.members.values() if m.sink is None and m.id not in present]:

@@ -131,14 +131,21 @@ def _im_backend(settings: Settings, rooms: IRoomBackend) -> IIMBackend:
     """
     if isinstance(rooms, RedisRoomBackend):
         return RedisIMBackend(
-            rooms.link, settings.history_size, settings.offline_limit, DEFAULT_OFFLINE_USERS
+            rooms.link,
+            settings.history_size,
+            settings.offline_limit,
+            DEFAULT_OFFLINE_USERS,
+            history_bytes=settings.history_bytes,
+            offline_bytes=settings.offline_bytes,
         )
     return MemoryIMBackend(rooms.node_id)
 
 
 def _backend(reactor: Any, settings: Settings, node_id: str) -> IRoomBackend:
     if settings.redis_url is None:
-        return MemoryRoomBackend(node_id, settings.max_idle_rooms)
+        return MemoryRoomBackend(
+            node_id, settings.max_idle_rooms, settings.history_bytes, settings.history_memory
+        )
     formatter = SendTimeFormatter(ZoneInfo(settings.timezone))
     address = parse_redis_url(settings.redis_url)
     if settings.redis_password is not None:
@@ -152,6 +159,8 @@ def _backend(reactor: Any, settings: Settings, node_id: str) -> IRoomBackend:
         settings.history_size,
         settings.node_timeout,
         lambda: formatter.format(reactor.seconds()),
+        history_bytes=settings.history_bytes,
+        history_memory=settings.history_memory,
     )
 
 

@@ -71,6 +71,28 @@ def _byte_size(name: str, value: str) -> int:
     return size
 
 
+def _check_history_bounds(settings: Settings) -> None:
+    """
+    Each byte bound of kept messages holds at least one message of the
+    largest size accepted, and the node's budget at least one room's
+    history: else a bound would refuse what the server accepts.
+    """
+    for name, size in [
+        ("history-bytes", settings.history_bytes),
+        ("offline-bytes", settings.offline_bytes),
+    ]:
+        if size < settings.max_message_size:
+            raise usage.UsageError(
+                f"--{name} ({size}) must be at least --max-message-size "
+                f"({settings.max_message_size})"
+            )
+    if settings.history_memory < settings.history_bytes:
+        raise usage.UsageError(
+            f"--history-memory ({settings.history_memory}) must be at least "
+            f"--history-bytes ({settings.history_bytes})"
+        )
+
+
 def _positive_int(name: str, value: str) -> int:
     try:
         number = int(value)
@@ -213,6 +235,21 @@ class Options(usage.Options):
         ],
         ["history-size", None, "1000", "Messages kept per xnest."],
         [
+            "history-bytes",
+            None,
+            "1M",
+            "Bytes of history kept per xnest and per IM conversation (each "
+            "message as stored JSON in UTF-8, plus 64); the newest message is always kept.",
+        ],
+        [
+            "history-memory",
+            None,
+            "256M",
+            "Bytes of history kept in memory for all xnests of the node together; "
+            "beyond it the least recently used empty xnests are forgotten first, "
+            "then the largest live histories lose their oldest messages.",
+        ],
+        [
             "max-message-size",
             None,
             "65536",
@@ -319,6 +356,13 @@ class Options(usage.Options):
             "Messages kept per offline user until the next logIn.",
         ],
         [
+            "offline-bytes",
+            None,
+            "1M",
+            "Bytes of messages kept per offline user (counted as --history-bytes "
+            "counts); the oldest are dropped beyond it.",
+        ],
+        [
             "max-payload",
             None,
             "1000000",
@@ -399,6 +443,9 @@ class Options(usage.Options):
             jwt=self._jwt(),
             xgate_jwt=self._xgate_jwt(),
             offline_limit=_positive_int("offline-limit", self["offline-limit"]),
+            offline_bytes=_byte_size("offline-bytes", self["offline-bytes"]),
+            history_bytes=_byte_size("history-bytes", self["history-bytes"]),
+            history_memory=_byte_size("history-memory", self["history-memory"]),
             max_send_queue=_positive_int("max-send-queue", self["max-send-queue"]),
             max_send_buffer=_byte_size("max-send-buffer", self["max-send-buffer"]),
             write_delay=_write_delay(self["write-delay"]),
@@ -425,6 +472,7 @@ class Options(usage.Options):
             else _positive_int("max-connections", max_connections),
             access_log=bool(self["access-log"]),
         )
+        _check_history_bounds(self["settings"])
 
     @staticmethod
     def _check_port(description: str) -> None:

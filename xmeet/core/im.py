@@ -41,12 +41,13 @@ import hashlib
 import hmac
 import json
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
 
 from xmeet.core.errors import error_code
+from xmeet.core.history import DEFAULT_HISTORY_BYTES, entry_size
 
 __all__ = [
     "ALWAYS_PROTECTED",
@@ -70,6 +71,7 @@ __all__ = [
     "JoinRequest",
     "LogInRequest",
     "MessageLog",
+    "OfflineQueue",
     "NewConversation",
     "UpdateRequest",
     "check_signature",
@@ -666,30 +668,43 @@ class ConversationMessage:
 
 class MessageLog:
     """
-    A conversation's most recent C{maxlen} messages, served newest first
-    in pages that start before a given message id.
+    A conversation's most recent messages, at most C{maxlen} of them and at
+    most C{max_bytes} bytes (each counted as its JSON by
+    L{xmeet.core.history.entry_size}, as Redis counts the stored history)
+    though always the newest, served newest first in pages that start
+    before a given message id.
     """
 
-    def __init__(self, maxlen: int) -> None:
-        self._entries: deque[tuple[str, dict[str, Any]]] = deque(maxlen=maxlen)
+    def __init__(self, maxlen: int, max_bytes: int = DEFAULT_HISTORY_BYTES) -> None:
+        self._maxlen = maxlen
+        self._max_bytes = max_bytes
+        self._entries: deque[tuple[str, dict[str, Any]]] = deque()
+        self._sizes: deque[int] = deque()
         self._sequence: dict[str, int] = {}
         self._appended = 0
+        self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def append(self, message_id: str, entry: dict[str, Any]) -> None:
         """
-        Add the newest message, dropping the oldest beyond C{maxlen}.
+        Add the newest message, dropping the oldest beyond C{maxlen} or
+        C{max_bytes}.
         """
-        if self._entries.maxlen == 0:
+        if self._maxlen == 0:
             return
-        if len(self._entries) == self._entries.maxlen:
-            oldest_id, _ = self._entries[0]
-            del self._sequence[oldest_id]
         self._entries.append((message_id, entry))
+        self._sizes.append(entry_size(_encoder.encode(entry)))
+        self.bytes += self._sizes[-1]
         self._sequence[message_id] = self._appended
         self._appended += 1
+        while len(self._entries) > self._maxlen or (
+            self.bytes > self._max_bytes and len(self._entries) > 1
+        ):
+            oldest_id, _ = self._entries.popleft()
+            del self._sequence[oldest_id]
+            self.bytes -= self._sizes.popleft()
 
     def page(self, before: str | None, limit: int) -> list[dict[str, Any]]:
         """
@@ -704,3 +719,60 @@ class MessageLog:
             return []
         start = max(end - limit, 0)
         return [self._entries[index][1] for index in range(end - 1, start - 1, -1)]
+
+
+class OfflineQueue:
+    """
+    The messages waiting for a user who has no socket, oldest first, as
+    C{(event, data)} pairs: at most C{max_messages} of them and at most
+    C{max_bytes} bytes (each counted as the JSON of the pair by
+    L{xmeet.core.history.entry_size}, as Redis counts the stored queue)
+    though always the newest.
+    """
+
+    def __init__(
+        self,
+        max_messages: int,
+        max_bytes: int,
+        entries: Iterable[tuple[str, dict[str, Any]]] = (),
+    ) -> None:
+        self._max_messages = max_messages
+        self._max_bytes = max_bytes
+        self._entries: deque[tuple[str, dict[str, Any]]] = deque()
+        self._sizes: deque[int] = deque()
+        self.bytes = 0
+        for event, data in entries:
+            self.append(event, data)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        return iter(self._entries)
+
+    def append(self, event: str, data: dict[str, Any]) -> int:
+        """
+        Queue the newest message; return how many of the oldest were
+        dropped to stay within the bounds.
+        """
+        self._entries.append((event, data))
+        self._sizes.append(entry_size(_encoder.encode([event, data])))
+        self.bytes += self._sizes[-1]
+        dropped = 0
+        while len(self._entries) > self._max_messages or (
+            self.bytes > self._max_bytes and len(self._entries) > 1
+        ):
+            self._entries.popleft()
+            self.bytes -= self._sizes.popleft()
+            dropped += 1
+        return dropped
+
+    def without(self, ids: set[str]) -> OfflineQueue:
+        """
+        The same queue without the messages of C{ids}.
+        """
+        return OfflineQueue(
+            self._max_messages,
+            self._max_bytes,
+            [entry for entry in self._entries if entry[1]["id"] not in ids],
+        )

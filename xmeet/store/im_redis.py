@@ -13,9 +13,15 @@ Key layout, every key and channel under the configured prefix C{P}:
     end up in one version, kept by Redis and every replica; only stored
     versions are published;
   - C{P im:history:CONVERSATION}: list of message events (JSON), newest
-    first, trimmed to the history size;
+    first, trimmed to the history size and the history bytes (each entry
+    counted as its UTF-8 size plus L{ENTRY_OVERHEAD}, as in memory),
+    keeping at least the newest;
+  - C{P im:history-bytes:CONVERSATION}: what that list's entries cost;
   - C{P im:offline:USER}: list of C{"ID JSON"} entries, oldest first,
-    trimmed to the offline limit, where JSON is C{[event, data]};
+    trimmed to the offline limit and the offline bytes (each entry counted
+    as its JSON, without the id, plus L{ENTRY_OVERHEAD}), where JSON is
+    C{[event, data]};
+  - C{P im:offline-bytes:USER}: what that queue's entries cost;
   - C{P im:offline}: sorted set of the users with a queue, scored by the
     time of their last queued message (epoch milliseconds, made strictly
     increasing by each node); beyond the
@@ -53,6 +59,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from xmeet.core.history import DEFAULT_HISTORY_BYTES, ENTRY_OVERHEAD
 from xmeet.core.im import Conversation
 from xmeet.store.im_interfaces import (
     ConversationChanged,
@@ -106,42 +113,103 @@ overwrite the version that had won, losing a change (seen as a lost
 member when three nodes joined users at once).
 """
 
-_ENQUEUE = """
-redis.call('RPUSH', KEYS[2], ARGV[2])
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+_PUSH_HISTORY = """
+local entry, size, max_bytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local overhead = tonumber(ARGV[4])
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  local bytes = 0
+  for _, old in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+    bytes = bytes + #old + overhead
+  end
+  redis.call('SET', KEYS[2], bytes)
+end
+local length = redis.call('LPUSH', KEYS[1], entry)
+local bytes = redis.call('INCRBY', KEYS[2], #entry + overhead)
+while length > 1 and (length > size or bytes > max_bytes) do
+  local oldest = redis.call('RPOP', KEYS[1])
+  bytes = redis.call('DECRBY', KEYS[2], #oldest + overhead)
+  length = length - 1
+end
+"""
+"""
+Keep a message in a conversation's history (KEYS: the history, its byte
+count; ARGV: the entry, messages kept, bytes kept, L{ENTRY_OVERHEAD}),
+dropping the oldest beyond either bound but never the newest. A count
+lost (or written before counts existed) is counted again from the list.
+"""
+
+_QUEUED_COST = """
+local function cost(entry, overhead)
+  local space = string.find(entry, ' ', 1, true) or 0
+  return #entry - space + overhead
+end
+"""
+"""
+What a queued C{"ID JSON"} entry costs: its JSON, without the id, plus
+the overhead, as L{xmeet.core.im.OfflineQueue} counts it.
+"""
+
+_ENQUEUE = (
+    _QUEUED_COST
+    + """
+local overhead = tonumber(ARGV[8])
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  local bytes = 0
+  for _, old in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    bytes = bytes + cost(old, overhead)
+  end
+  redis.call('SET', KEYS[3], bytes)
+end
+local length = redis.call('RPUSH', KEYS[2], ARGV[2])
+local bytes = redis.call('INCRBY', KEYS[3], cost(ARGV[2], overhead))
+while length > 1 and (length > tonumber(ARGV[3]) or bytes > tonumber(ARGV[7])) do
+  local oldest = redis.call('LPOP', KEYS[2])
+  bytes = redis.call('DECRBY', KEYS[3], cost(oldest, overhead))
+  length = length - 1
+end
 redis.call('ZADD', KEYS[1], ARGV[5], ARGV[1])
 local extra = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
 if extra > 0 then
   for _, user in ipairs(redis.call('ZRANGE', KEYS[1], 0, extra - 1)) do
-    redis.call('DEL', ARGV[6] .. user)
+    redis.call('DEL', ARGV[6] .. user, ARGV[9] .. user)
   end
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, extra - 1)
 end
 """
+)
 """
-Queue an entry (KEYS: the index of queues, the queue; ARGV: user, entry,
-messages per user, users, score, prefix of queue keys), bounded per user
-and in users. The dropped queues' keys are built here, so this script
-needs a single Redis, not Redis Cluster.
+Queue an entry (KEYS: the index of queues, the queue, its byte count;
+ARGV: user, entry, messages per user, users, score, prefix of queue keys,
+bytes per user, L{ENTRY_OVERHEAD}, prefix of byte count keys), bounded per
+user in messages and in bytes (never dropping the newest) and in users.
+The dropped queues' keys are built here, so this script needs a single
+Redis, not Redis Cluster.
 """
 
-_REMOVE_QUEUED = """
+_REMOVE_QUEUED = (
+    _QUEUED_COST
+    + """
+local overhead = tonumber(ARGV[2])
 local wanted = {}
-for index = 2, #ARGV do wanted[ARGV[index]] = true end
+for index = 3, #ARGV do wanted[ARGV[index]] = true end
 for _, entry in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
   local id = string.match(entry, '^(%S+) ')
   if id and wanted[id] then
-    redis.call('LREM', KEYS[2], 1, entry)
+    if redis.call('LREM', KEYS[2], 1, entry) > 0 and redis.call('EXISTS', KEYS[3]) == 1 then
+      redis.call('DECRBY', KEYS[3], cost(entry, overhead))
+    end
   end
 end
 if redis.call('LLEN', KEYS[2]) == 0 then
   redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('DEL', KEYS[3])
 end
 """
+)
 """
 Remove the entries of the given message ids from a queue (KEYS: the index
-of queues, the queue; ARGV: user, ids), and the emptied queue from the
-index.
+of queues, the queue, its byte count; ARGV: user, L{ENTRY_OVERHEAD}, ids),
+and the emptied queue, with its count, from the index.
 """
 
 
@@ -311,15 +379,25 @@ class RedisIMBackend:
     @param history_size: messages kept per conversation.
     @param offline_limit: messages kept per offline user.
     @param offline_users: users with a queue kept in Redis.
+    @param history_bytes: bytes of messages kept per conversation.
+    @param offline_bytes: bytes of messages kept per offline user.
     """
 
     def __init__(
-        self, link: RedisLink, history_size: int, offline_limit: int, offline_users: int
+        self,
+        link: RedisLink,
+        history_size: int,
+        offline_limit: int,
+        offline_users: int,
+        history_bytes: int = DEFAULT_HISTORY_BYTES,
+        offline_bytes: int = DEFAULT_HISTORY_BYTES,
     ) -> None:
         self.node_id = link.node_id
         self._link = link
         self._clock = link.clock
         self._history_size = history_size
+        self._history_bytes = history_bytes
+        self._offline_bytes = offline_bytes
         self._offline_limit = offline_limit
         self._offline_users = offline_users
         self._score = 0
@@ -596,28 +674,49 @@ class RedisIMBackend:
             if self._buffer is not None and (event.queue or event.conversation_id):
                 self._own_during_read.append(event)
             if event.conversation_id is not None:
-                history = self._key("history", event.conversation_id)
-                send("LPUSH", history, _encoder.encode(event.data))
-                send("LTRIM", history, 0, self._history_size - 1)
+                send(
+                    "EVAL",
+                    _PUSH_HISTORY,
+                    2,
+                    self._key("history", event.conversation_id),
+                    self._key("history-bytes", event.conversation_id),
+                    _encoder.encode(event.data),
+                    self._history_size,
+                    self._history_bytes,
+                    ENTRY_OVERHEAD,
+                )
             entry = _queued(event.event, event.data)
             for user in event.queue:
                 self._score = max(int(self._clock.seconds() * 1000), self._score + 1)
                 send(
                     "EVAL",
                     _ENQUEUE,
-                    2,
+                    3,
                     self._key("offline"),
                     self._key("offline", user),
+                    self._key("offline-bytes", user),
                     user,
                     entry,
                     self._offline_limit,
                     self._offline_users,
                     self._score,
                     self._key("offline", ""),
+                    self._offline_bytes,
+                    ENTRY_OVERHEAD,
+                    self._key("offline-bytes", ""),
                 )
         elif isinstance(event, Flushed):
-            queue = self._key("offline", event.user)
-            send("EVAL", _REMOVE_QUEUED, 2, self._key("offline"), queue, event.user, *event.ids)
+            send(
+                "EVAL",
+                _REMOVE_QUEUED,
+                3,
+                self._key("offline"),
+                self._key("offline", event.user),
+                self._key("offline-bytes", event.user),
+                event.user,
+                ENTRY_OVERHEAD,
+                *event.ids,
+            )
         elif isinstance(event, ConversationChanged):
             base = event.base or Stamp(0, "")
             storing = self._link.call(

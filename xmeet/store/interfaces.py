@@ -70,6 +70,10 @@ class IRoomBackend(Interface):
     """
 
     node_id = Attribute("This node's id, unique across the cluster and restarts.")
+    history_budget = Attribute(
+        "The L{xmeet.core.history.HistoryBudget} of every history this node keeps"
+        " in memory: the room service counts its live rooms' there."
+    )
 
     def start(listener: IRoomListener) -> None:
         """

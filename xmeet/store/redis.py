@@ -6,7 +6,12 @@ through Redis pub/sub (PROTOCOL.md section 5), through txredisapi.
 Key layout, every key and channel under the configured prefix C{P}:
 
   - C{P xnest:ID:history}: list of history entries, newest first, trimmed
-    to the history size;
+    to the history size and to the history bytes (each entry counted as
+    its UTF-8 size plus L{ENTRY_OVERHEAD}, as in memory), keeping at least
+    the newest;
+  - C{P xnest:ID:history-bytes}: what the entries of that list cost, kept
+    by the script that writes it (counted again from the list when
+    missing);
   - C{P xnest:ID:members}: hash, member id to C{[nickname, node, joined]};
   - C{P xnest:ID:meta}: hash, C{store_history} = C{"0"} for rooms created
     without history (absent for ordinary rooms);
@@ -40,7 +45,13 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from xmeet.core.events import EventError, RoomEvent, decode_event, encode_event, event_prefixes
-from xmeet.core.history import History
+from xmeet.core.history import (
+    DEFAULT_HISTORY_BYTES,
+    DEFAULT_HISTORY_MEMORY,
+    ENTRY_OVERHEAD,
+    History,
+    HistoryBudget,
+)
 from xmeet.core.room import Room, history_entry
 from xmeet.store.interfaces import IRoomBackend, IRoomListener, RemoteMember, RoomState
 from xmeet.store.redis_link import (
@@ -68,17 +79,36 @@ without history is created anew by its next member.
 
 _RECORD_SCRIPT = """
 local size = tonumber(ARGV[1])
-for i = 1, #KEYS do
-  local at = 2 + (i - 1) * 3
-  redis.call('LPUSH', KEYS[i], ARGV[at])
-  redis.call('LTRIM', KEYS[i], 0, size - 1)
+local max_bytes = tonumber(ARGV[2])
+local overhead = tonumber(ARGV[3])
+for i = 1, #KEYS / 2 do
+  local list, counter = KEYS[2 * i - 1], KEYS[2 * i]
+  local at = 4 + (i - 1) * 3
+  local entry = ARGV[at]
+  if redis.call('EXISTS', counter) == 0 then
+    local bytes = 0
+    for _, old in ipairs(redis.call('LRANGE', list, 0, -1)) do
+      bytes = bytes + #old + overhead
+    end
+    redis.call('SET', counter, bytes)
+  end
+  local length = redis.call('LPUSH', list, entry)
+  local bytes = redis.call('INCRBY', counter, #entry + overhead)
+  while length > 1 and (length > size or bytes > max_bytes) do
+    local oldest = redis.call('RPOP', list)
+    bytes = redis.call('DECRBY', counter, #oldest + overhead)
+    length = length - 1
+  end
   redis.call('PUBLISH', ARGV[at + 1], ARGV[at + 2])
 end
 """
 """
-Keep events in their rooms' histories and publish them: KEYS are the
-history lists, ARGV the history size then, per key, the entry, the channel
-and the event. One command for all the chat messages of a few milliseconds:
+Keep events in their rooms' histories, bounded in entries and in bytes,
+and publish them: KEYS are, per room, the history list and its byte
+count; ARGV the history size, the history bytes and L{ENTRY_OVERHEAD},
+then, per room, the entry, the channel and the event. The oldest entries
+go one by one (C{RPOP}), to keep the count exact; in a steady room that is
+one per message. One command for all the chat messages of a few milliseconds:
 each txredisapi command costs a node several Deferreds and a reply to
 parse, which was most of its Redis cost in a busy room.
 """
@@ -162,6 +192,10 @@ class RedisRoomBackend:
     @param node_timeout: seconds of silence after which a node is dead.
     @param backlog_limit: writes kept while Redis is away; beyond it the
         oldest are dropped (and counted).
+    @param history_bytes: bytes of history kept per room, in Redis and in
+        memory.
+    @param history_memory: bytes of history this node keeps in memory for
+        its live rooms together (L{HistoryBudget}).
     """
 
     def __init__(
@@ -175,8 +209,12 @@ class RedisRoomBackend:
         node_timeout: float,
         now_text: Callable[[], str],
         backlog_limit: int = 10000,
+        history_bytes: int = DEFAULT_HISTORY_BYTES,
+        history_memory: int = DEFAULT_HISTORY_MEMORY,
     ) -> None:
         self.node_id = node_id
+        self.history_budget = HistoryBudget(history_memory)
+        self._history_bytes = history_bytes
         self.link = RedisLink(clock, reactor, address, prefix, node_id, node_timeout, backlog_limit)
         self._clock = clock
         self._history_size = history_size
@@ -345,8 +383,9 @@ class RedisRoomBackend:
         if not self._record_keys:
             self._recording = self._clock.callLater(RECORD_WINDOW, self._write_records)
         self._record_keys.append(self._key("xnest", xnest_id, "history"))
+        self._record_keys.append(self._key("xnest", xnest_id, "history-bytes"))
         self._record_values.extend((history_entry, channel, event))
-        if len(self._record_keys) == RECORDS_PER_COMMAND:
+        if len(self._record_keys) == 2 * RECORDS_PER_COMMAND:
             self._write_records()
 
     def _write_records(self) -> None:
@@ -356,7 +395,16 @@ class RedisRoomBackend:
         keys, self._record_keys = self._record_keys, []
         values, self._record_values = self._record_values, []
         if keys:
-            self.link.send("EVAL", _RECORD_SCRIPT, len(keys), *keys, self._history_size, *values)
+            self.link.send(
+                "EVAL",
+                _RECORD_SCRIPT,
+                len(keys),
+                *keys,
+                self._history_size,
+                self._history_bytes,
+                ENTRY_OVERHEAD,
+                *values,
+            )
 
     def _note_during_resync(self, event: RoomEvent, history_entry: str | None) -> None:
         meanwhile = self._resyncing.get(event.xnest)
@@ -437,7 +485,8 @@ class RedisRoomBackend:
         if not store_history:
             self._send("HSETNX", meta, "store_history", "0")
         state = yield self._fetch(xnest_id, history_size)
-        return state or RoomState(store_history, History(history_size if store_history else 0))
+        size = history_size if store_history else 0
+        return state or RoomState(store_history, History(size, max_bytes=self._history_bytes))
 
     @inlineCallbacks
     def _fetch(self, xnest_id: str, history_size: int) -> Any:
@@ -458,7 +507,8 @@ class RedisRoomBackend:
         if flag is None and not entries and not members:
             return None
         store_history = flag != "0"
-        history = History(history_size if store_history else 0, reversed(entries or []))
+        size = history_size if store_history else 0
+        history = History(size, reversed(entries or []), self._history_bytes)
         return RoomState(store_history, history, _remote_members(members, self.node_id))
 
     def unload(self, room: Room) -> None:
