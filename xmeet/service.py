@@ -109,6 +109,7 @@ class Node:
             "xmeet_redis_backlog": backend.get("backlog", 0),
             "xmeet_redis_errors": backend.get("errors", 0),
             "xmeet_redis_latency_seconds": backend.get("latency", 0.0),
+            "xmeet_http_request_timeouts": self.site.request_timeouts,
         }
 
     def stop(self) -> Deferred[None]:
@@ -214,7 +215,14 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
         engine=engine,
         outbox=outbox,
         sio=sio,
-        site=XmeetSite(Resource(), max_body, settings.access_log),
+        site=XmeetSite(
+            Resource(),
+            max_body,
+            settings.access_log,
+            header_timeout=settings.header_timeout,
+            body_min_rate=settings.body_min_rate,
+            reactor=reactor,
+        ),
     )
     node.site.resource = build_root(
         rooms,
