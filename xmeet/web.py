@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_web -*-
+# -*- test-case-name: tests.test_web,tests.test_web_deadline,tests.test_web_paths -*-
 """
 The resource tree of one xmeet node: the demo page, ops endpoints and
 every protocol endpoint, served by one twisted.web C{Site} on one port.
