@@ -141,7 +141,7 @@ class DeadlineChannel(http.HTTPChannel):
         self._respondToBadRequestAndDisconnect()
 
     def _await_request(self) -> None:
-        if self._deadline is not None or self._handlingRequest:
+        if self._deadline is not None or self._handlingRequest or self._closing():
             return
         site: XmeetSite = self.site  # type: ignore[attr-defined]
         self._deadline = self.callLater(site.header_timeout, self._timed_out)
@@ -171,16 +171,20 @@ class DeadlineChannel(http.HTTPChannel):
                 self._deadline.cancel()
             self._deadline = None
 
+    def _closing(self) -> bool:
+        transport: Any = self.transport
+        return transport is None or bool(transport.disconnecting)
+
     def _timed_out(self) -> None:
         """
         Answer 408 and close; abort a client that does not read it.
         """
         self._deadline = None
-        transport: Any = self.transport
-        if transport is None or transport.disconnecting:
+        if self._closing():
             return
         site: XmeetSite = self.site  # type: ignore[attr-defined]
         site.request_timeouts += 1
+        transport: Any = self.transport
         transport.write(_refusal(408, "request not received in time"))
         self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
         self.loseConnection()
@@ -251,6 +255,9 @@ class _MethodRefusals:
 
     def __init__(self, resource: Any) -> None:
         self._resource = resource
+
+    def __repr__(self) -> str:
+        return repr(self._resource)
 
     def render(self, request: Request) -> Any:
         """
