@@ -207,6 +207,31 @@ class OptionsTests(SynchronousTestCase):
             (0, 0),
         )
 
+    def test_request_deadline(self) -> None:
+        """
+        C{--header-timeout} (seconds, default 10) and C{--body-min-rate}
+        (bytes per second, default 1K) reach the settings; bad values are
+        usage errors naming the option, and both are in C{--help}.
+        """
+        self.assertEqual((Settings().header_timeout, Settings().body_min_rate), (10, 1024))
+        settings = _parse("--header-timeout", "2.5", "--body-min-rate", "4K")["settings"]
+        self.assertEqual((settings.header_timeout, settings.body_min_rate), (2.5, 4096))
+        for option, value in [
+            ("--header-timeout", "0"),
+            ("--header-timeout", "-1"),
+            ("--header-timeout", "soon"),
+            ("--header-timeout", "inf"),
+            ("--body-min-rate", "0"),
+            ("--body-min-rate", "fast"),
+            ("--body-min-rate", "1.5K"),
+        ]:
+            with self.assertRaises(usage.UsageError, msg=f"{option} {value}") as raised:
+                _parse(option, value)
+            self.assertIn(option, str(raised.exception))
+        text = str(Options())
+        self.assertIn("--header-timeout", text)
+        self.assertIn("--body-min-rate", text)
+
     def test_write_delay_off(self) -> None:
         """
         C{--write-delay 0} sends at the end of every reactor turn.

@@ -166,7 +166,9 @@ class RequestBodyTests(SynchronousTestCase):
         """
         probe = _ArgsProbe()
         channel = DummyChannel()
-        channel.site = XmeetSite(probe, 1000, False)  # type: ignore[attr-defined]
+        channel.site = XmeetSite(  # type: ignore[attr-defined]
+            probe, 1000, False, header_timeout=10, body_min_rate=1024
+        )
         request = BoundedRequest(channel)
         request.requestHeaders.setRawHeaders(
             b"content-type", [b"application/x-www-form-urlencoded"]

@@ -88,6 +88,10 @@ class Settings:
         socket (counted as C{history_bytes} counts), beside C{offline_limit};
         the newest message is always kept.
     @ivar access_log: log a line per HTTP request (L{xmeet.web.XmeetSite}).
+    @ivar header_timeout: seconds an HTTP request's line and headers have
+        to arrive in, from its first byte (L{xmeet.web.DeadlineChannel}).
+    @ivar body_min_rate: bytes per second an HTTP request body must arrive
+        at, after an allowance of C{header_timeout} seconds.
     """
 
     history_size: int = 1000
@@ -121,3 +125,5 @@ class Settings:
     max_send_buffer: int = 4 * 1024 * 1024
     write_delay: float = 0.020
     access_log: bool = False
+    header_timeout: float = 10.0
+    body_min_rate: int = 1024

@@ -15,8 +15,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from twisted.web.resource import Resource
 from twisted.web.server import Request
+
+from xmeet.web_errors import ExactResource
 
 __all__ = ["MetricsResource", "NodeCollector"]
 
@@ -54,6 +55,11 @@ class NodeCollector:
         yield _gauge(
             "xmeet_redis_latency_seconds", "Duration of the last xnest read from Redis.", numbers
         )
+        yield _counter(
+            "xmeet_http_request_timeouts",
+            "HTTP connections closed because a request did not arrive in time.",
+            numbers,
+        )
         yield _by_reason(
             "xmeet_handshakes_refused",
             "WebSocket and Engine.IO handshakes refused (origin, per-address limits, "
@@ -77,12 +83,10 @@ def _by_reason(name: str, documentation: str, numbers: dict[str, Any]) -> Metric
     return counter
 
 
-class MetricsResource(Resource):
+class MetricsResource(ExactResource):
     """
     Serves the registry in the Prometheus text format.
     """
-
-    isLeaf = True
 
     def __init__(self, read: Callable[[], dict[str, Any]]) -> None:
         super().__init__()

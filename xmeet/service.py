@@ -112,6 +112,7 @@ class Node:
             "xmeet_redis_errors": backend.get("errors", 0),
             "xmeet_redis_latency_seconds": backend.get("latency", 0.0),
             "xmeet_handshakes_refused": dict(self.admission.refused),
+            "xmeet_http_request_timeouts": self.site.request_timeouts,
         }
 
     def stop(self) -> Deferred[None]:
@@ -230,7 +231,14 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
         engine=engine,
         outbox=outbox,
         sio=sio,
-        site=XmeetSite(Resource(), max_body, settings.access_log),
+        site=XmeetSite(
+            Resource(),
+            max_body,
+            settings.access_log,
+            header_timeout=settings.header_timeout,
+            body_min_rate=settings.body_min_rate,
+            reactor=reactor,
+        ),
         admission=admission,
     )
     node.site.resource = build_root(

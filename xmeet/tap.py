@@ -421,6 +421,21 @@ class Options(usage.Options):
             "Concurrent WebSocket connections accepted; 0 for "
             "no limit. Beyond it the handshake gets 503.",
         ],
+        [
+            "header-timeout",
+            None,
+            "10",
+            "Seconds an HTTP request's line and headers have to arrive in, from "
+            "its first byte; slower clients get 408 and are disconnected.",
+        ],
+        [
+            "body-min-rate",
+            None,
+            "1K",
+            "Bytes per second an HTTP request body must arrive at, after "
+            "--header-timeout seconds of grace, as a number or with K or M; "
+            "slower bodies get 408 and are disconnected.",
+        ],
     ]
 
     def postOptions(self) -> None:
@@ -471,6 +486,8 @@ class Options(usage.Options):
             if max_connections == "0"
             else _positive_int("max-connections", max_connections),
             access_log=bool(self["access-log"]),
+            header_timeout=_positive_float("header-timeout", self["header-timeout"]),
+            body_min_rate=_byte_size("body-min-rate", self["body-min-rate"]),
         )
         _check_history_bounds(self["settings"])
 

@@ -12,7 +12,7 @@ from twisted.web.server import Request
 from xmeet.core.errors import ERROR_CODES, error_code
 from xmeet.core.frames import dumps
 
-__all__ = ["ERROR_CODES", "ErrorPage", "error_body"]
+__all__ = ["ERROR_CODES", "ErrorPage", "ExactResource", "error_body"]
 
 
 def error_body(status: int, message: str, code: str | None = None) -> bytes:
@@ -45,3 +45,16 @@ class ErrorPage(Resource):
         request.setHeader(b"content-type", b"application/json; charset=utf-8")
         request.setHeader(b"cache-control", b"no-store")
         return error_body(self._status, self._message, self._code)
+
+
+class ExactResource(Resource):
+    """
+    A resource served at its own path only: anything below it (C{/healthz/x},
+    even C{/healthz/}) is not found, rather than the resource again.
+    """
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        """
+        No children.
+        """
+        return ErrorPage(404, "no such resource")

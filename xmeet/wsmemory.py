@@ -42,6 +42,8 @@ from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from twisted.web.server import NOT_DONE_YET, Request
 
+from xmeet.handshake import refuse_handshake
+
 __all__ = ["UpgradeResource", "compact", "lean_protocol"]
 
 _P = TypeVar("_P", bound=WebSocketServerProtocol)
@@ -122,14 +124,16 @@ def lean_protocol(base: type[_P], factory: WebSocketServerFactory) -> type[_P]:
     """
     A subclass of C{base} with the protocol options of C{factory} (as they
     are now) and the quiet state of Autobahn connections as class
-    attributes. Use it as the factory's C{protocol}; any factory with the
-    same options may share it.
+    attributes, whose refused handshakes are answered by
+    L{xmeet.handshake.refuse_handshake}. Use it as the factory's
+    C{protocol}; any factory with the same options may share it.
     """
     namespace: dict[str, Any] = {
         name: _option(getattr(factory, name)) for name in WebSocketServerProtocol.CONFIG_ATTRS
     }
     namespace.update(_QUIET)
     namespace.update(_HANDSHAKE)
+    namespace["failHandshake"] = refuse_handshake
     namespace["__module__"] = base.__module__
     namespace["__doc__"] = base.__doc__
     return type(base.__name__, (base,), namespace)

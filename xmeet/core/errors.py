@@ -18,8 +18,10 @@ ERROR_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "too_large",
     415: "unsupported_media_type",
+    426: "upgrade_required",
     429: "rate_limited",
     503: "unavailable",
 }

@@ -99,8 +99,11 @@ class XgateHTTPResource(JSONResource):
 
     def handle_POST(self, request: Request) -> tuple[int, Any] | Deferred[tuple[int, Any]]:
         """
-        Answer one query.
+        Answer one query; nothing lies below C{/xgate/http} (a trailing
+        slash is forgiven).
         """
+        if request.postpath not in ([], [b""]):
+            raise HTTPError(404, "no such resource: use POST /xgate/http")
         query = read_json(request, self._limit)
         if not isinstance(query, dict):
             raise HTTPError(400, "request must be a JSON object")
