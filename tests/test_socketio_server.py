@@ -21,6 +21,7 @@ from xmeet.engineio.interfaces import IEngineIOHandler
 from xmeet.socketio import (
     AckTimeout,
     ConnectionRefused,
+    EncodedAck,
     Socket,
     SocketDisconnected,
     SocketIOServer,
@@ -373,6 +374,20 @@ class AckTests(ServerTestCase):
         self.assertEqual(
             self.engine_socket.take(), ["430[]", '431["one"]', '432["a",2]', '433[["list"]]']
         )
+
+    def test_encoded_ack(self) -> None:
+        """
+        A handler may answer with arguments that are already JSON text
+        (L{EncodedAck}): they are sent as they are, in any namespace, and
+        only when an acknowledgement was asked for.
+        """
+        self.main.on("ask")(lambda socket: EncodedAck('{"a":[1,"é"]},2'))
+        self.engine_socket.receive('427["ask"]', '42["ask"]')
+        self.assertEqual(self.engine_socket.take(), ['437[{"a":[1,"é"]},2]'])
+        self.server.of("/custom").on("ask")(lambda socket: EncodedAck("null"))
+        engine_socket, _ = self.connect("/custom")
+        engine_socket.receive('42/custom,0["ask"]')
+        self.assertEqual(engine_socket.take(), ["43/custom,0[null]"])
 
     def test_deferred_ack(self) -> None:
         answer: Deferred[str] = Deferred()

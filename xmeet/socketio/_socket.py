@@ -15,16 +15,29 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from ._errors import AckTimeout, SocketDisconnected
-from .packets import RESERVED_EVENTS, Packet, PacketType, encode_packet
+from .packets import RESERVED_EVENTS, Packet, PacketType, encode_ack_json, encode_packet
 
 if TYPE_CHECKING:
     from ._engine import EngineSocket
     from ._namespace import BroadcastOperator, Namespace, PreparedEvent
     from ._server import Client
 
-__all__ = ["Handshake", "Socket", "ack_args", "ack_value", "check_event_name"]
+__all__ = ["EncodedAck", "Handshake", "Socket", "ack_args", "ack_value", "check_event_name"]
 
 log = Logger()
+
+
+@attrs.frozen
+class EncodedAck:
+    """
+    A handler's result whose acknowledgement arguments are already JSON
+    text, sent as they are (see L{Namespace.prepare_json} for events).
+
+    @ivar args_json: the arguments, an array's items comma-separated,
+        without brackets.
+    """
+
+    args_json: str
 
 
 def ack_args(result: Any) -> list[Any]:
@@ -318,6 +331,9 @@ class Socket:
         """
         Send a handler's result as the acknowledgement the client asked for.
         """
+        if isinstance(result, EncodedAck):
+            self._send([encode_ack_json(self.namespace.name, ack_id, result.args_json)])
+            return
         self._send(
             encode_packet(Packet(PacketType.ACK, self.namespace.name, ack_args(result), ack_id))
         )
