@@ -18,8 +18,10 @@ fired already when returned.
 
 from __future__ import annotations
 
+from random import Random
 from zoneinfo import ZoneInfo
 
+import attrs
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -41,10 +43,10 @@ from xmeet.core.frames import Frame, SendTimeFormatter, dumps, frame_json
 from xmeet.core.history import History
 from xmeet.core.ids import IdGenerator
 from xmeet.core.room import Member, Room
-from xmeet.core.rules import InvalidName, normalize_nickname
+from xmeet.core.rules import InvalidName, choose_nickname, normalize_nickname
 from xmeet.store.interfaces import IRoomBackend, IRoomListener, RoomState
 
-__all__ = ["IMemberSink", "RoomService", "RoomView"]
+__all__ = ["Greeting", "IMemberSink", "RoomService", "RoomView"]
 
 log = Logger()
 
@@ -59,6 +61,30 @@ class IMemberSink(Interface):
         """
         Send C{frame} to this member; must not raise and must not block.
         """
+
+
+@attrs.frozen
+class Greeting:
+    """
+    What a new member is told on joining an xnest, in JSON text ready for
+    any front end: xgate sends it as the C{self}, C{member_count},
+    C{members} and C{history} frames (PROTOCOL.md section 1), Socket.IO as
+    the body of the C{xnest/join} acknowledgement (section 3).
+
+    @ivar member: the new membership (its id is C{self}).
+    @ivar xnest_json: the xnest id as JSON.
+    @ivar member_count: members in the xnest now, the new one included.
+    @ivar members_json: the C{members} payload as JSON.
+    @ivar history_json: the newest C{history} page as JSON.
+    @ivar send_time: the C{send_time} of the join.
+    """
+
+    member: Member
+    xnest_json: str
+    member_count: int
+    members_json: str
+    history_json: str
+    send_time: str
 
 
 class RoomView:
@@ -94,8 +120,14 @@ class RoomService:
         settings: Settings,
         ids: IdGenerator,
         backend: IRoomBackend,
+        rng: Random | None = None,
     ) -> None:
+        """
+        @param rng: where random nicknames come from (seed it to repeat
+            them); a generator seeded by the system by default.
+        """
         self._clock = clock
+        self._rng = rng if rng is not None else Random()
         self._settings = settings
         self._ids = ids
         self.backend = backend
@@ -210,43 +242,57 @@ class RoomService:
         log.failure("loading xnest {xnest!r} failed; starting it empty", failure, xnest=xnest_id)
         self._loaded(RoomState(store_history), xnest_id)
 
+    def choose_nickname(self, requested: str | None, remembered: str | None = None) -> str:
+        """
+        The nickname of a member about to join: the one it asked for, else
+        the one remembered for it (the xgate cookie), else a random one
+        from this service's generator.
+
+        Kept apart from L{join} because xgate must name the nickname in
+        its handshake response, before the member joins.
+
+        @raise InvalidName: C{requested} is given and breaks the rules (a
+            C{remembered} one that does is ignored).
+        """
+        return choose_nickname(requested, remembered, self._rng)
+
     def join(
         self,
         xnest_id: str,
         nickname: str,
         sink: IMemberSink,
         store_history: bool = True,
-        greet: bool = True,
-    ) -> Deferred[Member]:
+    ) -> Deferred[Greeting]:
         """
         Add a new member to C{xnest_id}, taking the room live if needed
-        (C{store_history} matters only for a new room).
+        (C{store_history} matters only for a new room), and tell every
+        other member C{join}.
 
-        With C{greet}, the new member gets C{self}, C{member_count},
-        C{members} and the newest C{history} page, in that order; front ends
-        that answer the join otherwise pass C{greet=False}. Every other
-        member gets C{join}.
+        The L{Greeting} is for the front end to give the new member in its
+        own form before anything else; the L{Deferred} fires with it in the
+        same turn as the member is added, so no frame reaches the member
+        first.
 
-        @param nickname: an already validated nickname.
+        @param nickname: a nickname from L{choose_nickname}.
         """
-        return self._room(xnest_id, store_history).addCallback(self._admit, nickname, sink, greet)
+        return self._room(xnest_id, store_history).addCallback(self._admit, nickname, sink)
 
-    def _admit(self, room: Room, nickname: str, sink: IMemberSink, greet: bool) -> Member:
+    def _admit(self, room: Room, nickname: str, sink: IMemberSink) -> Greeting:
         member = Member(self._ids.next_id(), nickname, sink)
         room.add(member)
         now = self._now()
-        if greet:
-            for frame_type, payload_json in (
-                ("self", dumps(member.id)),
-                ("member_count", str(len(room))),
-                ("members", dumps(room.members_payload())),
-                ("history", room.history.page_json(0)),
-            ):
-                sink.deliver(self._frame(member.id, room, frame_type, payload_json, now))
+        greeting = Greeting(
+            member,
+            room.xnest_json,
+            len(room),
+            dumps(room.members_payload()),
+            room.history.page_json(0),
+            now,
+        )
         event = RoomEvent("join", self.backend.node_id, room.xnest_id, member.id, nickname, now)
         self._broadcast(room, self._join_frame(room, event), member)
         self.backend.publish(event, None)
-        return member
+        return greeting
 
     def leave(self, member: Member) -> None:
         """
