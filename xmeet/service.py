@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.test_web,tests.test_admission -*-
 """
 Wiring one xmeet node: the services, the resource tree, the Site and the
 listening endpoint, as one C{MultiService} for twistd.
