@@ -4,16 +4,16 @@ The room service: every xnest live on this node, who is in it, and what a
 member's message does.
 
 Front ends (the xgate WebSocket protocol, Socket.IO handlers, the HTTP API)
-call this service and never change a room themselves. A broadcast builds
+call this service and never change an xnest themselves. A broadcast builds
 its frame once and hands the same L{Frame} to every local member's sink;
 the backend tells the other nodes, which rebuild the same frame for their
 own members.
 
-A room is live on a node while the node has members in it. Taking a room
-live asks the backend for its state (its history, the members on other
-nodes), which in a cluster takes a round trip: L{RoomService.join}
-therefore answers with a L{Deferred}. With the in-memory backend it has
-fired already when returned.
+An xnest is live on a node while the node has members in it: the node
+keeps its L{Room}. Taking an xnest live asks the backend for its state
+(its history, the members on other nodes), which in a cluster takes a
+round trip: L{RoomService.join} therefore answers with a L{Deferred}.
+With the in-memory backend it has fired already when returned.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class Greeting:
 
 class RoomView:
     """
-    A read-only look at a room for the HTTP API: its members and history,
+    A read-only look at an xnest for the HTTP API: its members and history,
     live or not.
     """
 
@@ -109,7 +109,7 @@ class RoomService:
     """
     All xnests of one node.
 
-    @ivar backend: where rooms are kept and how other nodes are told.
+    @ivar backend: where xnests are kept and how other nodes are told.
     @ivar messages_received: texts members sent, commands included.
     @ivar frames_sent: frames handed to local members by broadcasts.
     """
@@ -153,20 +153,20 @@ class RoomService:
     @property
     def active_rooms(self) -> int:
         """
-        How many rooms have members on this node now.
+        How many xnests have members on this node now.
         """
         return len(self._live)
 
     def live(self, xnest_id: str) -> Room | None:
         """
-        The room C{xnest_id} if it has members on this node.
+        The L{Room} of C{xnest_id} if the xnest has members on this node.
         """
         return self._live.get(xnest_id)
 
     def view(self, xnest_id: str) -> Deferred[RoomView]:
         """
-        The members and history of a room, live here or not, without taking
-        it live.
+        The members and history of an xnest, live here or not, without
+        taking it live.
         """
         room = self._live.get(xnest_id)
         if room is not None:
@@ -264,8 +264,8 @@ class RoomService:
         store_history: bool = True,
     ) -> Deferred[Greeting]:
         """
-        Add a new member to C{xnest_id}, taking the room live if needed
-        (C{store_history} matters only for a new room), and tell every
+        Add a new member to C{xnest_id}, taking the xnest live if needed
+        (C{store_history} matters only for a new xnest), and tell every
         other member C{join}.
 
         The L{Greeting} is for the front end to give the new member in its
@@ -296,7 +296,7 @@ class RoomService:
 
     def leave(self, member: Member) -> None:
         """
-        Remove C{member} from its room and tell the others C{leave}.
+        Remove C{member} from its xnest and tell the others C{leave}.
         Idempotent: a member that already left is ignored.
         """
         room = member.room
@@ -416,7 +416,7 @@ class RoomService:
 
     def room_resync(self, xnest_id: str, state: RoomState) -> None:
         """
-        Take a live room's stored history, and bring its remote members in
+        Take a live xnest's stored history, and bring its remote members in
         line with the stored ones, telling local members who joined and
         who left meanwhile.
         """
@@ -439,7 +439,7 @@ class RoomService:
 
     def room_event(self, event: RoomEvent) -> None:
         """
-        Apply another node's event to the live room it concerns.
+        Apply another node's event to the live xnest it concerns.
         """
         room = self._live.get(event.xnest)
         if room is None:

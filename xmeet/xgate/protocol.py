@@ -187,9 +187,10 @@ class XgateProtocol(LeasedConnection):
 
     def onOpen(self) -> None:
         """
-        Join the room: the service greets this member and tells the others.
-        Messages that arrive while the room is being taken live are kept
-        and handled, in order, once the member is in.
+        Join the xnest: the service tells the others, and this member gets
+        the service's greeting before anything else. Messages that arrive
+        while the xnest is being taken live are kept and handled, in order,
+        once the member is in.
         """
         factory = self.factory
         self._policy = SenderPolicy(
