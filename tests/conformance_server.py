@@ -17,6 +17,13 @@ any origin):
     auto-ping fires at once and drops healthy connections.
 
 The client tests build the same site with L{make_site}.
+
+xmeet sends what a C{connect} handler emits right behind the CONNECT
+packet, so both usually reach a WebSocket client in one network read. The
+socket.io-protocol suite waits for them with two separate one-shot
+listeners on its WebSocket and misses the second packet of such a read;
+this server alone therefore emits C{auth} a moment after the connection
+(L{CONNECT_PACE}).
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import react
 from twisted.web.resource import Resource
 from twisted.web.server import Site
@@ -45,7 +52,14 @@ from xmeet.engineio import EchoHandler, EngineIOResource, EngineIOServer
 from xmeet.socketio import Socket, SocketIOServer
 from xmeet.xgate import apply_protocol_options
 
-__all__ = ["CONFORMANCE_SETTINGS", "ConformanceSite", "add_echo_handlers", "make_site"]
+__all__ = [
+    "CONFORMANCE_SETTINGS",
+    "CONNECT_PACE",
+    "ConformanceSite",
+    "Pacer",
+    "add_echo_handlers",
+    "make_site",
+]
 
 CONFORMANCE_SETTINGS = Settings(
     ping_interval=0.3,
@@ -56,18 +70,55 @@ CONFORMANCE_SETTINGS = Settings(
     connect_timeout=1.0,
 )
 
+CONNECT_PACE = 0.02
+"""
+Seconds between a namespace connection and the C{auth} event, so that the
+CONNECT packet reaches the protocol suite's client in a read of its own.
+"""
 
-def add_echo_handlers(sio: SocketIOServer) -> None:
+
+@attrs.define
+class Pacer:
+    """
+    Emits events L{CONNECT_PACE} seconds late, and cancels those not yet
+    sent when the site closes, so that no timer outlives a test.
+    """
+
+    clock: IReactorTime
+    _pending: set[IDelayedCall] = attrs.field(factory=set)
+
+    def emit_later(self, socket: Socket, event: str, *args: Any) -> None:
+        """
+        Emit C{event} on C{socket} after L{CONNECT_PACE} seconds.
+        """
+
+        def emit() -> None:
+            self._pending.discard(call)
+            socket.emit(event, *args)
+
+        call = self.clock.callLater(CONNECT_PACE, emit)
+        self._pending.add(call)
+
+    def cancel(self) -> None:
+        """
+        Forget every event not sent yet.
+        """
+        pending, self._pending = self._pending, set()
+        for call in pending:
+            call.cancel()
+
+
+def add_echo_handlers(sio: SocketIOServer, pacer: Pacer) -> None:
     """
     The handlers the socket.io-protocol test suite expects: C{/} echoes
     C{message} as C{message-back} and acknowledges C{message-with-ack} with
-    its arguments; both namespaces emit C{auth} with the auth payload on
-    connection.
+    its arguments; both namespaces emit C{auth} with the auth payload
+    through C{pacer}, a moment after the connection.
     """
     main, custom = sio.of("/"), sio.of("/custom")
 
     def emit_auth(socket: Socket, auth: dict[str, Any]) -> None:
-        socket.emit("auth", auth)
+        pacer.emit_later(socket, "auth", auth)
 
     main.on("connect")(emit_auth)
     custom.on("connect")(emit_auth)
@@ -111,6 +162,16 @@ class ConformanceSite:
     sio: SocketIOServer
     engine: EngineIOServer
     echo_engine: EngineIOServer
+    pacer: Pacer
+
+    def close_all(self) -> None:
+        """
+        Close every session of both Engine.IO servers and forget the
+        events not sent yet.
+        """
+        self.pacer.cancel()
+        self.engine.close_all()
+        self.echo_engine.close_all()
 
 
 def make_site(clock: IReactorTime, settings: Settings = CONFORMANCE_SETTINGS) -> ConformanceSite:
@@ -119,7 +180,8 @@ def make_site(clock: IReactorTime, settings: Settings = CONFORMANCE_SETTINGS) ->
     """
     engine = _engine(clock, settings, None)
     sio = SocketIOServer(engine, clock, connect_timeout=settings.connect_timeout)
-    add_echo_handlers(sio)
+    pacer = Pacer(clock)
+    add_echo_handlers(sio, pacer)
     echo_engine = _engine(clock, settings, EchoHandler())
     factory = WebSocketServerFactory()
     factory.protocol = _EchoProtocol
@@ -134,7 +196,7 @@ def make_site(clock: IReactorTime, settings: Settings = CONFORMANCE_SETTINGS) ->
     root.putChild(b"socket.io", EngineIOResource(engine))
     root.putChild(b"engine.io", EngineIOResource(echo_engine))
     root.putChild(b"echo", WebSocketResource(factory))
-    return ConformanceSite(Site(root), sio, engine, echo_engine)
+    return ConformanceSite(Site(root), sio, engine, echo_engine, pacer)
 
 
 def main(reactor: Any, *argv: str) -> Deferred[None]:

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_core_limits -*-
 """
 Tests for L{xmeet.core.limits}: the token bucket, the flood detector and
-the per-connection rate limiter, driven with plain numbers for time.
+the sender policy, driven with plain numbers for time.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from xmeet.core.limits import FloodDetector, RateLimiter, TokenBucket
+from xmeet.core.limits import FloodDetector, SenderPolicy, TokenBucket, Verdict
 
-__all__ = ["FloodDetectorTests", "RateLimiterTests", "TokenBucketTests"]
+__all__ = ["FloodDetectorTests", "SenderPolicyTests", "TokenBucketTests"]
 
 unhurried = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 """
@@ -213,55 +213,92 @@ class FloodDetectorTests(SynchronousTestCase):
         self.assertEqual(flood_answers(FloodDetector(rate=1, seconds=seconds), counts), expected)
 
 
-class RateLimiterTests(SynchronousTestCase):
+class SenderPolicyTests(SynchronousTestCase):
     """
-    L{RateLimiter} combines the bucket, the flood detector and a warning
-    throttle of one a second.
+    L{SenderPolicy} judges each message with the bucket, the flood
+    detector and a telling throttle of one a second.
     """
 
-    def test_allow_uses_rate_and_burst(self) -> None:
+    def test_accepts_by_rate_and_burst(self) -> None:
         """
-        C{allow} lets C{burst} messages through at once, then C{rate} a
-        second.
+        C{burst} messages pass at once, then C{rate} a second; the first
+        message dropped is told, the next within a second is not.
         """
-        limiter = RateLimiter(rate=2, burst=3, now=0)
-        self.assertEqual([limiter.allow(0) for _ in range(4)], [True, True, True, False])
-        self.assertEqual([limiter.allow(0.5), limiter.allow(0.5)], [True, False])
+        policy = SenderPolicy(rate=2, burst=3, now=0)
+        self.assertEqual(
+            [policy.judge(0) for _ in range(4)],
+            [Verdict.ACCEPT] * 3 + [Verdict.DROP_AND_TELL],
+        )
+        self.assertEqual(
+            [policy.judge(0.5), policy.judge(0.5)], [Verdict.ACCEPT, Verdict.DROP_SILENTLY]
+        )
 
-    def test_warns_at_most_once_a_second(self) -> None:
+    def test_tells_at_most_once_a_second(self) -> None:
         """
-        The first warning is given at once; later ones only a whole
-        second after the previous one given.
+        The first drop is told at once; later ones only a whole second
+        after the previous one told.
         """
-        limiter = RateLimiter(rate=1, burst=1, now=0)
-        answers = [limiter.should_warn(now) for now in [0, 0.5, 0.999, 1, 1.5, 1.999, 3.5]]
-        self.assertEqual(answers, [True, False, False, True, False, False, True])
+        policy = SenderPolicy(rate=1, burst=0, now=0, closes_floods=False)
+        answers = [policy.judge(now) for now in [0, 0.5, 0.999, 1, 1.5, 1.999, 3.5]]
+        told, silent = Verdict.DROP_AND_TELL, Verdict.DROP_SILENTLY
+        self.assertEqual(answers, [told, silent, silent, told, silent, silent, told])
 
-    def test_flooding_uses_ten_times_rate_for_five_seconds(self) -> None:
+    def test_cannot_tell_is_silent_and_not_counted(self) -> None:
         """
-        C{is_flooding} applies ten times the rate for five seconds: with
-        rate 2, 21 messages a second for five seconds.
+        A drop judged with C{can_tell=False} is silent and does not use up
+        the second's telling: the next drop that can be told is.
         """
-        limiter = RateLimiter(rate=2, burst=2, now=0)
+        policy = SenderPolicy(rate=1, burst=0, now=0, closes_floods=False)
+        self.assertEqual(policy.judge(0, can_tell=False), Verdict.DROP_SILENTLY)
+        self.assertEqual(policy.judge(0.5), Verdict.DROP_AND_TELL)
+
+    def test_closes_at_ten_times_rate_for_five_seconds(self) -> None:
+        """
+        With rate 2, 21 messages a second for five seconds: the 21st of the
+        fifth second closes, and nothing before it does.
+        """
+        policy = SenderPolicy(rate=2, burst=2, now=0)
         answers = [
-            [limiter.is_flooding(second + index / 32) for index in range(21)] for second in range(5)
+            [policy.judge(second + index / 32) is Verdict.CLOSE for index in range(21)]
+            for second in range(5)
         ]
         self.assertNotIn(True, sum(answers[:4], []))
         self.assertEqual(answers[4], [False] * 20 + [True])
 
+    def test_accepted_messages_count_towards_a_flood(self) -> None:
+        """
+        A bucket large enough to accept a flood does not hide it: with rate
+        1 and burst 1000, 11 messages a second are accepted for four
+        seconds, and the 11th of the fifth second closes.
+        """
+        policy = SenderPolicy(rate=1, burst=1000, now=0)
+        answers = [policy.judge(second + index / 16) for second in range(5) for index in range(11)]
+        self.assertEqual(answers, [Verdict.ACCEPT] * 54 + [Verdict.CLOSE])
+
+    def test_without_closing_floods(self) -> None:
+        """
+        With C{closes_floods=False}, a flood is only rate limited: the
+        bucket's messages pass, every other one is dropped, none closes.
+        """
+        policy = SenderPolicy(rate=1, burst=1, now=0, closes_floods=False)
+        answers = [policy.judge(second + index / 32) for second in range(10) for index in range(20)]
+        self.assertNotIn(Verdict.CLOSE, answers)
+        self.assertEqual(answers.count(Verdict.ACCEPT), 10)
+
     @unhurried
     @given(st.lists(st.floats(min_value=0, max_value=3, allow_nan=False), max_size=100))
-    def test_warnings_model(self, gaps: list[float]) -> None:
+    def test_telling_model(self, gaps: list[float]) -> None:
         """
-        For any arrival times, a warning is given exactly when at least a
-        second has passed since the last warning given.
+        For any arrival times of dropped messages, one is told exactly when
+        at least a second has passed since the last one told.
         """
-        limiter = RateLimiter(rate=1, burst=1, now=0)
+        policy = SenderPolicy(rate=1, burst=0, now=0, closes_floods=False)
         now = 0.0
         last = None
         for gap in gaps:
             now += gap
             expected = last is None or now - last >= 1
-            self.assertEqual(limiter.should_warn(now), expected)
+            told = policy.judge(now) is Verdict.DROP_AND_TELL
+            self.assertEqual(told, expected)
             if expected:
                 last = now

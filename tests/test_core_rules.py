@@ -10,6 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from xmeet.core.rules import (
     InvalidName,
+    choose_nickname,
     decode_xnest_segment,
     normalize_nickname,
     random_nickname,
@@ -148,3 +149,49 @@ class NicknameTests(SynchronousTestCase):
             name = random_nickname(rng)
             self.assertRegex(name, r"^guest-\d{4}$")
             self.assertEqual(normalize_nickname(name), name)
+
+
+def _normalized(nickname: str) -> str | None:
+    """
+    C{nickname} normalized, or C{None} when it breaks the rules.
+    """
+    try:
+        return normalize_nickname(nickname)
+    except InvalidName:
+        return None
+
+
+class ChooseNicknameTests(SynchronousTestCase):
+    """
+    L{choose_nickname}: requested, else remembered, else random.
+    """
+
+    def test_order(self) -> None:
+        rng = Random(1)
+        self.assertEqual(choose_nickname(" ann ", "bob", rng), "ann")
+        self.assertEqual(choose_nickname(None, " bob ", rng), "bob")
+        self.assertEqual(choose_nickname("", "bob", rng), "bob")
+        self.assertRegex(choose_nickname(None, None, rng), r"^guest-\d{4}$")
+        self.assertRegex(choose_nickname("", "", rng), r"^guest-\d{4}$")
+
+    @given(st.none() | st.text(max_size=40), st.none() | st.text(max_size=40))
+    def test_model(self, requested: str | None, remembered: str | None) -> None:
+        """
+        For any inputs: an invalid requested nickname is refused; a valid
+        one is used; without one, a valid remembered one is used, and an
+        invalid one is ignored for a random one.
+        """
+        rng = Random(3)
+        if requested:
+            expected = _normalized(requested)
+            if expected is None:
+                self.assertRaises(InvalidName, choose_nickname, requested, remembered, rng)
+            else:
+                self.assertEqual(choose_nickname(requested, remembered, rng), expected)
+            return
+        chosen = choose_nickname(requested, remembered, rng)
+        kept = _normalized(remembered) if remembered else None
+        if kept is not None:
+            self.assertEqual(chosen, kept)
+        else:
+            self.assertRegex(chosen, r"^guest-\d{4}$")

@@ -37,8 +37,8 @@ class XnestAPITests(TestCase):
         self.server = start_xmeet(self, Settings(max_message_size=1000))
         self.http = http_client(self)
         rooms = self.server.node.rooms
-        self.alice = self.successResultOf(rooms.join("房间", "alice", _Quiet()))
-        self.bob = self.successResultOf(rooms.join("房间", "bob", _Quiet()))
+        self.alice = self.successResultOf(rooms.join("房间", "alice", _Quiet())).member
+        self.bob = self.successResultOf(rooms.join("房间", "bob", _Quiet())).member
         for number in range(60):
             rooms.receive(self.alice, f"m{number}")
 
@@ -142,7 +142,7 @@ class XgateHTTPTests(TestCase):
         self.server = start_xmeet(self, Settings(max_message_size=1000))
         self.http = http_client(self)
         rooms = self.server.node.rooms
-        self.alice = self.successResultOf(rooms.join("lobby", "alice", _Quiet()))
+        self.alice = self.successResultOf(rooms.join("lobby", "alice", _Quiet())).member
         rooms.receive(self.alice, "hello")
 
     @defer.inlineCallbacks

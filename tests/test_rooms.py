@@ -6,6 +6,7 @@ clock: the room rules without sockets.
 from __future__ import annotations
 
 import json
+from random import Random
 from typing import Any
 
 from twisted.internet.task import Clock
@@ -18,9 +19,11 @@ from xmeet.core.frames import Frame
 from xmeet.core.history import History
 from xmeet.core.ids import IdGenerator
 from xmeet.core.room import Member, history_entry
-from xmeet.rooms import IMemberSink, RoomService
+from xmeet.core.rules import InvalidName
+from xmeet.rooms import Greeting, IMemberSink, RoomService
 from xmeet.store.interfaces import RoomState
 from xmeet.store.memory import MemoryRoomBackend
+from xmeet.xgate.protocol import greeting_frames
 
 
 @implementer(IMemberSink)
@@ -45,26 +48,39 @@ class Collector:
         return frames
 
 
-def _service(**settings: Any) -> tuple[RoomService, Clock]:
+def _service(rng: Random | None = None, **settings: Any) -> tuple[RoomService, Clock]:
     clock = Clock()
     clock.advance(1428501726)
     config = Settings(**settings)
     backend = MemoryRoomBackend(
         "node", config.max_idle_rooms, config.history_bytes, config.history_memory
     )
-    service = RoomService(clock, config, IdGenerator("node"), backend)
+    service = RoomService(clock, config, IdGenerator("node"), backend, rng)
     service.start()
     return service, clock
 
 
-def _join(service: RoomService, xnest: str, nickname: str, sink: Collector, **kw: Any) -> Member:
+def _greeting(
+    service: RoomService, xnest: str, nickname: str, sink: Collector, **kw: Any
+) -> Greeting:
     """
     Join with the in-memory backend, where joining completes at once.
     """
     joined = service.join(xnest, nickname, sink, **kw)
-    result: list[Member] = []
+    result: list[Greeting] = []
     joined.addCallback(result.append)
     return result[0]
+
+
+def _join(service: RoomService, xnest: str, nickname: str, sink: Collector, **kw: Any) -> Member:
+    """
+    Join as an xgate member does: the greeting reaches the sink as the
+    xgate front end renders it, before anything else.
+    """
+    greeting = _greeting(service, xnest, nickname, sink, **kw)
+    for frame in greeting_frames(greeting):
+        sink.deliver(frame)
+    return greeting.member
 
 
 def _page(service: RoomService, xnest: str, cursor: int) -> str:
@@ -123,6 +139,34 @@ class JoinLeaveTests(SynchronousTestCase):
             [("join", second.id, "bob")],
         )
 
+    def test_greeting_value(self) -> None:
+        """
+        Joining answers one L{Greeting}, in JSON text ready for any front
+        end, and sends the new member nothing itself: its front end gives
+        it the greeting in its own form.
+        """
+        service, clock = _service()
+        alice, bob = Collector(), Collector()
+        first = _join(service, "房间", "alice", alice)
+        service.receive(first, "你好")
+        clock.advance(1)
+        greeting = _greeting(service, "房间", "bob", bob)
+        self.assertEqual(bob.frames, [])
+        self.assertEqual(greeting.member.nickname, "bob")
+        self.assertEqual(
+            (greeting.xnest_json, greeting.member_count, greeting.send_time),
+            ('"房间"', 2, "2015-4-8 14:2:7"),
+        )
+        self.assertEqual(
+            greeting.members_json,
+            f'[{{"pid":"{first.id}","nickname":"alice"}},'
+            f'{{"pid":"{greeting.member.id}","nickname":"bob"}}]',
+        )
+        self.assertEqual(
+            greeting.history_json,
+            "[" + history_entry(first.id, "alice", "你好", "2015-4-8 14:2:6") + "]",
+        )
+
     def test_leave(self) -> None:
         """
         The others get C{leave} once, however often leave is called.
@@ -152,6 +196,50 @@ class JoinLeaveTests(SynchronousTestCase):
         service.receive(member, "hi")
         self.assertEqual(two.frames, [])
         self.assertEqual(one.frames[-1]["payload"], "hi")
+
+
+class NicknameTests(SynchronousTestCase):
+    """
+    L{RoomService.choose_nickname}: the one asked for, else the one
+    remembered, else a random one from the service's generator.
+    """
+
+    def test_requested(self) -> None:
+        """
+        A requested nickname is trimmed and wins over a remembered one.
+        """
+        service, _ = _service()
+        self.assertEqual(service.choose_nickname("  Zoë 🐼 ", "old"), "Zoë 🐼")
+
+    def test_invalid_requested(self) -> None:
+        """
+        An invalid requested nickname is refused, whatever is remembered.
+        """
+        service, _ = _service()
+        for requested in [" ", "n" * 33, "a\x00b"]:
+            self.assertRaises(InvalidName, service.choose_nickname, requested, "old")
+
+    def test_remembered(self) -> None:
+        """
+        Without a requested nickname (absent or empty), a valid remembered
+        one is used.
+        """
+        service, _ = _service()
+        self.assertEqual(service.choose_nickname(None, " 张 三 "), "张 三")
+        self.assertEqual(service.choose_nickname("", "alice"), "alice")
+
+    def test_random_from_the_services_generator(self) -> None:
+        """
+        With neither (or an invalid remembered one), the nickname is random
+        from the generator the service was given: the same seed, the same
+        nicknames.
+        """
+        one, _ = _service(Random(12))
+        two, _ = _service(Random(12))
+        names = [one.choose_nickname(None), one.choose_nickname("", "n" * 33)]
+        self.assertEqual(names, [two.choose_nickname(None), two.choose_nickname(None, "\x07")])
+        expected = Random(12)
+        self.assertEqual(names, [f"guest-{expected.randrange(1000, 10000)}" for _ in range(2)])
 
 
 class MessageTests(SynchronousTestCase):

@@ -78,8 +78,7 @@ class ServerMixin:
         def disconnect(socket: Socket, reason: str) -> None:
             self.reasons[socket.id] = reason
 
-        self.addCleanup(served.engine.close_all)
-        self.addCleanup(served.echo_engine.close_all)
+        self.addCleanup(served.close_all)
         endpoint = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
         port = self.successResultOf(endpoint.listen(served.site))
         address = port.getHost()

@@ -14,18 +14,26 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from xmeet.core.frames import dumps
 from xmeet.socketio.packets import (
     RESERVED_EVENTS,
     Packet,
     PacketDecodeError,
     PacketDecoder,
     PacketType,
+    encode_ack_json,
     encode_event_json,
     encode_packet,
     split_v4_namespace,
 )
 
-__all__ = ["DecodeTests", "EncodeEventJSONTests", "EncodeTests", "PropertyTests"]
+__all__ = [
+    "DecodeTests",
+    "EncodeAckJSONTests",
+    "EncodeEventJSONTests",
+    "EncodeTests",
+    "PropertyTests",
+]
 
 
 def decode_all(*messages: str | bytes) -> list[Packet]:
@@ -304,3 +312,50 @@ class EncodeEventJSONTests(SynchronousTestCase):
         raw = encode_event_json(namespace, event, args_json)
         [expected] = encode_packet(Packet(PacketType.EVENT, namespace, [event, *args]))
         self.assertEqual(decode_all(raw), decode_all(expected))
+
+
+#: Text with anything Python strings hold, lone surrogates often.
+any_text = st.text(st.characters() | st.characters(categories=["Cs"]))
+
+
+class EncodeAckJSONTests(SynchronousTestCase):
+    """
+    L{encode_ack_json} builds, from the arguments' JSON text, the very text
+    L{encode_packet} builds from their values: an acknowledgement built
+    from stored JSON looks the same on the wire.
+    """
+
+    def test_text(self) -> None:
+        self.assertEqual(encode_ack_json("/", 3, '{"a":[1,"é"]},2'), '33[{"a":[1,"é"]},2]')
+        self.assertEqual(encode_ack_json("/custom", 0, "true"), "3/custom,0[true]")
+
+    def test_lone_surrogate_escaped(self) -> None:
+        """
+        A lone surrogate in the JSON text is escaped with the rest of the
+        packet, as L{encode_packet} escapes it.
+        """
+        text = encode_ack_json("/", 1, '{"n":"\ud800é"}')
+        self.assertEqual(text, '31[{"n":"\\ud800\\u00e9"}]')
+        text.encode("utf-8")
+
+    @given(
+        st.sampled_from(["/", "/custom"]),
+        st.integers(0, 2**53 - 1),
+        st.lists(
+            st.recursive(
+                st.none() | st.booleans() | st.integers(-(2**53), 2**53) | any_text,
+                lambda inner: st.lists(inner, max_size=4)
+                | st.dictionaries(any_text, inner, max_size=4),
+                max_leaves=10,
+            ),
+            max_size=3,
+        ),
+    )
+    def test_same_text(self, namespace: str, ack_id: int, args: list[Any]) -> None:
+        """
+        For any JSON values, encoded as the room service encodes them, the
+        text is that of L{encode_packet}.
+        """
+        args_json = ",".join(dumps(arg) for arg in args)
+        [expected] = encode_packet(Packet(PacketType.ACK, namespace, args, ack_id))
+        self.assertEqual(encode_ack_json(namespace, ack_id, args_json), expected)

@@ -21,6 +21,7 @@ from xmeet.engineio.interfaces import IEngineIOHandler
 from xmeet.socketio import (
     AckTimeout,
     ConnectionRefused,
+    EncodedAck,
     Socket,
     SocketDisconnected,
     SocketIOServer,
@@ -205,11 +206,7 @@ class ConnectTests(ServerTestCase):
 
         engine_socket = self.engine.open()
         engine_socket.receive('40/custom,{"token":"abc"}')
-        [connected] = engine_socket.take()
-        self.clock.advance(0.019)
-        self.assertEqual(engine_socket.take(), [])
-        self.clock.advance(0.001)
-        [auth] = engine_socket.take()
+        connected, auth = engine_socket.take()
         self.assertTrue(str(connected).startswith("40/custom,{"))
         self.assertEqual(auth, '42/custom,["auth",{"token":"abc"}]')
 
@@ -252,7 +249,7 @@ class ConnectTests(ServerTestCase):
     def test_asynchronous_connect(self) -> None:
         """
         A connect handler may answer later; what it emits meanwhile waits
-        for the CONNECT packet.
+        for the CONNECT packet, and follows it at once.
         """
         answer: Deferred[None] = Deferred()
 
@@ -265,25 +262,27 @@ class ConnectTests(ServerTestCase):
         engine_socket.receive("40")
         self.assertEqual(engine_socket.take(), [])
         answer.callback(None)
-        [connected] = engine_socket.take()
-        self.clock.advance(self.server.connect_flush_delay)
-        [hello] = engine_socket.take()
+        connected, hello = engine_socket.take()
         self.assertTrue(str(connected).startswith('40{"sid":'))
         self.assertEqual(hello, '42["hello"]')
 
-    def test_held_packets_keep_order(self) -> None:
+    def test_websocket_not_held(self) -> None:
         """
-        While what the connect handler emitted is held back, later packets
-        (acks, a server disconnect) queue behind it.
+        On a WebSocket, what the connect handler emitted follows the
+        CONNECT packet in the same turn, before later packets (acks, a
+        server disconnect), and no timer is left behind.
         """
         self.main.on("connect")(lambda socket, auth: socket.emit("hello"))
         self.main.on("ask")(lambda socket: "answer")
-        engine_socket, socket = self.connect()
-        engine_socket.receive('421["ask"]')
-        self.assertEqual(engine_socket.take(), [])
-        socket.disconnect()
-        self.assertEqual(engine_socket.take(), ['42["hello"]', '431["answer"]', "41"])
+        engine_socket = self.engine.open()
+        engine_socket.receive("40")
+        connected, hello = engine_socket.take()
+        self.assertEqual(hello, '42["hello"]')
         self.assertEqual(self.clock.getDelayedCalls(), [])
+        engine_socket.receive('421["ask"]')
+        [socket] = self.main.sockets.values()
+        socket.disconnect()
+        self.assertEqual(engine_socket.take(), ['431["answer"]', "41"])
 
     def test_disconnect_in_connect_handler(self) -> None:
         """
@@ -375,6 +374,20 @@ class AckTests(ServerTestCase):
         self.assertEqual(
             self.engine_socket.take(), ["430[]", '431["one"]', '432["a",2]', '433[["list"]]']
         )
+
+    def test_encoded_ack(self) -> None:
+        """
+        A handler may answer with arguments that are already JSON text
+        (L{EncodedAck}): they are sent as they are, in any namespace, and
+        only when an acknowledgement was asked for.
+        """
+        self.main.on("ask")(lambda socket: EncodedAck('{"a":[1,"é"]},2'))
+        self.engine_socket.receive('427["ask"]', '42["ask"]')
+        self.assertEqual(self.engine_socket.take(), ['437[{"a":[1,"é"]},2]'])
+        self.server.of("/custom").on("ask")(lambda socket: EncodedAck("null"))
+        engine_socket, _ = self.connect("/custom")
+        engine_socket.receive('42/custom,0["ask"]')
+        self.assertEqual(engine_socket.take(), ["43/custom,0[null]"])
 
     def test_deferred_ack(self) -> None:
         answer: Deferred[str] = Deferred()

@@ -62,7 +62,7 @@ class OpsTests(TestCase):
         The Prometheus text format with the node's counters.
         """
         rooms = self.server.node.rooms
-        alice = yield rooms.join("a", "alice", _Quiet())
+        alice = (yield rooms.join("a", "alice", _Quiet())).member
         yield rooms.join("a", "bob", _Quiet())
         rooms.receive(alice, "hello")
         response = yield self.http.get(self.server.url + "/metrics")

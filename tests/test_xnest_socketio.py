@@ -1,28 +1,184 @@
 """
-End-to-end tests of xnests over Socket.IO (PROTOCOL.md section 3, last
-bullet) on a real port: a Socket.IO member (socket.io-client 4 or 2 in a
-Node subprocess driven by C{tests/clients/im_xnest.js}, or python-socketio)
-and a WebSocket member (the Autobahn client of L{tests.xgate_client}) in
-one room see each other and share its history.
+Tests of xnests over Socket.IO (PROTOCOL.md section 3, last bullet).
+
+In memory first: L{XnestEvents} on an in-memory Engine.IO server, with a
+L{Clock}. Then end to end on a real port: a Socket.IO member
+(socket.io-client 4 or 2 in a Node subprocess driven by
+C{tests/clients/im_xnest.js}, or python-socketio) and a WebSocket member
+(the Autobahn client of L{tests.xgate_client}) in one room see each other
+and share its history.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from random import Random
 from typing import Any
 
-from twisted.trial.unittest import TestCase
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.support import start_xmeet
 from tests.test_im_socketio import WAIT, check_error, run_node, sio_connect
+from tests.test_rooms import Collector
+from tests.test_socketio_server import FakeEngine, FakeEngineSocket
 from tests.xgate_client import XgateClient, connect, wait_until, xnest_url
 from xmeet.config import Settings
+from xmeet.core.ids import IdGenerator
+from xmeet.core.room import history_entry
+from xmeet.handlers.xnest_events import XnestEvents
+from xmeet.rooms import RoomService
+from xmeet.socketio import SocketIOServer
+from xmeet.socketio.packets import Packet, PacketType, encode_packet
+from xmeet.store.memory import MemoryRoomBackend
 
-__all__ = ["MixedRoomTests", "XnestCapTests", "XnestErrorTests"]
+__all__ = ["MixedRoomTests", "XnestCapTests", "XnestErrorTests", "XnestEventsMemoryTests"]
 
 XNEST = "mixed room"
 SEND_TIME = re.compile(r"\d{4}-\d{1,2}-\d{1,2} \d{1,2}:\d{1,2}:\d{1,2}\Z")
 OK = {"statusCode": 200, "body": {}}
+
+
+class XnestEventsMemoryTests(SynchronousTestCase):
+    """
+    L{XnestEvents} in memory: the join's acknowledgement is the room
+    service's greeting, the nickname is the service's choice, and every
+    call is judged by the socket's sender policy.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1428501726)
+        self.settings = Settings(rate=1, burst=3)
+        backend = MemoryRoomBackend(
+            "node",
+            self.settings.max_idle_rooms,
+            self.settings.history_bytes,
+            self.settings.history_memory,
+        )
+        self.rooms = RoomService(self.clock, self.settings, IdGenerator("node"), backend, Random(5))
+        self.rooms.start()
+        self.engine = FakeEngine()
+        server = SocketIOServer(self.engine, self.clock)
+        XnestEvents(server.of("/"), self.rooms, self.settings, self.clock)
+
+    def connect(self) -> FakeEngineSocket:
+        """
+        A client connected to the main namespace, with nothing to read.
+        """
+        engine_socket = self.engine.open()
+        engine_socket.receive("40")
+        engine_socket.take()
+        return engine_socket
+
+    def call(self, engine_socket: FakeEngineSocket, ack_id: int, event: str, data: Any) -> str:
+        """
+        Emit C{event} with an acknowledgement and return the ack's text
+        (the C{xnest} events it caused are read and dropped).
+        """
+        engine_socket.receive(f"42{ack_id}" + json.dumps([event, data]))
+        [ack] = [m for m in engine_socket.take() if str(m).startswith(f"43{ack_id}[")]
+        assert isinstance(ack, str)
+        return ack
+
+    @staticmethod
+    def status(ack: str) -> int:
+        """
+        The C{statusCode} of the acknowledgement C{ack}.
+        """
+        answer: int = json.loads(ack[ack.index("[") :])[0]["statusCode"]
+        return answer
+
+    def test_join_ack_is_the_greeting(self) -> None:
+        """
+        The C{xnest/join} acknowledgement holds the greeting, byte for byte
+        the text of C{encode_packet} of the same values: the history's
+        stored JSON goes in without being decoded.
+        """
+        watcher = Collector()
+        first = self.rooms.join("大厅", "watcher", watcher)
+        alice = self.successResultOf(first).member
+        self.rooms.receive(alice, "你好 😀")
+        ack = self.call(self.connect(), 1, "xnest/join", {"xnest": "大厅", "nickname": " Zoë "})
+        me = json.loads(ack[3:])[0]["body"]["self"]
+        body = {
+            "self": me,
+            "member_count": 2,
+            "members": [
+                {"pid": alice.id, "nickname": "watcher"},
+                {"pid": me, "nickname": "Zoë"},
+            ],
+            "history": [
+                json.loads(history_entry(alice.id, "watcher", "你好 😀", "2015-4-8 14:2:6"))
+            ],
+        }
+        [expected] = encode_packet(
+            Packet(PacketType.ACK, "/", [{"statusCode": 200, "body": body}], 1)
+        )
+        self.assertEqual(ack, "4" + str(expected))
+        self.assertEqual(watcher.types(), ["normal", "join"])
+
+    def test_lone_surrogate_escaped(self) -> None:
+        """
+        A nickname with a lone surrogate (a JSON escape UTF-8 cannot carry)
+        comes back escaped, as C{encode_packet} escapes it.
+        """
+        ack = self.call(self.connect(), 0, "xnest/join", {"xnest": "x", "nickname": "\ud800é"})
+        ack.encode("utf-8")
+        self.assertIn('"nickname":"\\ud800\\u00e9"', ack)
+        self.assertEqual(json.loads(ack[3:])[0]["body"]["members"][0]["nickname"], "\ud800é")
+
+    def test_random_nickname_from_the_service(self) -> None:
+        """
+        Without a nickname, the member gets one from the room service's
+        generator.
+        """
+        ack = self.call(self.connect(), 0, "xnest/join", {"xnest": "x"})
+        [member] = json.loads(ack[3:])[0]["body"]["members"]
+        self.assertEqual(member["nickname"], f"guest-{Random(5).randrange(1000, 10000)}")
+
+    def test_calls_share_the_sender_policy(self) -> None:
+        """
+        Joins and sends take tokens of one sender policy per socket (burst
+        3, rate 1): the fourth call in a row is refused with 429, and a
+        second later one more passes.
+        """
+        engine_socket = self.connect()
+        calls = [
+            ("xnest/join", {"xnest": "a"}),
+            ("xnest/send", {"xnest": "a", "payload": "one"}),
+            ("xnest/join", {"xnest": "b"}),
+            ("xnest/send", {"xnest": "b", "payload": "two"}),
+        ]
+        codes = [
+            self.status(self.call(engine_socket, ack_id, event, data))
+            for ack_id, (event, data) in enumerate(calls)
+        ]
+        self.assertEqual(codes, [200, 200, 200, 429])
+        self.clock.advance(1)
+        again = self.call(engine_socket, 9, "xnest/send", {"xnest": "a", "payload": "x"})
+        self.assertEqual(self.status(again), 200)
+
+    def test_flood_answered_not_closed(self) -> None:
+        """
+        Every call is answered, so a socket sending twenty times the rate
+        for six seconds gets a 429 for each call beyond the rate, and stays
+        connected: the WebSocket flood rule closes no Socket.IO session.
+        """
+        engine_socket = self.connect()
+        self.call(engine_socket, 0, "xnest/join", {"xnest": "a"})
+        self.clock.advance(3)
+        codes = []
+        for second in range(6):
+            for number in range(20):
+                data = {"xnest": "a", "payload": f"{second}.{number}"}
+                ack = self.call(engine_socket, 1 + second * 20 + number, "xnest/send", data)
+                codes.append(self.status(ack))
+                self.clock.advance(1 / 20)
+        self.assertFalse(engine_socket.closed)
+        self.assertEqual(codes.count(200), 3 + 5)
+        self.assertEqual(codes.count(429), 120 - 8)
 
 
 async def ws_member(testcase: TestCase, url: str, xnest: str, nickname: str) -> XgateClient:

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_tap -*-
 """
 xmeet: a realtime chat server on Twisted and Autobahn.
 

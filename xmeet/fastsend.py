@@ -72,8 +72,8 @@ def format_lazily() -> None:
 
     Autobahn builds them on every connection and every read whether debug
     logging is on or not: C{pformat} of forty options when a connection
-    opens (over a tenth of the CPU of accepting connections), and colored
-    type names (C{hltype}, C{hlval}) on every read. The names its modules
+    opens, a large share of the work of accepting it (bench/README.rst,
+    finding 3), and colored type names (C{hltype}, C{hlval}) on every read. The names its modules
     use for these helpers are pointed at lazy versions; the log lines read
     the same when they are rendered.
     """
@@ -114,8 +114,8 @@ class Outbox:
     With a write delay, connections due to be flushed queue up and leave in
     chunks of L{FLUSH_CHUNK}, one chunk per reactor turn, first come first
     served: between chunks the reactor reads what came in. A flush of a
-    big room thus never holds the node for long (a thousand members take
-    over ten milliseconds to flush): a message that arrives meanwhile
+    big room, which takes many reactor turns' worth of sending, thus never
+    holds the node for long: a message that arrives meanwhile
     reaches the members not yet flushed in this flush, and the node hands
     its chat messages to Redis between chunks, so a cluster's other nodes
     see them without waiting for the whole flush (bench/README.rst,
@@ -240,9 +240,10 @@ class Outbox:
 SPACING = 8
 """
 Busy connections wait this many times as long as the last big flush took.
-Eight, not four: on two nodes sharing a core each node's flushes are half
-as long as one node's, so with four their members got half as many frames
-per send (bench/README.rst, finding 7).
+Each of two nodes sharing a room flushes half its members, so its flushes,
+and a spacing that follows them, are half as long as one node's; eight
+keeps a cluster's members at about as many frames per send as a single
+node's (bench/README.rst, finding 7).
 """
 
 BIG_FLUSH = 32
@@ -253,9 +254,10 @@ say little about the load.
 
 FLUSH_CHUNK = 64
 """
-Due connections flushed per reactor turn: about a millisecond of sending
-at a time (one C{send} takes ten to twenty microseconds on loopback), while
-the reactor turn in between costs a small fraction of that.
+Due connections flushed per reactor turn: few enough that the reactor
+reads what came in about every millisecond of a big flush, enough that the
+reactor turns in between cost little beside the sending (bench/README.rst,
+finding 7).
 """
 
 outbox = Outbox()

@@ -4,22 +4,24 @@ The room service: every xnest live on this node, who is in it, and what a
 member's message does.
 
 Front ends (the xgate WebSocket protocol, Socket.IO handlers, the HTTP API)
-call this service and never change a room themselves. A broadcast builds
+call this service and never change an xnest themselves. A broadcast builds
 its frame once and hands the same L{Frame} to every local member's sink;
 the backend tells the other nodes, which rebuild the same frame for their
 own members.
 
-A room is live on a node while the node has members in it. Taking a room
-live asks the backend for its state (its history, the members on other
-nodes), which in a cluster takes a round trip: L{RoomService.join}
-therefore answers with a L{Deferred}. With the in-memory backend it has
-fired already when returned.
+An xnest is live on a node while the node has members in it: the node
+keeps its L{Room}. Taking an xnest live asks the backend for its state
+(its history, the members on other nodes), which in a cluster takes a
+round trip: L{RoomService.join} therefore answers with a L{Deferred}.
+With the in-memory backend it has fired already when returned.
 """
 
 from __future__ import annotations
 
+from random import Random
 from zoneinfo import ZoneInfo
 
+import attrs
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -41,10 +43,10 @@ from xmeet.core.frames import Frame, SendTimeFormatter, dumps, frame_json
 from xmeet.core.history import History
 from xmeet.core.ids import IdGenerator
 from xmeet.core.room import Member, Room
-from xmeet.core.rules import InvalidName, normalize_nickname
+from xmeet.core.rules import InvalidName, choose_nickname, normalize_nickname
 from xmeet.store.interfaces import IRoomBackend, IRoomListener, RoomState
 
-__all__ = ["IMemberSink", "RoomService", "RoomView"]
+__all__ = ["Greeting", "IMemberSink", "RoomService", "RoomView"]
 
 log = Logger()
 
@@ -61,9 +63,33 @@ class IMemberSink(Interface):
         """
 
 
+@attrs.frozen
+class Greeting:
+    """
+    What a new member is told on joining an xnest, in JSON text ready for
+    any front end: xgate sends it as the C{self}, C{member_count},
+    C{members} and C{history} frames (PROTOCOL.md section 1), Socket.IO as
+    the body of the C{xnest/join} acknowledgement (section 3).
+
+    @ivar member: the new membership (its id is C{self}).
+    @ivar xnest_json: the xnest id as JSON.
+    @ivar member_count: members in the xnest now, the new one included.
+    @ivar members_json: the C{members} payload as JSON.
+    @ivar history_json: the newest C{history} page as JSON.
+    @ivar send_time: the C{send_time} of the join.
+    """
+
+    member: Member
+    xnest_json: str
+    member_count: int
+    members_json: str
+    history_json: str
+    send_time: str
+
+
 class RoomView:
     """
-    A read-only look at a room for the HTTP API: its members and history,
+    A read-only look at an xnest for the HTTP API: its members and history,
     live or not.
     """
 
@@ -83,7 +109,7 @@ class RoomService:
     """
     All xnests of one node.
 
-    @ivar backend: where rooms are kept and how other nodes are told.
+    @ivar backend: where xnests are kept and how other nodes are told.
     @ivar messages_received: texts members sent, commands included.
     @ivar frames_sent: frames handed to local members by broadcasts.
     """
@@ -94,8 +120,14 @@ class RoomService:
         settings: Settings,
         ids: IdGenerator,
         backend: IRoomBackend,
+        rng: Random | None = None,
     ) -> None:
+        """
+        @param rng: where random nicknames come from (seed it to repeat
+            them); a generator seeded by the system by default.
+        """
         self._clock = clock
+        self._rng = rng if rng is not None else Random()
         self._settings = settings
         self._ids = ids
         self.backend = backend
@@ -121,20 +153,20 @@ class RoomService:
     @property
     def active_rooms(self) -> int:
         """
-        How many rooms have members on this node now.
+        How many xnests have members on this node now.
         """
         return len(self._live)
 
     def live(self, xnest_id: str) -> Room | None:
         """
-        The room C{xnest_id} if it has members on this node.
+        The L{Room} of C{xnest_id} if the xnest has members on this node.
         """
         return self._live.get(xnest_id)
 
     def view(self, xnest_id: str) -> Deferred[RoomView]:
         """
-        The members and history of a room, live here or not, without taking
-        it live.
+        The members and history of an xnest, live here or not, without
+        taking it live.
         """
         room = self._live.get(xnest_id)
         if room is not None:
@@ -210,47 +242,61 @@ class RoomService:
         log.failure("loading xnest {xnest!r} failed; starting it empty", failure, xnest=xnest_id)
         self._loaded(RoomState(store_history), xnest_id)
 
+    def choose_nickname(self, requested: str | None, remembered: str | None = None) -> str:
+        """
+        The nickname of a member about to join: the one it asked for, else
+        the one remembered for it (the xgate cookie), else a random one
+        from this service's generator.
+
+        Kept apart from L{join} because xgate must name the nickname in
+        its handshake response, before the member joins.
+
+        @raise InvalidName: C{requested} is given and breaks the rules (a
+            C{remembered} one that does is ignored).
+        """
+        return choose_nickname(requested, remembered, self._rng)
+
     def join(
         self,
         xnest_id: str,
         nickname: str,
         sink: IMemberSink,
         store_history: bool = True,
-        greet: bool = True,
-    ) -> Deferred[Member]:
+    ) -> Deferred[Greeting]:
         """
-        Add a new member to C{xnest_id}, taking the room live if needed
-        (C{store_history} matters only for a new room).
+        Add a new member to C{xnest_id}, taking the xnest live if needed
+        (C{store_history} matters only for a new xnest), and tell every
+        other member C{join}.
 
-        With C{greet}, the new member gets C{self}, C{member_count},
-        C{members} and the newest C{history} page, in that order; front ends
-        that answer the join otherwise pass C{greet=False}. Every other
-        member gets C{join}.
+        The L{Greeting} is for the front end to give the new member in its
+        own form before anything else; the L{Deferred} fires with it in the
+        same turn as the member is added, so no frame reaches the member
+        first.
 
-        @param nickname: an already validated nickname.
+        @param nickname: a nickname from L{choose_nickname}.
         """
-        return self._room(xnest_id, store_history).addCallback(self._admit, nickname, sink, greet)
+        return self._room(xnest_id, store_history).addCallback(self._admit, nickname, sink)
 
-    def _admit(self, room: Room, nickname: str, sink: IMemberSink, greet: bool) -> Member:
+    def _admit(self, room: Room, nickname: str, sink: IMemberSink) -> Greeting:
         member = Member(self._ids.next_id(), nickname, sink)
         room.add(member)
         now = self._now()
-        if greet:
-            for frame_type, payload_json in (
-                ("self", dumps(member.id)),
-                ("member_count", str(len(room))),
-                ("members", dumps(room.members_payload())),
-                ("history", room.history.page_json(0)),
-            ):
-                sink.deliver(self._frame(member.id, room, frame_type, payload_json, now))
+        greeting = Greeting(
+            member,
+            room.xnest_json,
+            len(room),
+            dumps(room.members_payload()),
+            room.history.page_json(0),
+            now,
+        )
         event = RoomEvent("join", self.backend.node_id, room.xnest_id, member.id, nickname, now)
         self._broadcast(room, self._join_frame(room, event), member)
         self.backend.publish(event, None)
-        return member
+        return greeting
 
     def leave(self, member: Member) -> None:
         """
-        Remove C{member} from its room and tell the others C{leave}.
+        Remove C{member} from its xnest and tell the others C{leave}.
         Idempotent: a member that already left is ignored.
         """
         room = member.room
@@ -370,7 +416,7 @@ class RoomService:
 
     def room_resync(self, xnest_id: str, state: RoomState) -> None:
         """
-        Take a live room's stored history, and bring its remote members in
+        Take a live xnest's stored history, and bring its remote members in
         line with the stored ones, telling local members who joined and
         who left meanwhile.
         """
@@ -393,7 +439,7 @@ class RoomService:
 
     def room_event(self, event: RoomEvent) -> None:
         """
-        Apply another node's event to the live room it concerns.
+        Apply another node's event to the live xnest it concerns.
         """
         room = self._live.get(event.xnest)
         if room is None:

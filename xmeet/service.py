@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.test_web,tests.test_admission -*-
 """
 Wiring one xmeet node: the services, the resource tree, the Site and the
 listening endpoint, as one C{MultiService} for twistd.
@@ -196,7 +196,7 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
     node_id = node_id or new_node_id()
     ids = IdGenerator(node_id)
     backend = _backend(reactor, settings, node_id)
-    rooms = RoomService(reactor, settings, ids, backend)
+    rooms = RoomService(reactor, settings, ids, backend, Random())
     im = IMService(
         reactor,
         settings,
@@ -207,7 +207,7 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
     )
     outbox = Outbox(reactor, settings.write_delay)
     admission = Admission.of(settings, reactor)
-    gate = XgateResource(rooms, settings, reactor, Random(), outbox, admission)
+    gate = XgateResource(rooms, settings, reactor, outbox, admission)
     engine = EngineIOServer(
         reactor,
         None,

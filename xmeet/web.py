@@ -326,8 +326,8 @@ class XmeetSite(Site):
         """
         Log C{request} only with an access log: with Engine.IO
         long-polling every message a client sends or receives is a request,
-        and writing their lines cost a busy node about 40 % of its
-        long-polling deliveries (bench/README.rst, finding 9).
+        and a line for each is a large share of a busy node's long-polling
+        work (bench/README.rst, finding 9).
         """
         if self.access_log:
             super().log(request)

@@ -6,8 +6,9 @@ An idle Autobahn server connection holds about a hundred instance
 attributes: a copy of each of the factory's protocol options, flags and
 timers that are C{False} or C{None} for as long as the connection is
 quiet, and leftovers of the opening handshake. Their instance dictionary
-alone is over 3 KiB per connection, and Autobahn's C{send_queue} (a
-C{deque}, used only for its synchronous and chopped writes) another 0.7.
+is most of what a quiet connection holds, and Autobahn's C{send_queue} (a
+C{deque}, used only for its synchronous and chopped writes) adds to it
+(bench/README.rst, finding 4).
 
 Both WebSocket front ends (xgate and Engine.IO) therefore use a protocol
 class made by L{lean_protocol} for their factory, and call L{compact} on
@@ -28,9 +29,9 @@ of a hundred.
 
 L{UpgradeResource} mounts a factory in twisted.web like Autobahn's
 C{WebSocketResource}, and also lets go of the HTTP channel and request of
-the upgrade at once: they refer to each other, so otherwise they stay in
-memory (about 1 KiB per connection) until Python's cycle collector
-happens to run.
+the upgrade at once: they refer to each other, so otherwise every
+upgrade's channel and request stay in memory until Python's cycle
+collector happens to run.
 """
 
 from __future__ import annotations

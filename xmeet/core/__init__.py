@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_core_rules -*-
 """
 The pure core of xmeet: the rules of rooms, commands, history, frames,
 identifiers and limits.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_core_ids -*-
+# -*- test-case-name: tests.test_core_frames -*-
 """
 Identifiers that are unique across every node and every restart.
 

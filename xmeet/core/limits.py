@@ -1,15 +1,19 @@
 # -*- test-case-name: tests.test_core_limits -*-
 """
-Per-connection rate limits (PROTOCOL.md section 1).
+Per-sender rate limits (PROTOCOL.md section 1).
 
 A token bucket decides which messages pass; a flood detector notices a
-client that keeps sending far beyond the limit, so it can be disconnected.
-Both take the current time as an argument and so need no clock of their own.
+client that keeps sending far beyond the limit, so it can be disconnected;
+L{SenderPolicy} combines them into one verdict per message for every front
+end. All take the current time as an argument and so need no clock of
+their own.
 """
 
 from __future__ import annotations
 
-__all__ = ["FloodDetector", "RateLimiter", "TokenBucket"]
+import enum
+
+__all__ = ["FloodDetector", "SenderPolicy", "TokenBucket", "Verdict"]
 
 
 class TokenBucket:
@@ -83,37 +87,67 @@ class FloodDetector:
         return False
 
 
-class RateLimiter:
+class Verdict(enum.Enum):
     """
-    The limits of one connection: which messages pass, when to tell the
-    sender it was limited (at most once a second), and when to disconnect.
+    What a front end does with one message, as L{SenderPolicy} judges it.
     """
 
-    __slots__ = ("_bucket", "_flood", "_last_warning")
+    ACCEPT = "accept"
+    """
+    Handle the message.
+    """
 
-    def __init__(self, rate: float, burst: float, now: float) -> None:
+    DROP_AND_TELL = "drop-and-tell"
+    """
+    Drop the message and tell the sender it was rate limited.
+    """
+
+    DROP_SILENTLY = "drop-silently"
+    """
+    Drop the message; the sender was told less than a second ago.
+    """
+
+    CLOSE = "close"
+    """
+    Close the connection: the sender keeps sending far above the rate.
+    """
+
+
+class SenderPolicy:
+    """
+    The rate rules of one sender (PROTOCOL.md section 1), as one decision
+    per message: C{rate} messages a second with bursts of C{burst} pass; a
+    limited sender is told at most once a second; a sender above ten times
+    the rate for five whole seconds is closed.
+
+    Every front end that limits a sender keeps one of these and maps its
+    L{Verdict}s onto its wire; one that answers every call (Socket.IO
+    acknowledgements, the IM API) passes C{closes_floods=False} and tells
+    every drop.
+    """
+
+    __slots__ = ("_bucket", "_flood", "_last_told")
+
+    def __init__(
+        self, rate: float, burst: float, now: float, *, closes_floods: bool = True
+    ) -> None:
         self._bucket = TokenBucket(rate, burst, now)
-        self._flood = FloodDetector(rate)
-        self._last_warning = float("-inf")
+        self._flood = FloodDetector(rate) if closes_floods else None
+        self._last_told = float("-inf")
 
-    def allow(self, now: float) -> bool:
+    def judge(self, now: float, *, can_tell: bool = True) -> Verdict:
         """
-        Whether the message arriving at C{now} may pass.
-        """
-        return self._bucket.take(now)
+        The verdict on one message arriving at C{now}.
 
-    def is_flooding(self, now: float) -> bool:
+        @param can_tell: C{False} while the sender cannot be told anything
+            (it is still joining): a drop is then silent and does not count
+            as the one told this second.
         """
-        Record a message at C{now}; C{True} when the sender should be
-        disconnected.
-        """
-        return self._flood.record(now)
-
-    def should_warn(self, now: float) -> bool:
-        """
-        Whether to send a rate-limit error now: at most one a second.
-        """
-        if now - self._last_warning >= 1:
-            self._last_warning = now
-            return True
-        return False
+        if self._flood is not None and self._flood.record(now):
+            return Verdict.CLOSE
+        if self._bucket.take(now):
+            return Verdict.ACCEPT
+        if can_tell and now - self._last_told >= 1:
+            self._last_told = now
+            return Verdict.DROP_AND_TELL
+        return Verdict.DROP_SILENTLY

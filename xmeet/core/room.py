@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_core_room -*-
+# -*- test-case-name: tests.test_rooms -*-
 """
 One xnest's state: its members in joining order, their nicknames and its
 history. Pure data with its invariants; delivering frames is the room

@@ -17,6 +17,7 @@ __all__ = [
     "InvalidName",
     "MAX_NICKNAME_LENGTH",
     "MAX_XNEST_ID_LENGTH",
+    "choose_nickname",
     "decode_xnest_segment",
     "normalize_nickname",
     "random_nickname",
@@ -100,3 +101,27 @@ def random_nickname(rng: Random) -> str:
     A nickname for a visitor who gave none, such as C{guest-4821}.
     """
     return f"guest-{rng.randrange(1000, 10000)}"
+
+
+def choose_nickname(requested: str | None, remembered: str | None, rng: Random) -> str:
+    """
+    The nickname of a member joining an xnest: C{requested} (the URL's or
+    the join's) when given, else C{remembered} (the cookie's) when valid,
+    else a random one.
+
+    Asking for an invalid nickname is an error the client should see; a
+    remembered one that is no longer valid is simply forgotten.
+
+    @param requested: the nickname asked for; C{None} or empty for none.
+    @param remembered: the nickname remembered for the client, if any.
+    @return: the normalized nickname.
+    @raise InvalidName: when C{requested} is given and breaks a rule.
+    """
+    if requested:
+        return normalize_nickname(requested)
+    if remembered:
+        try:
+            return normalize_nickname(remembered)
+        except InvalidName:
+            pass
+    return random_nickname(rng)

@@ -1,4 +1,7 @@
+# -*- test-case-name: tests.test_http_api -*-
 """
-Front ends that are neither WebSocket protocols nor Engine.IO: the HTTP API
-(PROTOCOL.md section 4). They translate requests into service calls.
+The application's front ends above Socket.IO and twisted.web: the IM and
+xnest events (PROTOCOL.md section 3) and the HTTP API (section 4). They
+translate events and requests into service calls, and results into acks
+and responses.
 """

@@ -12,8 +12,6 @@ member.
 
 from __future__ import annotations
 
-import json
-from random import Random
 from typing import Any
 
 from twisted.internet.defer import succeed
@@ -21,19 +19,19 @@ from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from xmeet.config import Settings
-from xmeet.core.frames import Frame
+from xmeet.core.frames import Frame, dumps
 from xmeet.core.im import IMError
-from xmeet.core.limits import RateLimiter
+from xmeet.core.limits import SenderPolicy, Verdict
 from xmeet.core.room import Member
-from xmeet.core.rules import InvalidName, normalize_nickname, random_nickname, validate_xnest_id
+from xmeet.core.rules import InvalidName, validate_xnest_id
 from xmeet.handlers.im_events import answer
-from xmeet.rooms import IMemberSink, RoomService
-from xmeet.socketio import Namespace, PreparedEvent, Socket
+from xmeet.rooms import Greeting, IMemberSink, RoomService
+from xmeet.socketio import EncodedAck, Namespace, PreparedEvent, Socket
 
 __all__ = ["TOO_MANY_XNESTS", "XnestEvents"]
 
 _MEMBERSHIPS = "xnests"
-_LIMITER = "xnest-limiter"
+_POLICY = "xnest-sender-policy"
 TOO_MANY_XNESTS = "too_many_xnests"
 
 
@@ -55,6 +53,24 @@ def _xnest_id(fields: dict[str, Any]) -> str:
         return validate_xnest_id(xnest_id)
     except InvalidName as error:
         raise _bad(str(error)) from None
+
+
+def _greeting_ack(greeting: Greeting) -> EncodedAck:
+    """
+    The C{xnest/join} acknowledgement C{{statusCode: 200, body: {self,
+    member_count, members, history}}}, built from the greeting's JSON.
+    """
+    return EncodedAck(
+        '{"statusCode":200,"body":{"self":'
+        + dumps(greeting.member.id)
+        + ',"member_count":'
+        + str(greeting.member_count)
+        + ',"members":'
+        + greeting.members_json
+        + ',"history":'
+        + greeting.history_json
+        + "}}"
+    )
 
 
 @implementer(IMemberSink)
@@ -88,7 +104,6 @@ class XnestEvents:
         self._rooms = rooms
         self._settings = settings
         self._clock = clock
-        self._rng = Random()
         namespace.on("xnest/join", ack_aware=True)(self.join)
         namespace.on("xnest/send", ack_aware=True)(self.send)
         namespace.on("xnest/leave", ack_aware=True)(self.leave)
@@ -127,34 +142,23 @@ class XnestEvents:
         except IMError as error:
             return succeed(answer(socket, acked, error))
         memberships[xnest_id] = None
-        joining = self._rooms.join(
-            xnest_id, nickname, _SocketMember(socket, self), store_history, greet=False
-        )
+        joining = self._rooms.join(xnest_id, nickname, _SocketMember(socket, self), store_history)
         return joining.addCallback(self._joined, socket, xnest_id)
 
-    def _joined(self, member: Member, socket: Socket, xnest_id: str) -> dict[str, Any] | None:
+    def _joined(self, greeting: Greeting, socket: Socket, xnest_id: str) -> EncodedAck | None:
+        member = greeting.member
         memberships = socket.data.get(_MEMBERSHIPS)
         if not socket.connected or memberships is None or xnest_id not in memberships:
             self._rooms.leave(member)
             return None
         memberships[xnest_id] = member
-        room = member.room
-        assert room is not None
-        body = {
-            "self": member.id,
-            "member_count": len(room),
-            "members": room.members_payload(),
-            "history": json.loads(room.history.page_json(0)),
-        }
-        return {"statusCode": 200, "body": body}
+        return _greeting_ack(greeting)
 
     def _nickname(self, value: Any) -> str:
-        if value is None or value == "":
-            return random_nickname(self._rng)
-        if not isinstance(value, str):
+        if value is not None and not isinstance(value, str):
             raise _bad("nickname must be a string")
         try:
-            return normalize_nickname(value)
+            return self._rooms.choose_nickname(value)
         except InvalidName as error:
             raise _bad(str(error)) from None
 
@@ -192,13 +196,18 @@ class XnestEvents:
             raise IMError(429, TOO_MANY_XNESTS, f"already in {limit} xnests: xnest/leave one first")
 
     def _check_rate(self, socket: Socket) -> None:
+        """
+        Judge one call by the socket's sender policy. Every call is
+        answered, so every dropped one gets its 429; the policy closes no
+        flood here, as the Engine.IO session also carries the IM protocol.
+        """
         now = self._clock.seconds()
-        limiter = socket.data.get(_LIMITER)
-        if limiter is None:
-            limiter = socket.data[_LIMITER] = RateLimiter(
-                self._settings.rate, self._settings.burst, now
+        policy = socket.data.get(_POLICY)
+        if policy is None:
+            policy = socket.data[_POLICY] = SenderPolicy(
+                self._settings.rate, self._settings.burst, now, closes_floods=False
             )
-        if not limiter.allow(now):
+        if policy.judge(now) is not Verdict.ACCEPT:
             raise IMError.of(429, f"more than {self._settings.rate:g} messages a second")
 
     def leave(self, socket: Socket, acked: bool, payload: Any = None, *ignored: Any) -> Any:

@@ -14,12 +14,13 @@ coroutines, L{Socket.call} returns a L{Deferred}, and no threads are used.
 from ._errors import AckTimeout, ConnectionRefused, SocketDisconnected
 from ._namespace import BroadcastOperator, Namespace, PreparedEvent
 from ._server import SocketIOServer
-from ._socket import Handshake, Socket
+from ._socket import EncodedAck, Handshake, Socket
 
 __all__ = [
     "AckTimeout",
     "BroadcastOperator",
     "ConnectionRefused",
+    "EncodedAck",
     "Handshake",
     "Namespace",
     "PreparedEvent",

@@ -272,9 +272,6 @@ class SocketIOServer:
     @ivar clock: the clock for timeouts.
     @ivar connect_timeout: seconds a client has, after the Engine.IO
         handshake, to connect to a namespace before its session is closed.
-    @ivar connect_flush_delay: seconds between the CONNECT packet and what
-        the C{connect} handler emitted, on a WebSocket (see
-        L{Socket._connected}).
     """
 
     def __init__(
@@ -282,8 +279,6 @@ class SocketIOServer:
         engine: EngineServer | None,
         clock: IReactorTime,
         connect_timeout: float = 45.0,
-        *,
-        connect_flush_delay: float = 0.02,
     ) -> None:
         """
         @param engine: the Engine.IO server, or C{None} to L{attach} one later
@@ -291,7 +286,6 @@ class SocketIOServer:
         """
         self.clock = clock
         self.connect_timeout = connect_timeout
-        self.connect_flush_delay = connect_flush_delay
         self._engine: EngineServer | None = None
         self._namespaces: dict[str, Namespace] = {}
         self._clients: dict[str, Client] = {}

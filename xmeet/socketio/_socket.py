@@ -15,16 +15,29 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from ._errors import AckTimeout, SocketDisconnected
-from .packets import RESERVED_EVENTS, Packet, PacketType, encode_packet
+from .packets import RESERVED_EVENTS, Packet, PacketType, encode_ack_json, encode_packet
 
 if TYPE_CHECKING:
     from ._engine import EngineSocket
     from ._namespace import BroadcastOperator, Namespace, PreparedEvent
     from ._server import Client
 
-__all__ = ["Handshake", "Socket", "ack_args", "ack_value", "check_event_name"]
+__all__ = ["EncodedAck", "Handshake", "Socket", "ack_args", "ack_value", "check_event_name"]
 
 log = Logger()
+
+
+@attrs.frozen
+class EncodedAck:
+    """
+    A handler's result whose acknowledgement arguments are already JSON
+    text, sent as they are (see L{Namespace.prepare_json} for events).
+
+    @ivar args_json: the arguments, an array's items comma-separated,
+        without brackets.
+    """
+
+    args_json: str
 
 
 def ack_args(result: Any) -> list[Any]:
@@ -113,7 +126,6 @@ class Socket:
     _rooms: set[str] = attrs.field(factory=set, init=False, repr=False)
     _state: _State = attrs.field(default=_State.CONNECTING, init=False)
     _held: list[_Outgoing] | None = attrs.field(factory=list, init=False, repr=False)
-    _release_call: IDelayedCall | None = attrs.field(default=None, init=False, repr=False)
     _disconnect_requested: bool = attrs.field(default=False, init=False, repr=False)
     _acks: dict[int, Deferred[Any]] = attrs.field(factory=dict, init=False, repr=False)
     _next_ack_id: int = attrs.field(default=0, init=False, repr=False)
@@ -245,7 +257,6 @@ class Socket:
         if self._state is _State.CONNECTING:
             self._disconnect_requested = True
         elif self._state is _State.CONNECTED:
-            self._release()
             self._client.send_packet(Packet(PacketType.DISCONNECT, self.namespace.name))
             self._closed("server namespace disconnect")
         if close:
@@ -273,24 +284,13 @@ class Socket:
     def _connected(self) -> None:
         """
         The client was told it is connected: send what was emitted meanwhile,
-        after L{SocketIOServer.connect_flush_delay} on a WebSocket.
-
-        The official server writes a packet queued while the previous one is
-        being written only once that write is done, so the CONNECT packet
-        reaches a WebSocket client in a network read of its own; clients
-        that handle one read at a time (the published protocol test suite
-        among them) rely on it.  Polling clients get everything in one
-        response either way, so nothing is held for them.
+        right behind the CONNECT packet.
         """
         self._state = _State.CONNECTED
         self.join(self.id)
+        self._release()
         if self._disconnect_requested:
             self.disconnect()
-        elif self._held and self.engine.transport == "websocket":
-            delay = self._client.server.connect_flush_delay
-            self._release_call = self._client.clock.callLater(delay, self._release)
-        else:
-            self._release()
 
     def _release(self) -> None:
         """
@@ -304,9 +304,6 @@ class Socket:
         """
         Stop holding packets back; return those held.
         """
-        if self._release_call is not None and self._release_call.active():
-            self._release_call.cancel()
-        self._release_call = None
         held, self._held = self._held, None
         return held or []
 
@@ -334,6 +331,9 @@ class Socket:
         """
         Send a handler's result as the acknowledgement the client asked for.
         """
+        if isinstance(result, EncodedAck):
+            self._send([encode_ack_json(self.namespace.name, ack_id, result.args_json)])
+            return
         self._send(
             encode_packet(Packet(PacketType.ACK, self.namespace.name, ack_args(result), ack_id))
         )

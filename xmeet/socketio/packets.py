@@ -33,6 +33,7 @@ __all__ = [
     "PacketDecoder",
     "PacketType",
     "RESERVED_EVENTS",
+    "encode_ack_json",
     "encode_event_json",
     "encode_packet",
     "split_v4_namespace",
@@ -175,6 +176,25 @@ def encode_event_json(namespace: str, event: str, args_json: str) -> str:
     into the packet without decoding it again.
     """
     return _header(PacketType.EVENT, namespace, None) + "[" + _dumps(event) + "," + args_json + "]"
+
+
+def encode_ack_json(namespace: str, ack_id: int, args_json: str) -> str:
+    """
+    Encode an ACK packet whose arguments are already JSON text (an array's
+    items, comma-separated, without brackets), with no binary attachments:
+    an acknowledgement built from stored JSON is not decoded to be encoded
+    again.
+
+    Text UTF-8 cannot carry (a lone surrogate a client sent as a JSON
+    escape) is escaped, as L{encode_packet} does.
+    """
+    args = "[" + args_json + "]"
+    if not args.isascii():
+        try:
+            args.encode("utf-8")
+        except UnicodeEncodeError:
+            args = _dumps(json.loads(args))
+    return _header(PacketType.ACK, namespace, ack_id) + args
 
 
 def _reject_constant(name: str) -> Any:

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_store -*-
 """
 Where rooms live beyond one process: the backend interface, an in-memory
 backend for a single node and a Redis backend for a cluster.

@@ -4,10 +4,10 @@ A node's Redis pub/sub connection, which carries every room event of a
 cluster to the nodes where the room is live.
 
 It reads with L{RespParser}, one pass over each TCP read, and hands
-messages on directly. (txredisapi's subscriber paused and resumed its
-transport for every reply, two C{epoll_ctl} calls per message, and ran a
-chain of line and bulk callbacks; on a node receiving a busy room's
-messages that was a third of its CPU.)
+messages on directly, because txredisapi's subscriber pauses and resumes
+its transport for every reply (two C{epoll_ctl} calls per message) and
+runs a chain of line and bulk callbacks: on a node receiving a busy
+room's messages, that was the largest cost (bench/README.rst, finding 7).
 """
 
 from __future__ import annotations

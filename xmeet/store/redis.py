@@ -110,7 +110,8 @@ then, per room, the entry, the channel and the event. The oldest entries
 go one by one (C{RPOP}), to keep the count exact; in a steady room that is
 one per message. One command for all the chat messages of a few milliseconds:
 each txredisapi command costs a node several Deferreds and a reply to
-parse, which was most of its Redis cost in a busy room.
+parse, so a busy room's Redis work grows with its commands, not its
+messages.
 """
 
 RECORDS_PER_COMMAND = 128
@@ -122,10 +123,10 @@ not hold Redis for long.
 RECORD_WINDOW = 0.002
 """
 Seconds a node collects chat messages before recording them with one
-command. Per reactor turn a node in many small rooms had only a few
-messages to send, and each command's cost (in the node and in the other
-nodes' wake-ups) was paid again; 2 ms more of cross-node latency gave the
-bench's 100 rooms x 10 cluster about a tenth more messages per second.
+command. A node in many small rooms has only a few messages per reactor
+turn, and each command's cost (in the node and in the other nodes'
+wake-ups) is paid per command: a couple of milliseconds of cross-node
+latency buy fewer, fuller commands (bench/README.rst, finding 7).
 """
 
 

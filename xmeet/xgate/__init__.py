@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_xgate -*-
 """
 Xmeet rooms over plain WebSocket: C{/xgate/websocket/{xnest_id}}.
 """

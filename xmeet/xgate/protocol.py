@@ -24,13 +24,13 @@ from zope.interface import implementer
 from xmeet.admission import LeasedConnection
 from xmeet.config import Settings
 from xmeet.core.commands import ChangeName, parse_command
-from xmeet.core.frames import Frame
-from xmeet.core.limits import RateLimiter
+from xmeet.core.frames import Frame, dumps, frame_json
+from xmeet.core.limits import SenderPolicy, Verdict
 from xmeet.core.room import Member
-from xmeet.core.rules import InvalidName, normalize_nickname, random_nickname
+from xmeet.core.rules import InvalidName
 from xmeet.core.tokens import XnestGrant
 from xmeet.fastsend import SendQueue
-from xmeet.rooms import IMemberSink
+from xmeet.rooms import Greeting, IMemberSink
 from xmeet.wsmemory import compact
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ __all__ = [
     "XgateProtocol",
     "XnestFactory",
     "apply_protocol_options",
+    "greeting_frames",
     "prepare_text",
 ]
 
@@ -89,13 +90,34 @@ def apply_protocol_options(factory: WebSocketServerFactory, settings: Settings) 
     )
 
 
+def greeting_frames(greeting: Greeting) -> list[Frame]:
+    """
+    The greeting as the frames a new member gets first, in this order:
+    C{self}, C{member_count}, C{members}, C{history}.
+    """
+    sender = greeting.member.id
+    return [
+        Frame(frame_json(sender, greeting.xnest_json, frame_type, payload_json, greeting.send_time))
+        for frame_type, payload_json in (
+            ("self", dumps(sender)),
+            ("member_count", str(greeting.member_count)),
+            ("members", greeting.members_json),
+            ("history", greeting.history_json),
+        )
+    ]
+
+
 def _cookie_nickname(cookie_header: str) -> str | None:
+    """
+    The first C{nickname} cookie, URL-decoded; C{None} if there is none or
+    it is not UTF-8.
+    """
     for part in cookie_header.split(";"):
         name, _, value = part.strip().partition("=")
         if name == "nickname":
             try:
-                return normalize_nickname(unquote(value, errors="strict"))
-            except (InvalidName, UnicodeDecodeError):
+                return unquote(value, errors="strict")
+            except UnicodeDecodeError:
                 return None
     return None
 
@@ -135,7 +157,7 @@ class XgateProtocol(LeasedConnection):
     _nickname = ""
     _store_history = True
     _ended = False
-    _limiter: RateLimiter
+    _policy: SenderPolicy
     _early: list[str] | None = None
     _paused = False
     _queue: SendQueue | None = None
@@ -148,18 +170,14 @@ class XgateProtocol(LeasedConnection):
         """
         query = _query(request, self.http_request_uri)
         self._store_history = _store_history(query)
-        nickname = query.get("nickname", "")
         if self.grant is not None and self.grant.nickname is not None:
             nickname = self.grant.nickname
-        elif nickname:
+        else:
+            remembered = _cookie_nickname(request.headers.get("cookie", ""))
             try:
-                nickname = normalize_nickname(nickname)
+                nickname = self.factory.rooms.choose_nickname(query.get("nickname"), remembered)
             except InvalidName as error:
                 raise ConnectionDeny(400, str(error)) from None
-        else:
-            nickname = _cookie_nickname(request.headers.get("cookie", "")) or random_nickname(
-                self.factory.rng
-            )
         self._nickname = nickname
         cookie = (
             f"nickname={quote(nickname, safe='')}; Path=/xgate/; "
@@ -169,12 +187,13 @@ class XgateProtocol(LeasedConnection):
 
     def onOpen(self) -> None:
         """
-        Join the room: the service greets this member and tells the others.
-        Messages that arrive while the room is being taken live are kept
-        and handled, in order, once the member is in.
+        Join the xnest: the service tells the others, and this member gets
+        the service's greeting before anything else. Messages that arrive
+        while the xnest is being taken live are kept and handled, in order,
+        once the member is in.
         """
         factory = self.factory
-        self._limiter = RateLimiter(
+        self._policy = SenderPolicy(
             factory.settings.rate, factory.settings.burst, factory.clock.seconds()
         )
         self._early = []
@@ -187,10 +206,13 @@ class XgateProtocol(LeasedConnection):
         joining = factory.rooms.join(factory.xnest_id, self._nickname, self, self._store_history)
         joining.addCallback(self._joined)
 
-    def _joined(self, member: Member) -> None:
+    def _joined(self, greeting: Greeting) -> None:
+        member = greeting.member
         if self._ended:
             self.factory.rooms.leave(member)
             return
+        for frame in greeting_frames(greeting):
+            self.deliver(frame)
         self.member = member
         early, self._early = self._early or [], None
         for text in early:
@@ -207,13 +229,7 @@ class XgateProtocol(LeasedConnection):
         if isBinary:
             self.close_with(CLOSE_BINARY, "binary messages are not accepted")
             return
-        now = self.factory.clock.seconds()
-        if self._limiter.is_flooding(now):
-            self.close_with(CLOSE_POLICY, "sending far above the rate limit")
-            return
-        if not self._limiter.allow(now):
-            if self.member is not None and self._limiter.should_warn(now):
-                self.factory.rooms.send_error(self.member, "rate limit exceeded: message dropped")
+        if not self._allowed():
             return
         text = payload.decode("utf-8")
         if self._nickname_fixed(text):
@@ -222,6 +238,19 @@ class XgateProtocol(LeasedConnection):
             self.factory.rooms.receive(self.member, text)
         elif self._early is not None:
             self._early.append(text)
+
+    def _allowed(self) -> bool:
+        """
+        Whether the sender policy lets this message through; if not, the
+        client is told (an C{error} frame) or closed (1008) as it says.
+        """
+        member = self.member
+        verdict = self._policy.judge(self.factory.clock.seconds(), can_tell=member is not None)
+        if verdict is Verdict.CLOSE:
+            self.close_with(CLOSE_POLICY, "sending far above the rate limit")
+        elif verdict is Verdict.DROP_AND_TELL and member is not None:
+            self.factory.rooms.send_error(member, "rate limit exceeded: message dropped")
+        return verdict is Verdict.ACCEPT
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         """
@@ -369,7 +398,6 @@ class XnestFactory(WebSocketServerFactory):
         self.rooms = gate.rooms
         self.settings = gate.settings
         self.clock = gate.clock
-        self.rng = gate.rng
         self.connections = 0
         self.next_grant: XnestGrant | None = None
         apply_protocol_options(self, gate.settings)

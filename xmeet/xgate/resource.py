@@ -8,7 +8,6 @@ to that xnest's Autobahn factory.
 
 from __future__ import annotations
 
-from random import Random
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -59,7 +58,6 @@ class XgateResource(Resource):
         rooms: RoomService,
         settings: Settings,
         clock: IReactorTime,
-        rng: Random,
         outbox: Outbox = outbox,
         admission: Admission | None = None,
     ) -> None:
@@ -68,7 +66,6 @@ class XgateResource(Resource):
         self.rooms = rooms
         self.settings = settings
         self.clock = clock
-        self.rng = rng
         self.outbox = outbox
         self.connections = 0
         self._endpoints: dict[str, XnestFactory] = {}
