@@ -1,5 +1,5 @@
 """
-Tests for L{xmeet.core.im} and L{xmeet.core.errors}: the IM protocol's
+Tests for L{xmeet.core.im}, L{xmeet.core.conversation} and L{xmeet.core.errors}: the IM protocol's
 input rules, conversation values and message history, without a service.
 """
 
@@ -16,6 +16,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from xmeet.core.conversation import (
+    Conversation,
+    ConversationMessage,
+    DirectMessage,
+    MessageLog,
+    OfflineQueue,
+)
 from xmeet.core.errors import ERROR_CODES, error_code
 from xmeet.core.history import ENTRY_OVERHEAD
 from xmeet.core.im import (
@@ -27,13 +34,8 @@ from xmeet.core.im import (
     MAX_PROTECTED,
     MAX_TARGETS,
     MAX_TYPE_LENGTH,
-    Conversation,
-    ConversationMessage,
-    DirectMessage,
     IMError,
-    MessageLog,
     NewConversation,
-    OfflineQueue,
     check_signature,
     conversation_id_of,
     parse_conversation_message,

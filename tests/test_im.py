@@ -19,8 +19,9 @@ from zope.interface.verify import verifyObject
 
 from tests.test_core_im import payloads
 from xmeet.config import Settings
+from xmeet.core.conversation import Conversation
 from xmeet.core.ids import IdGenerator
-from xmeet.core.im import Conversation, IMError, sign
+from xmeet.core.im import IMError, sign
 from xmeet.im import IIMClient, IMService
 from xmeet.store.im_interfaces import ConversationChanged, ConversationState, IMEvent, Stamp
 from xmeet.store.im_memory import MemoryIMBackend

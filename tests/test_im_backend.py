@@ -24,9 +24,10 @@ from tests.cluster_support import RedisServer, redis_cleanup, unique_prefix
 from tests.test_im import FakeClient
 from tests.xgate_client import wait_until
 from xmeet.config import Settings
+from xmeet.core.conversation import Conversation
 from xmeet.core.history import entry_size
 from xmeet.core.ids import IdGenerator, new_node_id
-from xmeet.core.im import Conversation, IMError
+from xmeet.core.im import IMError
 from xmeet.im import IMService
 from xmeet.store.im_interfaces import (
     ConversationChanged,

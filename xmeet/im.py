@@ -44,15 +44,17 @@ from twisted.logger import Logger
 from zope.interface import Attribute, Interface, implementer
 
 from xmeet.config import Settings
-from xmeet.core.ids import IdGenerator
-from xmeet.core.im import (
+from xmeet.core.conversation import (
     Conversation,
     ConversationMessage,
     DirectMessage,
-    IMError,
-    LogInRequest,
     MessageLog,
     OfflineQueue,
+)
+from xmeet.core.ids import IdGenerator
+from xmeet.core.im import (
+    IMError,
+    LogInRequest,
     check_signature,
     conversation_id_of,
     parse_conversation_message,

@@ -59,8 +59,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from xmeet.core.conversation import Conversation
 from xmeet.core.history import DEFAULT_HISTORY_BYTES, ENTRY_OVERHEAD
-from xmeet.core.im import Conversation
 from xmeet.store.im_interfaces import (
     ConversationChanged,
     ConversationState,
@@ -146,7 +146,7 @@ end
 """
 """
 What a queued C{"ID JSON"} entry costs: its JSON, without the id, plus
-the overhead, as L{xmeet.core.im.OfflineQueue} counts it.
+the overhead, as L{xmeet.core.conversation.OfflineQueue} counts it.
 """
 
 _ENQUEUE = (
