@@ -21,14 +21,14 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from tests.cluster_support import RedisServer, redis_cleanup, unique_prefix
-from tests.test_im import FakeClient
+from tests.test_im import FakeClient, WireService, wire
 from tests.xgate_client import wait_until
 from xmeet.config import Settings
 from xmeet.core.conversation import Conversation
 from xmeet.core.history import entry_size
 from xmeet.core.ids import IdGenerator, new_node_id
 from xmeet.core.im import IMError
-from xmeet.im import IMService
+from xmeet.im.service import IMService
 from xmeet.store.im_interfaces import (
     ConversationChanged,
     ConversationState,
@@ -53,7 +53,7 @@ class Device:
     A user logged in on a service, through a fake socket.
     """
 
-    def __init__(self, service: IMService, user: str, socket_id: str) -> None:
+    def __init__(self, service: WireService, user: str, socket_id: str) -> None:
         self.service = service
         self.client = FakeClient(socket_id)
         ack = service.log_in(self.client, {"userId": user, "socketId": socket_id})
@@ -131,7 +131,7 @@ class IMBackendBehaviour:
     C{TestCase} that says how to make a started service.
     """
 
-    def make_service(self) -> Deferred[IMService]:
+    def make_service(self) -> Deferred[WireService]:
         """
         A started service over a new backend, ready to serve.
         """
@@ -188,9 +188,11 @@ class MemoryIMBackendTests(IMBackendBehaviour, TestCase):
     The in-memory backend.
     """
 
-    def make_service(self) -> Deferred[IMService]:
-        service = IMService(
-            reactor, SETTINGS, IdGenerator("memorynode"), backend=MemoryIMBackend("memorynode")
+    def make_service(self) -> Deferred[WireService]:
+        service = wire(
+            IMService(
+                reactor, SETTINGS, IdGenerator("memorynode"), backend=MemoryIMBackend("memorynode")
+            )
         )
         return service.start().addCallback(lambda _: service)
 
@@ -217,7 +219,7 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
 
     def start_node(
         self, node_timeout: float = 1.0, settings: Settings = SETTINGS
-    ) -> tuple[IMService, RedisLink]:
+    ) -> tuple[WireService, RedisLink]:
         """
         A service on a node of its own id, started; its calls may be
         refused while it loads.
@@ -225,20 +227,22 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         node_id = new_node_id()
         link = self.local_link(node_id, node_timeout)
         backend = im_backend(link, settings)
-        service = IMService(
-            reactor,
-            settings,
-            IdGenerator(node_id),
-            offline_limit=3,
-            offline_users=2,
-            backend=backend,
+        service = wire(
+            IMService(
+                reactor,
+                settings,
+                IdGenerator(node_id),
+                offline_limit=3,
+                offline_users=2,
+                backend=backend,
+            )
         )
         self.started = service.start()
         self.addCleanup(link.stop)
         self.addCleanup(service.stop)
         return service, link
 
-    def make_service(self) -> Deferred[IMService]:
+    def make_service(self) -> Deferred[WireService]:
         service, _ = self.start_node()
         return self.started.addCallback(lambda _: service)
 
@@ -277,11 +281,13 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         link = RedisLink(
             clock, reactor, RedisAddress("127.0.0.1", redis.port), self.prefix, "awaynode00", 1.0
         )
-        service = IMService(
-            clock,
-            SETTINGS,
-            IdGenerator("awaynode00"),
-            backend=im_backend(link),
+        service = wire(
+            IMService(
+                clock,
+                SETTINGS,
+                IdGenerator("awaynode00"),
+                backend=im_backend(link),
+            )
         )
         starting = service.start()
         self.addCleanup(link.stop)
@@ -350,7 +356,7 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
 
     @defer.inlineCallbacks
     def converged(
-        self, conversation_id: str, wanted: Callable[[Conversation], bool], *services: IMService
+        self, conversation_id: str, wanted: Callable[[Conversation], bool], *services: WireService
     ) -> Any:
         """
         Fires with the conversation once every service and Redis hold the
@@ -362,7 +368,7 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         try:
             deadline = reactor.seconds() + 5
             while True:
-                threads = [service._threads[conversation_id] for service in services]
+                threads = [service._conversations.thread(conversation_id) for service in services]
                 versions = {(t.stamp, str(t.conversation)) for t in threads}
                 stored = yield connection.hget(f"{self.prefix}im:conversations", conversation_id)
                 if len(versions) == 1 and wanted(threads[0].conversation):
@@ -386,7 +392,7 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         added = ann.call("conversation_add", name="n", members=["bob"])
         conversation_id = added["body"]["id"]
         bob = Device(two, "bob", "b2")
-        yield wait_until(lambda: conversation_id in two._threads)
+        yield wait_until(lambda: two._conversations.get(conversation_id) is not None)
         ann.call("conversation_update", conversationId=conversation_id, set={"topic": "one"})
         bob.call("conversation_update", conversationId=conversation_id, set={"colour": "red"})
         conversation = yield self.converged(
@@ -458,7 +464,9 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         ann = Device(one, "ann", "a1")
         conversation_id = ann.call("conversation_add", name="n")["body"]["id"]
         joiners = [Device(service, f"u{n}", f"s{n}") for n, service in enumerate((one, two, three))]
-        yield wait_until(lambda: all(conversation_id in s._threads for s in (two, three)))
+        yield wait_until(
+            lambda: all(s._conversations.get(conversation_id) is not None for s in (two, three))
+        )
         for joiner in joiners:
             joiner.call("conversation_join", conversationId=conversation_id)
         conversation = yield self.converged(
@@ -617,7 +625,9 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         ann = Device(one, "ann", "a1")
         conversation_id = ann.call("conversation_add", name="n", members=["bob"])["body"]["id"]
         bob = Device(two, "bob", "b2")
-        yield wait_until(lambda: one.is_reachable("bob") and conversation_id in two._threads)
+        yield wait_until(
+            lambda: one.is_reachable("bob") and two._conversations.get(conversation_id) is not None
+        )
         two._backend._read()
         ann.call("conversation_message", conversationId=conversation_id, type="t", content="x")
         yield wait_until(lambda: len(bob.events("message/conversation")) == 1)
@@ -652,7 +662,7 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         bob = Device(two, "bob", "b2")
         token = {"sessionToken": bob.token}
 
-        def listed(service: IMService) -> bool:
+        def listed(service: WireService) -> bool:
             try:
                 service.conversation_list(None, token)
             except IMError:
@@ -714,8 +724,10 @@ class SnapshotTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.service = IMService(
-            Clock(), SETTINGS, IdGenerator("snapnode00"), backend=MemoryIMBackend("snapnode00")
+        self.service = wire(
+            IMService(
+                Clock(), SETTINGS, IdGenerator("snapnode00"), backend=MemoryIMBackend("snapnode00")
+            )
         )
 
     def conversation(self, name: str) -> Conversation:

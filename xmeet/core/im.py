@@ -68,6 +68,7 @@ __all__ = [
     "LogInRequest",
     "NewConversation",
     "UpdateRequest",
+    "check_session_token",
     "check_signature",
     "conversation_id_of",
     "parse_conversation_message",
@@ -223,10 +224,17 @@ def require_object(payload: object) -> Mapping[str, Any]:
 
 def session_token(fields: Mapping[str, Any]) -> str:
     """
-    The C{sessionToken} of a call: missing (or null) is 401, as an unknown
-    token is; a token that is not a string is malformed (400).
+    The C{sessionToken} of a call, checked by L{check_session_token}.
     """
-    token = fields.get("sessionToken")
+    return check_session_token(fields.get("sessionToken"))
+
+
+def check_session_token(token: object) -> str:
+    """
+    A session token as a caller gave it (in the payload, or as the bearer
+    of an HTTP request): missing (or null) is 401, as an unknown token is;
+    a token that is not a string is malformed (400).
+    """
     if token is None:
         raise IMError.of(401, "sessionToken is missing")
     return _string(token, "sessionToken")
