@@ -900,7 +900,7 @@ class RebaseTests(_ConversationCase):
     """
     A change that another node's change of the same conversation beat to
     Redis is made again on the version stored first
-    (L{IMService.im_rebase}), only if its maker may make it there too.
+    (L{xmeet.im.cluster.Cluster.im_rebase}), only if its maker may make it there too.
     """
 
     def setUp(self) -> None:
@@ -915,7 +915,7 @@ class RebaseTests(_ConversationCase):
         the version it publishes in reply.
         """
         change = self.backend.last_change()
-        self.service.im_rebase(
+        self.service.cluster.im_rebase(
             change, ConversationState(Stamp(change.stamp.number, "other"), stored)
         )
         return self.backend.last_change().conversation

@@ -140,11 +140,11 @@ class IMBackendBehaviour:
     @defer.inlineCallbacks
     def test_interfaces(self) -> Any:
         """
-        The backend provides L{IIMBackend}, the service L{IIMListener}.
+        The backend provides L{IIMBackend}, the service's cluster L{IIMListener}.
         """
         service = yield self.make_service()
         verifyObject(IIMBackend, service._backend)
-        verifyObject(IIMListener, service)
+        verifyObject(IIMListener, service.cluster)
 
     @defer.inlineCallbacks
     def test_one_node(self) -> Any:
@@ -739,11 +739,11 @@ class SnapshotTests(SynchronousTestCase):
         stored state read before Redis forgot it.
         """
         entry = ("message/direct", {"id": "m1", "textContent": "x"})
-        self.service.im_snapshot(IMSnapshot(offline={"bob": [entry]}))
+        self.service.cluster.im_snapshot(IMSnapshot(offline={"bob": [entry]}))
         self.assertEqual(self.service.queued("bob"), 1)
         bob = Device(self.service, "bob", "b1")
         self.assertEqual(bob.texts(), ["x"])
-        self.service.im_snapshot(IMSnapshot(offline={"bob": [entry]}))
+        self.service.cluster.im_snapshot(IMSnapshot(offline={"bob": [entry]}))
         self.assertEqual((self.service.queued("bob"), bob.texts()), (0, ["x"]))
 
     def test_newer_conversation_wins(self) -> None:
@@ -753,13 +753,13 @@ class SnapshotTests(SynchronousTestCase):
         """
         ann = Device(self.service, "ann", "a1")
         first = ConversationState(Stamp(2, "n1"), self.conversation("first"))
-        self.service.im_snapshot(IMSnapshot(conversations=[first]))
+        self.service.cluster.im_snapshot(IMSnapshot(conversations=[first]))
         older = ConversationState(Stamp(1, "n9"), self.conversation("older"))
-        self.service.im_snapshot(IMSnapshot(conversations=[older]))
+        self.service.cluster.im_snapshot(IMSnapshot(conversations=[older]))
         got = ann.call("conversation_get", conversationId="c1")
         self.assertEqual(got["body"]["conversation"]["name"], "first")
         newer = ConversationState(Stamp(2, "n2"), self.conversation("newer"), [{"id": "h1"}])
-        self.service.im_snapshot(IMSnapshot(conversations=[newer]))
+        self.service.cluster.im_snapshot(IMSnapshot(conversations=[newer]))
         names = [data["conversation"]["name"] for data in ann.events("conversation/updated")]
         self.assertEqual(names, ["first", "newer"])
         history = ann.call("conversation_history", conversationId="c1")
@@ -770,11 +770,13 @@ class SnapshotTests(SynchronousTestCase):
         The stored presence replaces what was known of other nodes; this
         node's own entry is ignored; a node gone takes its users along.
         """
-        self.service.im_snapshot(IMSnapshot(presence={"n1": ("bob",), "snapnode00": ("cid",)}))
+        self.service.cluster.im_snapshot(
+            IMSnapshot(presence={"n1": ("bob",), "snapnode00": ("cid",)})
+        )
         self.assertEqual(
             [self.service.is_reachable(user) for user in ("bob", "cid")], [True, False]
         )
-        self.service.im_snapshot(IMSnapshot(presence={"n2": ("dan",)}))
+        self.service.cluster.im_snapshot(IMSnapshot(presence={"n2": ("dan",)}))
         self.assertFalse(self.service.is_reachable("bob"))
-        self.service.im_event(NodeGone("n2"))
+        self.service.cluster.im_event(NodeGone("n2"))
         self.assertFalse(self.service.is_reachable("dan"))

@@ -350,7 +350,7 @@ class RemoteTests(SynchronousTestCase):
     def test_event(self) -> None:
         harness = JWTHarness()
         expires_at = (NOW + 60) * 1000
-        harness.service.im_event(
+        harness.service.cluster.im_event(
             SessionChanged(self.NODE, _digest(self.SESSION), "bob", expires_at)
         )
         self.check_until(harness, expires_at)
@@ -358,15 +358,16 @@ class RemoteTests(SynchronousTestCase):
     def test_refreshed(self) -> None:
         harness = JWTHarness()
         digest = _digest(self.SESSION)
-        harness.service.im_event(SessionChanged(self.NODE, digest, "bob", (NOW + 60) * 1000))
-        harness.service.im_event(SessionChanged(self.NODE, digest, "bob", (NOW + 90) * 1000))
+        for seconds in (60, 90):
+            changed = SessionChanged(self.NODE, digest, "bob", (NOW + seconds) * 1000)
+            harness.service.cluster.im_event(changed)
         self.check_until(harness, (NOW + 90) * 1000)
 
     def test_node_presence(self) -> None:
         harness = JWTHarness()
         digest = _digest(self.SESSION)
         expires_at = (NOW + 60) * 1000
-        harness.service.im_event(
+        harness.service.cluster.im_event(
             NodePresence(self.NODE, ("bob",), ((digest, "bob"),), ((digest, expires_at),))
         )
         self.check_until(harness, expires_at)
@@ -375,7 +376,7 @@ class RemoteTests(SynchronousTestCase):
         harness = JWTHarness()
         digest = _digest(self.SESSION)
         expires_at = (NOW + 60) * 1000
-        harness.service.im_snapshot(
+        harness.service.cluster.im_snapshot(
             IMSnapshot(
                 sessions={self.NODE: {digest: "bob"}},
                 expiries={self.NODE: {digest: expires_at}},
@@ -411,7 +412,7 @@ class RemoteTests(SynchronousTestCase):
         """
         harness = JWTHarness()
         expires_at = (NOW + 60) * 1000
-        harness.service.im_event(
+        harness.service.cluster.im_event(
             SessionChanged(self.NODE, _digest(self.SESSION), "bob", expires_at)
         )
         harness.clock.rightNow = (expires_at + offset) / 1000

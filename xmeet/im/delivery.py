@@ -18,13 +18,13 @@ from collections.abc import Iterable
 
 import attrs
 
-from xmeet.core.conversation import Conversation
+from xmeet.core.conversation import Conversation, ConversationMessage, DirectMessage
 from xmeet.im.client import IIMClient, Push
-from xmeet.im.conversations import Conversations
+from xmeet.im.conversations import Change, Conversations, Thread
 from xmeet.im.interfaces import IOfflineMessages
 from xmeet.im.replica import Replica
 from xmeet.im.sessions import Sessions
-from xmeet.store.im_interfaces import ConversationChanged, Flushed, IIMBackend, MessageSent
+from xmeet.store.im_interfaces import Flushed, IIMBackend, MessageSent
 
 __all__ = ["Delivery", "Route"]
 
@@ -87,6 +87,35 @@ class Delivery:
             (deliver if reachable and not waiting else queue).append(user)
         return Route(tuple(deliver), tuple(queue), tuple(online), tuple(offline))
 
+    def send_direct(self, message: DirectMessage) -> Route:
+        """
+        Send a direct message of this node's user to its targets.
+        """
+        route = self.route(message.target_ids)
+        event = message.as_event()
+        self.send(MessageSent(self._node, "message/direct", event, route.deliver, route.queue))
+        return route
+
+    def send_to_conversation(
+        self, message: ConversationMessage, recipients: Iterable[str], calling: IIMClient | None
+    ) -> Route:
+        """
+        Send a conversation message of this node's user to C{recipients}
+        and to the sender's sockets but the C{calling} one, and keep it in
+        the conversation's history.
+        """
+        route = self.route(recipients)
+        sent = MessageSent(
+            self._node,
+            "message/conversation",
+            message.as_event(),
+            (*route.deliver, message.sender),
+            route.queue,
+            message.conversation_id,
+        )
+        self.send(sent, calling)
+        return route
+
     def push(self, users: Iterable[str], push: Push, calling: str | None = None) -> None:
         """
         Push to every socket here of C{users}, but the C{calling} one.
@@ -96,7 +125,7 @@ class Delivery:
                 if socket_id != calling:
                     session.client.push(push)
 
-    def send(self, message: MessageSent, calling: IIMClient | None) -> None:
+    def send(self, message: MessageSent, calling: IIMClient | None = None) -> None:
         """
         Deliver a message of this node's user, but to the C{calling}
         socket, and tell the other nodes.
@@ -116,14 +145,24 @@ class Delivery:
         for user in message.queue:
             self._offline.enqueue(user, message.event, data)
 
-    def changed(
-        self, change: ConversationChanged, notify: Iterable[str], calling: IIMClient | None
+    def store(
+        self,
+        thread: Thread,
+        conversation: Conversation,
+        calling: IIMClient | None,
+        before: Iterable[str] = (),
+        redo: Change | None = None,
     ) -> None:
         """
-        Push C{conversation/updated} to the sockets here of C{notify} (but
-        the C{calling} one), and tell the other nodes.
+        Keep C{conversation} as the new version of C{thread}, push
+        C{conversation/updated} to the sockets of its members and of those
+        of C{before} who are members no more, but the C{calling} socket,
+        and tell the other nodes. C{redo} makes the same change on another
+        version, should another node have changed the conversation first
+        (L{Conversations.rebase}).
         """
-        self.updated(change.conversation, notify, None if calling is None else calling.id)
+        change, notify = self._conversations.change(thread, conversation, before, redo)
+        self.updated(conversation, notify, None if calling is None else calling.id)
         self._backend.publish(change)
 
     def updated(

@@ -35,7 +35,6 @@ from __future__ import annotations
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from zope.interface import implementer
 
 from xmeet.config import Settings
 from xmeet.core.conversation import Conversation, ConversationMessage, DirectMessage
@@ -54,7 +53,7 @@ from xmeet.core.im import (
 )
 from xmeet.im.client import Caller, IIMClient
 from xmeet.im.cluster import Cluster
-from xmeet.im.conversations import Change, Conversations, Thread, joining, leaving, updating
+from xmeet.im.conversations import Conversations, joining, leaving, updating
 from xmeet.im.delivery import Delivery
 from xmeet.im.offline import DEFAULT_OFFLINE_LIMIT, DEFAULT_OFFLINE_USERS, OfflineQueues
 from xmeet.im.replica import Replica
@@ -71,13 +70,7 @@ from xmeet.im.values import (
     Refreshed,
 )
 from xmeet.store.im_interfaces import (
-    ConversationChanged,
-    ConversationState,
     IIMBackend,
-    IIMListener,
-    IMEvent,
-    IMSnapshot,
-    MessageSent,
     Stamp,
 )
 from xmeet.store.im_memory import MemoryIMBackend
@@ -87,7 +80,6 @@ __all__ = ["IMService"]
 log = Logger()
 
 
-@implementer(IIMListener)
 class IMService:
     """
     Sessions, conversations and offline queues of one node, and its replica
@@ -109,6 +101,8 @@ class IMService:
     @param offline_limit: messages queued per offline user.
     @param offline_users: offline users with a queue.
     @param backend: how other nodes are told; by default there are none.
+
+    @ivar cluster: what hears the other nodes' changes, through the backend.
     """
 
     def __init__(
@@ -124,26 +118,17 @@ class IMService:
         self._clock = clock
         self._settings = settings
         self._ids = ids
-        self._backend: IIMBackend = backend if backend is not None else MemoryIMBackend()
-        self._node = self._backend.node_id
+        self._backend = backend = backend if backend is not None else MemoryIMBackend()
+        self._node = node = backend.node_id
         self._ready = True
-        replica = Replica(self._node)
-        self._sessions = Sessions(
-            clock, settings, replica, self._backend.publish, self._node, auth_secret
-        )
-        self._offline = OfflineQueues(offline_limit, offline_users, settings.offline_bytes)
-        self._conversations = Conversations(settings, self._node)
-        self._delivery = Delivery(
-            self._sessions, replica, self._offline, self._conversations, self._backend
-        )
-        self._cluster = Cluster(
-            self._sessions,
-            replica,
-            self._offline,
-            self._conversations,
-            self._delivery,
-            self._backend,
-        )
+        replica = Replica(node)
+        sessions = Sessions(clock, settings, replica, backend.publish, node, auth_secret)
+        offline = OfflineQueues(offline_limit, offline_users, settings.offline_bytes)
+        conversations = Conversations(settings, node)
+        delivery = Delivery(sessions, replica, offline, conversations, backend)
+        self._sessions, self._offline = sessions, offline
+        self._conversations, self._delivery = conversations, delivery
+        self.cluster = Cluster(sessions, replica, offline, conversations, delivery, backend)
 
     def start(self) -> Deferred[None]:
         """
@@ -151,7 +136,7 @@ class IMService:
         (503) until the backend says the node may serve.
         """
         self._ready = False
-        starting = self._backend.start(self)
+        starting = self._backend.start(self.cluster)
         starting.addCallback(self._serve)
         return starting
 
@@ -268,11 +253,7 @@ class IMService:
             request.text_content,
             self._now(),
         )
-        route = self._delivery.route(request.target_ids)
-        sent = MessageSent(
-            self._node, "message/direct", message.as_event(), route.deliver, route.queue
-        )
-        self._delivery.send(sent, None)
+        route = self._delivery.send_direct(message)
         return DirectSent(message.id, request.target_ids, route.online, route.offline)
 
     def conversation_message(self, caller: Caller, payload: object) -> ConversationSent:
@@ -300,36 +281,10 @@ class IMService:
             for member in thread.conversation.members
             if member != session.user_id and member not in request.ignore_ids
         ]
-        route = self._delivery.route(recipients)
-        sent = MessageSent(
-            self._node,
-            "message/conversation",
-            message.as_event(),
-            (*route.deliver, session.user_id),
-            route.queue,
-            request.conversation_id,
-        )
-        self._delivery.send(sent, caller.client)
+        route = self._delivery.send_to_conversation(message, recipients, caller.client)
         return ConversationSent(message.id, route.online, route.offline)
 
     # Conversations
-
-    def _store(
-        self,
-        thread: Thread,
-        conversation: Conversation,
-        caller: Caller,
-        before: tuple[str, ...] = (),
-        redo: Change | None = None,
-    ) -> None:
-        """
-        Keep C{conversation} as the new version of C{thread}, push
-        C{conversation/updated} to the sockets of its members and of those
-        of C{before} who are members no more, but the calling socket, and
-        tell the other nodes.
-        """
-        change, notify = self._conversations.change(thread, conversation, before, redo)
-        self._delivery.changed(change, notify, caller.client)
 
     def conversation_add(self, caller: Caller, payload: object) -> ConversationCreated:
         """
@@ -343,7 +298,7 @@ class IMService:
         )
         self._sessions.take_token(session)
         thread = self._conversations.new_thread(conversation, Stamp(0, self._node))
-        self._store(thread, conversation, caller)
+        self._delivery.store(thread, conversation, caller.client)
         return ConversationCreated(conversation)
 
     def conversation_join(self, caller: Caller, payload: object) -> ConversationShown:
@@ -359,7 +314,7 @@ class IMService:
         join = joining(session.user_id, request.user_id or session.user_id)
         conversation = self._conversations.checked(join(thread.conversation))
         if conversation is not thread.conversation:
-            self._store(thread, conversation, caller, redo=join)
+            self._delivery.store(thread, conversation, caller.client, redo=join)
         return ConversationShown(conversation)
 
     def conversation_leave(self, caller: Caller, payload: object) -> ConversationShown:
@@ -374,7 +329,7 @@ class IMService:
             raise IMError.of(403, "not a member of this conversation")
         leave = leaving(session.user_id)
         conversation = leave(thread.conversation)
-        self._store(thread, conversation, caller, (session.user_id,), leave)
+        self._delivery.store(thread, conversation, caller.client, (session.user_id,), leave)
         return ConversationShown(conversation)
 
     def conversation_update(self, caller: Caller, payload: object) -> ConversationShown:
@@ -390,7 +345,7 @@ class IMService:
         update = updating(session.user_id, request.changes)
         conversation = self._conversations.checked(update(before))
         if conversation != before:
-            self._store(thread, conversation, caller, before.members, update)
+            self._delivery.store(thread, conversation, caller.client, before.members, update)
         return ConversationShown(conversation)
 
     def conversation_get(self, caller: Caller, payload: object) -> ConversationShown:
@@ -424,23 +379,3 @@ class IMService:
         if not thread.conversation.is_member(session.user_id):
             raise IMError.of(403, "only members may read this conversation")
         return HistoryPage(tuple(thread.log.page(request.before, request.limit)))
-
-    # The other nodes (L{Cluster})
-
-    def im_event(self, event: IMEvent) -> None:
-        """
-        Another node's change, applied here.
-        """
-        self._cluster.im_event(event)
-
-    def im_rebase(self, change: ConversationChanged, stored: ConversationState) -> None:
-        """
-        A change of this node made again on the version stored first.
-        """
-        self._cluster.im_rebase(change, stored)
-
-    def im_snapshot(self, snapshot: IMSnapshot) -> None:
-        """
-        The stored state, replacing the replica's view.
-        """
-        self._cluster.im_snapshot(snapshot)
