@@ -79,7 +79,6 @@ __all__ = [
     "parse_new_conversation",
     "parse_update",
     "require_object",
-    "session_token",
     "sign",
 ]
 
@@ -220,13 +219,6 @@ def require_object(payload: object) -> Mapping[str, Any]:
     if not isinstance(payload, dict):
         raise _bad("the payload must be an object")
     return payload
-
-
-def session_token(fields: Mapping[str, Any]) -> str:
-    """
-    The C{sessionToken} of a call, checked by L{check_session_token}.
-    """
-    return check_session_token(fields.get("sessionToken"))
 
 
 def check_session_token(token: object) -> str:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_im_http -*-
+# -*- test-case-name: tests.test_im_http,tests.test_im_events -*-
 """
 The HTTP API of conversations (PROTOCOL.md section 4): the calls of the IM
 protocol as JSON requests authenticated by C{Authorization: Bearer

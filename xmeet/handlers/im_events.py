@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_im_socketio -*-
+# -*- test-case-name: tests.test_im_events,tests.test_im_socketio -*-
 """
 The IM protocol over Socket.IO (PROTOCOL.md section 3): one line per
 event, translating Socket.IO calls into L{IMService} calls, whose values

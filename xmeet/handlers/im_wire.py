@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_im,tests.test_im_http -*-
+# -*- test-case-name: tests.test_im,tests.test_im_events -*-
 """
 The IM service's values on the wire (PROTOCOL.md section 3): every call's
 result as its acknowledgement, C{{statusCode, body}} (a C{logIn}'s as the
