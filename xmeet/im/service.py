@@ -69,10 +69,7 @@ from xmeet.im.values import (
     LoggedOut,
     Refreshed,
 )
-from xmeet.store.im_interfaces import (
-    IIMBackend,
-    Stamp,
-)
+from xmeet.store.im_interfaces import IIMBackend, Stamp
 from xmeet.store.im_memory import MemoryIMBackend
 
 __all__ = ["IMService"]
