@@ -16,7 +16,11 @@ node, as focused collaborators behind one facade.
     histories, without I/O;
   - L{xmeet.im.delivery}: the one place that routes a message or a change
     to sockets here, to the other nodes, or to the offline queues;
-  - L{xmeet.im.cluster}: the other nodes' changes applied to this node.
+  - L{xmeet.im.cluster}: the other nodes' changes applied to this node;
+  - L{xmeet.im.client}: the clients' side: L{xmeet.im.client.Push}, one
+    per event whatever the number of recipients, the
+    L{xmeet.im.client.IIMClient} it goes to, the
+    L{xmeet.im.client.Caller} of a call (a socket, or an HTTP bearer).
 
 Import from the modules: this package imports none of them.
 """
