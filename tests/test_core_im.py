@@ -1,5 +1,5 @@
 """
-Tests for L{xmeet.core.im} and L{xmeet.core.errors}: the IM protocol's
+Tests for L{xmeet.core.im}, L{xmeet.core.conversation} and L{xmeet.core.errors}: the IM protocol's
 input rules, conversation values and message history, without a service.
 """
 
@@ -16,6 +16,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from xmeet.core.conversation import (
+    Conversation,
+    ConversationMessage,
+    DirectMessage,
+    MessageLog,
+    OfflineQueue,
+)
 from xmeet.core.errors import ERROR_CODES, error_code
 from xmeet.core.history import ENTRY_OVERHEAD
 from xmeet.core.im import (
@@ -27,13 +34,9 @@ from xmeet.core.im import (
     MAX_PROTECTED,
     MAX_TARGETS,
     MAX_TYPE_LENGTH,
-    Conversation,
-    ConversationMessage,
-    DirectMessage,
     IMError,
-    MessageLog,
     NewConversation,
-    OfflineQueue,
+    check_session_token,
     check_signature,
     conversation_id_of,
     parse_conversation_message,
@@ -44,7 +47,6 @@ from xmeet.core.im import (
     parse_new_conversation,
     parse_update,
     require_object,
-    session_token,
     sign,
 )
 from xmeet.web_errors import ERROR_CODES as WEB_ERROR_CODES
@@ -188,10 +190,10 @@ class ParseLogInTests(SynchronousTestCase):
         """
         A missing or null token is 401, a token of another type 400.
         """
-        self.assertEqual(session_token({"sessionToken": "abc"}), "abc")
-        self.assertEqual(status_of(lambda: session_token({})), 401)
-        self.assertEqual(status_of(lambda: session_token({"sessionToken": None})), 401)
-        self.assertEqual(status_of(lambda: session_token({"sessionToken": 12})), 400)
+        self.assertEqual(check_session_token("abc"), "abc")
+        self.assertEqual(status_of(lambda: check_session_token(None)), 401)
+        self.assertEqual(status_of(lambda: check_session_token(12)), 400)
+        self.assertEqual(status_of(lambda: check_session_token("\ud800")), 400)
 
     def test_signature(self) -> None:
         """
@@ -709,7 +711,7 @@ class PropertyTests(SynchronousTestCase):
         parsers: list[Callable[[Any], object]] = [
             parse_log_in,
             require_object,
-            lambda p: session_token(require_object(p)),
+            lambda p: check_session_token(require_object(p).get("sessionToken")),
             lambda p: conversation_id_of(require_object(p)),
             lambda p: parse_direct_message(require_object(p), SIZE),
             lambda p: parse_conversation_message(require_object(p), SIZE),

@@ -23,7 +23,8 @@ from zope.interface import implementer
 from tests.browser_support import BrowserTestCase
 from tests.support import start_xmeet
 from xmeet.config import Settings
-from xmeet.im import IIMClient
+from xmeet.handlers.im_wire import render
+from xmeet.im.client import Caller, IIMClient, Push
 
 SEEDS = 60
 PAGE_SIZE = 50
@@ -45,7 +46,7 @@ class _Reader:
 
     id = "test-reader"
 
-    def push(self, event: str, data: dict[str, Any]) -> None:
+    def push(self, push: Push) -> None:
         """
         Ignore pushed events.
         """
@@ -99,11 +100,10 @@ class DemoIMTabInBrowserTests(BrowserTestCase):
         # sessions ended with the browser: Alice logs in once more).
         reader = _Reader()
         im = server.node.im
-        token = im.log_in(reader, {"userId": users[0], "socketId": reader.id})
+        token = render(im.log_in(reader, {"userId": users[0], "socketId": reader.id}))
         self.addCleanup(im.socket_closed, reader)
-        history = im.conversation_history(
-            reader, {**token, "conversationId": conversation_id, "limit": 100}
-        )
+        payload = {**token, "conversationId": conversation_id, "limit": 100}
+        history = render(im.conversation_history(Caller.socket(reader, payload), payload))
         self.assertEqual(
             [message["content"] for message in reversed(history["body"]["messages"])],
             EVERYTHING,

@@ -1,6 +1,8 @@
 """
-Tests for L{xmeet.im.IMService} with in-memory clients and a fake clock:
-every rule of PROTOCOL.md section 3, without Socket.IO.
+Tests for L{xmeet.im.service.IMService} and its collaborators with
+in-memory clients and a fake clock: every rule of PROTOCOL.md section 3,
+without Socket.IO, the service's values rendered on the wire as the front
+ends render them (L{xmeet.handlers.im_wire}).
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from zope.interface.verify import verifyObject
 
 from tests.test_core_im import payloads
 from xmeet.config import Settings
+from xmeet.core.conversation import Conversation
 from xmeet.core.ids import IdGenerator
-from xmeet.core.im import Conversation, IMError, sign
-from xmeet.im import IIMClient, IMService
+from xmeet.core.im import IMError, sign
+from xmeet.handlers.im_wire import render
+from xmeet.im.client import Caller, IIMClient, Push
+from xmeet.im.service import IMService
 from xmeet.store.im_interfaces import ConversationChanged, ConversationState, IMEvent, Stamp
 from xmeet.store.im_memory import MemoryIMBackend
 
@@ -53,8 +58,8 @@ class FakeClient:
         self.id = socket_id
         self.events: list[tuple[str, dict[str, Any]]] = []
 
-    def push(self, event: str, data: dict[str, Any]) -> None:
-        self.events.append((event, data))
+    def push(self, push: Push) -> None:
+        self.events.append((push.event, push.data))
 
     def take(self) -> list[tuple[str, dict[str, Any]]]:
         """
@@ -62,6 +67,61 @@ class FakeClient:
         """
         events, self.events = self.events, []
         return events
+
+
+#: The calls of the protocol, each taking a L{Caller} and a payload.
+CALLS = frozenset(
+    {
+        "log_out",
+        "session_refresh",
+        "direct_message",
+        "conversation_message",
+        "conversation_add",
+        "conversation_join",
+        "conversation_leave",
+        "conversation_update",
+        "conversation_get",
+        "conversation_list",
+        "conversation_history",
+    }
+)
+
+
+class WireService:
+    """
+    An L{IMService} called as its front ends call it, the ack rendered on
+    the wire: C{call(client, payload)} is a socket's call, and with
+    C{client} C{None} an HTTP call whose bearer token is the payload's
+    C{sessionToken}. Anything else is the service's own.
+    """
+
+    def __init__(self, service: IMService) -> None:
+        self.service = service
+
+    def log_in(self, client: IIMClient, payload: object) -> dict[str, Any]:
+        return render(self.service.log_in(client, payload))
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.service, name)
+        if name not in CALLS:
+            return attribute
+
+        def call(client: IIMClient | None, payload: object) -> dict[str, Any]:
+            if client is None:
+                token = payload.get("sessionToken") if isinstance(payload, dict) else None
+                caller = Caller(None, token)
+            else:
+                caller = Caller.socket(client, payload)
+            return render(attribute(caller, payload))
+
+        return call
+
+
+def wire(service: IMService) -> Any:
+    """
+    C{service}, called as its front ends call it (L{WireService}).
+    """
+    return WireService(service)
 
 
 class Harness:
@@ -77,12 +137,14 @@ class Harness:
         }
         self.clock = Clock()
         self.clock.advance(NOW)
-        self.service = IMService(
-            self.clock,
-            Settings(**options),
-            IdGenerator("node0node0"),
-            auth_secret=auth_secret,
-            **service_options,
+        self.service = wire(
+            IMService(
+                self.clock,
+                Settings(**options),
+                IdGenerator("node0node0"),
+                auth_secret=auth_secret,
+                **service_options,
+            )
         )
         self.clients: list[FakeClient] = []
 
@@ -115,7 +177,7 @@ def status_of(call: Callable[..., object], *args: Any, **kwargs: Any) -> int:
     raise AssertionError("no IMError raised")
 
 
-def _calls(service: IMService) -> dict[str, Call]:
+def _calls(service: Any) -> dict[str, Call]:
     return {
         "logOut": service.log_out,
         "session/refresh": service.session_refresh,
@@ -838,7 +900,7 @@ class RebaseTests(_ConversationCase):
     """
     A change that another node's change of the same conversation beat to
     Redis is made again on the version stored first
-    (L{IMService.im_rebase}), only if its maker may make it there too.
+    (L{xmeet.im.cluster.Cluster.im_rebase}), only if its maker may make it there too.
     """
 
     def setUp(self) -> None:
@@ -853,7 +915,7 @@ class RebaseTests(_ConversationCase):
         the version it publishes in reply.
         """
         change = self.backend.last_change()
-        self.service.im_rebase(
+        self.service.cluster.im_rebase(
             change, ConversationState(Stamp(change.stamp.number, "other"), stored)
         )
         return self.backend.last_change().conversation

@@ -21,13 +21,14 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from tests.cluster_support import RedisServer, redis_cleanup, unique_prefix
-from tests.test_im import FakeClient
+from tests.test_im import FakeClient, WireService, wire
 from tests.xgate_client import wait_until
 from xmeet.config import Settings
+from xmeet.core.conversation import Conversation
 from xmeet.core.history import entry_size
 from xmeet.core.ids import IdGenerator, new_node_id
-from xmeet.core.im import Conversation, IMError
-from xmeet.im import IMService
+from xmeet.core.im import IMError
+from xmeet.im.service import IMService
 from xmeet.store.im_interfaces import (
     ConversationChanged,
     ConversationState,
@@ -52,7 +53,7 @@ class Device:
     A user logged in on a service, through a fake socket.
     """
 
-    def __init__(self, service: IMService, user: str, socket_id: str) -> None:
+    def __init__(self, service: WireService, user: str, socket_id: str) -> None:
         self.service = service
         self.client = FakeClient(socket_id)
         ack = service.log_in(self.client, {"userId": user, "socketId": socket_id})
@@ -130,7 +131,7 @@ class IMBackendBehaviour:
     C{TestCase} that says how to make a started service.
     """
 
-    def make_service(self) -> Deferred[IMService]:
+    def make_service(self) -> Deferred[WireService]:
         """
         A started service over a new backend, ready to serve.
         """
@@ -139,11 +140,11 @@ class IMBackendBehaviour:
     @defer.inlineCallbacks
     def test_interfaces(self) -> Any:
         """
-        The backend provides L{IIMBackend}, the service L{IIMListener}.
+        The backend provides L{IIMBackend}, the service's cluster L{IIMListener}.
         """
         service = yield self.make_service()
         verifyObject(IIMBackend, service._backend)
-        verifyObject(IIMListener, service)
+        verifyObject(IIMListener, service.cluster)
 
     @defer.inlineCallbacks
     def test_one_node(self) -> Any:
@@ -187,9 +188,11 @@ class MemoryIMBackendTests(IMBackendBehaviour, TestCase):
     The in-memory backend.
     """
 
-    def make_service(self) -> Deferred[IMService]:
-        service = IMService(
-            reactor, SETTINGS, IdGenerator("memorynode"), backend=MemoryIMBackend("memorynode")
+    def make_service(self) -> Deferred[WireService]:
+        service = wire(
+            IMService(
+                reactor, SETTINGS, IdGenerator("memorynode"), backend=MemoryIMBackend("memorynode")
+            )
         )
         return service.start().addCallback(lambda _: service)
 
@@ -216,7 +219,7 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
 
     def start_node(
         self, node_timeout: float = 1.0, settings: Settings = SETTINGS
-    ) -> tuple[IMService, RedisLink]:
+    ) -> tuple[WireService, RedisLink]:
         """
         A service on a node of its own id, started; its calls may be
         refused while it loads.
@@ -224,20 +227,22 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         node_id = new_node_id()
         link = self.local_link(node_id, node_timeout)
         backend = im_backend(link, settings)
-        service = IMService(
-            reactor,
-            settings,
-            IdGenerator(node_id),
-            offline_limit=3,
-            offline_users=2,
-            backend=backend,
+        service = wire(
+            IMService(
+                reactor,
+                settings,
+                IdGenerator(node_id),
+                offline_limit=3,
+                offline_users=2,
+                backend=backend,
+            )
         )
         self.started = service.start()
         self.addCleanup(link.stop)
         self.addCleanup(service.stop)
         return service, link
 
-    def make_service(self) -> Deferred[IMService]:
+    def make_service(self) -> Deferred[WireService]:
         service, _ = self.start_node()
         return self.started.addCallback(lambda _: service)
 
@@ -276,11 +281,13 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         link = RedisLink(
             clock, reactor, RedisAddress("127.0.0.1", redis.port), self.prefix, "awaynode00", 1.0
         )
-        service = IMService(
-            clock,
-            SETTINGS,
-            IdGenerator("awaynode00"),
-            backend=im_backend(link),
+        service = wire(
+            IMService(
+                clock,
+                SETTINGS,
+                IdGenerator("awaynode00"),
+                backend=im_backend(link),
+            )
         )
         starting = service.start()
         self.addCleanup(link.stop)
@@ -349,7 +356,7 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
 
     @defer.inlineCallbacks
     def converged(
-        self, conversation_id: str, wanted: Callable[[Conversation], bool], *services: IMService
+        self, conversation_id: str, wanted: Callable[[Conversation], bool], *services: WireService
     ) -> Any:
         """
         Fires with the conversation once every service and Redis hold the
@@ -361,7 +368,7 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         try:
             deadline = reactor.seconds() + 5
             while True:
-                threads = [service._threads[conversation_id] for service in services]
+                threads = [service._conversations.thread(conversation_id) for service in services]
                 versions = {(t.stamp, str(t.conversation)) for t in threads}
                 stored = yield connection.hget(f"{self.prefix}im:conversations", conversation_id)
                 if len(versions) == 1 and wanted(threads[0].conversation):
@@ -385,7 +392,7 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         added = ann.call("conversation_add", name="n", members=["bob"])
         conversation_id = added["body"]["id"]
         bob = Device(two, "bob", "b2")
-        yield wait_until(lambda: conversation_id in two._threads)
+        yield wait_until(lambda: two._conversations.get(conversation_id) is not None)
         ann.call("conversation_update", conversationId=conversation_id, set={"topic": "one"})
         bob.call("conversation_update", conversationId=conversation_id, set={"colour": "red"})
         conversation = yield self.converged(
@@ -457,7 +464,9 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         ann = Device(one, "ann", "a1")
         conversation_id = ann.call("conversation_add", name="n")["body"]["id"]
         joiners = [Device(service, f"u{n}", f"s{n}") for n, service in enumerate((one, two, three))]
-        yield wait_until(lambda: all(conversation_id in s._threads for s in (two, three)))
+        yield wait_until(
+            lambda: all(s._conversations.get(conversation_id) is not None for s in (two, three))
+        )
         for joiner in joiners:
             joiner.call("conversation_join", conversationId=conversation_id)
         conversation = yield self.converged(
@@ -616,7 +625,9 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         ann = Device(one, "ann", "a1")
         conversation_id = ann.call("conversation_add", name="n", members=["bob"])["body"]["id"]
         bob = Device(two, "bob", "b2")
-        yield wait_until(lambda: one.is_reachable("bob") and conversation_id in two._threads)
+        yield wait_until(
+            lambda: one.is_reachable("bob") and two._conversations.get(conversation_id) is not None
+        )
         two._backend._read()
         ann.call("conversation_message", conversationId=conversation_id, type="t", content="x")
         yield wait_until(lambda: len(bob.events("message/conversation")) == 1)
@@ -651,7 +662,7 @@ class RedisIMBackendTests(IMBackendBehaviour, TestCase):
         bob = Device(two, "bob", "b2")
         token = {"sessionToken": bob.token}
 
-        def listed(service: IMService) -> bool:
+        def listed(service: WireService) -> bool:
             try:
                 service.conversation_list(None, token)
             except IMError:
@@ -713,8 +724,10 @@ class SnapshotTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.service = IMService(
-            Clock(), SETTINGS, IdGenerator("snapnode00"), backend=MemoryIMBackend("snapnode00")
+        self.service = wire(
+            IMService(
+                Clock(), SETTINGS, IdGenerator("snapnode00"), backend=MemoryIMBackend("snapnode00")
+            )
         )
 
     def conversation(self, name: str) -> Conversation:
@@ -726,11 +739,11 @@ class SnapshotTests(SynchronousTestCase):
         stored state read before Redis forgot it.
         """
         entry = ("message/direct", {"id": "m1", "textContent": "x"})
-        self.service.im_snapshot(IMSnapshot(offline={"bob": [entry]}))
+        self.service.cluster.im_snapshot(IMSnapshot(offline={"bob": [entry]}))
         self.assertEqual(self.service.queued("bob"), 1)
         bob = Device(self.service, "bob", "b1")
         self.assertEqual(bob.texts(), ["x"])
-        self.service.im_snapshot(IMSnapshot(offline={"bob": [entry]}))
+        self.service.cluster.im_snapshot(IMSnapshot(offline={"bob": [entry]}))
         self.assertEqual((self.service.queued("bob"), bob.texts()), (0, ["x"]))
 
     def test_newer_conversation_wins(self) -> None:
@@ -740,13 +753,13 @@ class SnapshotTests(SynchronousTestCase):
         """
         ann = Device(self.service, "ann", "a1")
         first = ConversationState(Stamp(2, "n1"), self.conversation("first"))
-        self.service.im_snapshot(IMSnapshot(conversations=[first]))
+        self.service.cluster.im_snapshot(IMSnapshot(conversations=[first]))
         older = ConversationState(Stamp(1, "n9"), self.conversation("older"))
-        self.service.im_snapshot(IMSnapshot(conversations=[older]))
+        self.service.cluster.im_snapshot(IMSnapshot(conversations=[older]))
         got = ann.call("conversation_get", conversationId="c1")
         self.assertEqual(got["body"]["conversation"]["name"], "first")
         newer = ConversationState(Stamp(2, "n2"), self.conversation("newer"), [{"id": "h1"}])
-        self.service.im_snapshot(IMSnapshot(conversations=[newer]))
+        self.service.cluster.im_snapshot(IMSnapshot(conversations=[newer]))
         names = [data["conversation"]["name"] for data in ann.events("conversation/updated")]
         self.assertEqual(names, ["first", "newer"])
         history = ann.call("conversation_history", conversationId="c1")
@@ -757,11 +770,13 @@ class SnapshotTests(SynchronousTestCase):
         The stored presence replaces what was known of other nodes; this
         node's own entry is ignored; a node gone takes its users along.
         """
-        self.service.im_snapshot(IMSnapshot(presence={"n1": ("bob",), "snapnode00": ("cid",)}))
+        self.service.cluster.im_snapshot(
+            IMSnapshot(presence={"n1": ("bob",), "snapnode00": ("cid",)})
+        )
         self.assertEqual(
             [self.service.is_reachable(user) for user in ("bob", "cid")], [True, False]
         )
-        self.service.im_snapshot(IMSnapshot(presence={"n2": ("dan",)}))
+        self.service.cluster.im_snapshot(IMSnapshot(presence={"n2": ("dan",)}))
         self.assertFalse(self.service.is_reachable("bob"))
-        self.service.im_event(NodeGone("n2"))
+        self.service.cluster.im_event(NodeGone("n2"))
         self.assertFalse(self.service.is_reachable("dan"))

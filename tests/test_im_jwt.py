@@ -1,5 +1,5 @@
 """
-Tests for JWT logins in L{xmeet.im.IMService} (PROTOCOL.md section 3) with
+Tests for JWT logins in L{xmeet.im.service.IMService} (PROTOCOL.md section 3) with
 in-memory clients and a fake clock: C{logIn} with a token, the session's
 end at the token's expiry, C{session/refresh}, a JWT as the HTTP API's
 bearer, and the expiry of sessions held by other nodes.
@@ -19,7 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.cluster_support import redis_cleanup, unique_prefix
 from tests.test_core_im import payloads
-from tests.test_im import NOW, FakeClient, Harness
+from tests.test_im import NOW, FakeClient, Harness, WireService, wire
 from tests.test_im_backend import im_backend
 from tests.token_support import SECRET, ec_private, public_pem, rsa_private, signed
 from tests.xgate_client import wait_until
@@ -27,7 +27,7 @@ from xmeet.config import Settings
 from xmeet.core.ids import IdGenerator, new_node_id
 from xmeet.core.im import IMError
 from xmeet.core.tokens import INVALID_TOKEN, TOKEN_EXPIRED, TokenVerifier, load_token_key
-from xmeet.im import IMService
+from xmeet.im.service import IMService
 from xmeet.store.im_interfaces import IMSnapshot, NodePresence, SessionChanged
 from xmeet.store.redis_link import RedisAddress, RedisLink
 
@@ -350,7 +350,7 @@ class RemoteTests(SynchronousTestCase):
     def test_event(self) -> None:
         harness = JWTHarness()
         expires_at = (NOW + 60) * 1000
-        harness.service.im_event(
+        harness.service.cluster.im_event(
             SessionChanged(self.NODE, _digest(self.SESSION), "bob", expires_at)
         )
         self.check_until(harness, expires_at)
@@ -358,15 +358,16 @@ class RemoteTests(SynchronousTestCase):
     def test_refreshed(self) -> None:
         harness = JWTHarness()
         digest = _digest(self.SESSION)
-        harness.service.im_event(SessionChanged(self.NODE, digest, "bob", (NOW + 60) * 1000))
-        harness.service.im_event(SessionChanged(self.NODE, digest, "bob", (NOW + 90) * 1000))
+        for seconds in (60, 90):
+            changed = SessionChanged(self.NODE, digest, "bob", (NOW + seconds) * 1000)
+            harness.service.cluster.im_event(changed)
         self.check_until(harness, (NOW + 90) * 1000)
 
     def test_node_presence(self) -> None:
         harness = JWTHarness()
         digest = _digest(self.SESSION)
         expires_at = (NOW + 60) * 1000
-        harness.service.im_event(
+        harness.service.cluster.im_event(
             NodePresence(self.NODE, ("bob",), ((digest, "bob"),), ((digest, expires_at),))
         )
         self.check_until(harness, expires_at)
@@ -375,7 +376,7 @@ class RemoteTests(SynchronousTestCase):
         harness = JWTHarness()
         digest = _digest(self.SESSION)
         expires_at = (NOW + 60) * 1000
-        harness.service.im_snapshot(
+        harness.service.cluster.im_snapshot(
             IMSnapshot(
                 sessions={self.NODE: {digest: "bob"}},
                 expiries={self.NODE: {digest: expires_at}},
@@ -411,7 +412,7 @@ class RemoteTests(SynchronousTestCase):
         """
         harness = JWTHarness()
         expires_at = (NOW + 60) * 1000
-        harness.service.im_event(
+        harness.service.cluster.im_event(
             SessionChanged(self.NODE, _digest(self.SESSION), "bob", expires_at)
         )
         harness.clock.rightNow = (expires_at + offset) / 1000
@@ -447,11 +448,13 @@ class RedisExpiryTests(TestCase):
         link = RedisLink(reactor, reactor, RedisAddress("127.0.0.1"), self.prefix, node_id, 30)
         clock = Clock()
         clock.advance(NOW)
-        service = IMService(
-            clock,
-            Settings(rate=1000, burst=1000, jwt=VERIFIER),
-            IdGenerator(node_id),
-            backend=im_backend(link),
+        service = wire(
+            IMService(
+                clock,
+                Settings(rate=1000, burst=1000, jwt=VERIFIER),
+                IdGenerator(node_id),
+                backend=im_backend(link),
+            )
         )
         self.addCleanup(link.stop)
         self.addCleanup(service.stop)
@@ -459,7 +462,7 @@ class RedisExpiryTests(TestCase):
         return service, clock
 
     @staticmethod
-    def answer(service: IMService, session: str) -> int | str:
+    def answer(service: WireService, session: str) -> int | str:
         """
         200, or the error code, of an HTTP call with C{session}.
         """

@@ -28,7 +28,8 @@ from xmeet.engineio import EngineIOResource, EngineIOServer
 from xmeet.fastsend import Outbox
 from xmeet.handlers.im_api import ConversationsResource
 from xmeet.handlers.socketio_app import register_socketio_app
-from xmeet.im import DEFAULT_OFFLINE_USERS, IMService
+from xmeet.im.offline import DEFAULT_OFFLINE_USERS
+from xmeet.im.service import IMService
 from xmeet.rooms import RoomService
 from xmeet.socketio import SocketIOServer
 from xmeet.store.im_interfaces import IIMBackend

@@ -1,9 +1,11 @@
-# -*- test-case-name: tests.test_im_http -*-
+# -*- test-case-name: tests.test_im_http,tests.test_im_events -*-
 """
 The HTTP API of conversations (PROTOCOL.md section 4): the calls of the IM
 protocol as JSON requests authenticated by C{Authorization: Bearer
 <sessionToken>}, answered with the same C{{statusCode, body}} or
-C{{statusCode, error}} objects and the matching HTTP status.
+C{{statusCode, error}} objects (L{xmeet.handlers.im_wire}) and the
+matching HTTP status. The bearer token alone names the session: a
+C{sessionToken} in the body is ignored.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from twisted.web.server import Request
 
 from xmeet.core.im import IMError
 from xmeet.handlers.http_json import HTTPError, JSONResource, read_json
-from xmeet.im import IMService
+from xmeet.handlers.im_wire import error_ack, render
+from xmeet.im.client import Caller
+from xmeet.im.service import IMService
 
 __all__ = ["ConversationsResource"]
 
@@ -49,18 +53,12 @@ class ConversationsResource(JSONResource):
         self._limit = body_limit
 
     def _call(
-        self, request: Request, method: Callable[..., dict[str, Any]], payload: Any
+        self, request: Request, method: Callable[[Caller, Any], object], payload: Any
     ) -> tuple[int, Any]:
-        token = _bearer(request)
-        if isinstance(payload, dict):
-            payload = dict(payload)
-            payload.pop("sessionToken", None)
-            if token is not None:
-                payload["sessionToken"] = token
         try:
-            ack = method(None, payload)
+            ack = render(method(Caller.bearer(_bearer(request)), payload))
         except IMError as error:
-            return error.status_code, error.as_ack()
+            return error.status_code, error_ack(error)
         return ack["statusCode"], ack
 
     def _path(self, request: Request) -> list[str]:

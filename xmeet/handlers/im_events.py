@@ -1,11 +1,15 @@
-# -*- test-case-name: tests.test_im_socketio -*-
+# -*- test-case-name: tests.test_im_events,tests.test_im_socketio -*-
 """
 The IM protocol over Socket.IO (PROTOCOL.md section 3): one line per
-event, translating Socket.IO calls into L{IMService} calls.
+event, translating Socket.IO calls into L{IMService} calls, whose values
+L{xmeet.handlers.im_wire} renders.
 
 Every event answers its acknowledgement when the client asked for one; an
 error without an acknowledgement callback is emitted back as an C{error}
 event carrying the same error object.
+
+A push of the service is encoded once, as a Socket.IO packet prepared once
+per namespace, for all the sockets it goes to.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from xmeet.core.im import IMError
-from xmeet.im import IIMClient, IMService
-from xmeet.socketio import Namespace, Socket
+from xmeet.handlers.im_wire import error_ack, render
+from xmeet.im.client import Caller, IIMClient, Push
+from xmeet.im.service import IMService
+from xmeet.socketio import Namespace, PreparedEvent, Socket
 
 __all__ = ["SocketClient", "client_of", "register_im_events", "answer"]
 
-IM_CALLS = {
+IM_CALLS: dict[str, Callable[[IMService, Caller, Any], object]] = {
     "logOut": IMService.log_out,
     "session/refresh": IMService.session_refresh,
     "message/direct": IMService.direct_message,
@@ -46,12 +52,22 @@ class SocketClient:
     def __init__(self, socket: Socket) -> None:
         self.id = socket.id
         self._socket = socket
+        self._namespace = socket.namespace
+        self._prepare = _preparer(socket.namespace)
 
-    def push(self, event: str, data: dict[str, Any]) -> None:
+    def push(self, push: Push) -> None:
         """
-        Emit C{event} to the socket.
+        Send the push to the socket, as the packet prepared once for every
+        socket of this namespace.
         """
-        self._socket.emit(event, data)
+        self._socket.send_prepared(push.prepared(self._namespace, self._prepare))
+
+
+def _preparer(namespace: Namespace) -> Callable[[Push], PreparedEvent]:
+    def prepare(push: Push) -> PreparedEvent:
+        return namespace.prepare(push.event, push.data)
+
+    return prepare
 
 
 def client_of(socket: Socket) -> SocketClient:
@@ -70,15 +86,15 @@ def answer(socket: Socket, acked: bool, error: IMError) -> dict[str, Any] | None
     C{error} event.
     """
     if acked:
-        return error.as_ack()
-    socket.emit("error", error.as_ack())
+        return error_ack(error)
+    socket.emit("error", error_ack(error))
     return None
 
 
-def _handler(im: IMService, call: Callable[..., dict[str, Any]]) -> Callable[..., Any]:
+def _handler(im: IMService, call: Callable[[IMService, Caller, Any], object]) -> Callable[..., Any]:
     def handle(socket: Socket, acked: bool, payload: Any = None, *ignored: Any) -> Any:
         try:
-            return call(im, client_of(socket), payload)
+            return render(call(im, Caller.socket(client_of(socket), payload), payload))
         except IMError as error:
             return answer(socket, acked, error)
 
@@ -99,11 +115,11 @@ def register_im_events(namespace: Namespace, im: IMService, clock: IReactorTime)
     def log_in(socket: Socket, acked: bool, payload: Any = None, *ignored: Any) -> Any:
         client = client_of(socket)
         try:
-            ack = im.log_in(client, payload)
+            logged_in = im.log_in(client, payload)
         except IMError as error:
             return answer(socket, acked, error)
         clock.callLater(0, im.flush_offline, client)
-        return ack
+        return render(logged_in)
 
     for event, call in IM_CALLS.items():
         namespace.on(event, ack_aware=True)(_handler(im, call))

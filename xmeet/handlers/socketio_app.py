@@ -14,7 +14,7 @@ from twisted.internet.interfaces import IReactorTime
 from xmeet.config import Settings
 from xmeet.handlers.im_events import client_of, register_im_events
 from xmeet.handlers.xnest_events import XnestEvents
-from xmeet.im import IMService
+from xmeet.im.service import IMService
 from xmeet.rooms import RoomService
 from xmeet.socketio import Namespace, Socket
 

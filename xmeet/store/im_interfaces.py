@@ -23,7 +23,7 @@ import attrs
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
-from xmeet.core.im import Conversation
+from xmeet.core.conversation import Conversation
 
 __all__ = [
     "ConversationChanged",

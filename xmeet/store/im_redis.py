@@ -6,20 +6,20 @@ out on one pub/sub channel, over the node's shared L{RedisLink}.
 Key layout, every key and channel under the configured prefix C{P}:
 
   - C{P im:conversations}: hash, conversation id to C{"VERSION NODE JSON"}:
-    the conversation document and its version (L{Stamp}); a Lua script
+    the conversation document and its version (L{xmeet.store.im_interfaces.Stamp}); a Lua script
     writes a version only if it was made on the stored one or a newer one,
     else answers the stored one, on which the node makes its change again
-    (L{IIMListener.im_rebase}): concurrent changes on several nodes all
+    (L{xmeet.store.im_interfaces.IIMListener.im_rebase}): concurrent changes on several nodes all
     end up in one version, kept by Redis and every replica; only stored
     versions are published;
   - C{P im:history:CONVERSATION}: list of message events (JSON), newest
     first, trimmed to the history size and the history bytes (each entry
-    counted as its UTF-8 size plus L{ENTRY_OVERHEAD}, as in memory),
+    counted as its UTF-8 size plus L{xmeet.core.history.ENTRY_OVERHEAD}, as in memory),
     keeping at least the newest;
   - C{P im:history-bytes:CONVERSATION}: what that list's entries cost;
   - C{P im:offline:USER}: list of C{"ID JSON"} entries, oldest first,
     trimmed to the offline limit and the offline bytes (each entry counted
-    as its JSON, without the id, plus L{ENTRY_OVERHEAD}), where JSON is
+    as its JSON, without the id, plus L{xmeet.core.history.ENTRY_OVERHEAD}), where JSON is
     C{[event, data]};
   - C{P im:offline-bytes:USER}: what that queue's entries cost;
   - C{P im:offline}: sorted set of the users with a queue, scored by the
@@ -47,38 +47,33 @@ again when it wrote while Redis was away.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from xmeet.core.history import DEFAULT_HISTORY_BYTES, ENTRY_OVERHEAD
-from xmeet.core.im import Conversation
+from xmeet.core.history import DEFAULT_HISTORY_BYTES
+from xmeet.store.im_codec import IMEventError, ReadAgain, decode_im_event, parse_stored
 from xmeet.store.im_interfaces import (
     ConversationChanged,
     ConversationState,
-    Flushed,
     IIMBackend,
     IIMListener,
     IMEvent,
     IMSnapshot,
     MessageSent,
     NodeGone,
-    NodePresence,
-    PresenceChanged,
-    SessionChanged,
-    Stamp,
 )
+from xmeet.store.im_snapshot import read_snapshot
+from xmeet.store.im_writer import IMWriter
 from xmeet.store.redis_link import READ_TIMEOUT, ILinkClient, RedisLink
 
-__all__ = ["IMEventError", "RedisIMBackend", "decode_im_event", "encode_im_event"]
+__all__ = ["RedisIMBackend"]
 
 log = Logger()
 
@@ -87,286 +82,6 @@ LOAD_TIMEOUT = 30.0
 Seconds a node waits for the whole stored state before giving up on this
 read (a later reconnect reads again).
 """
-
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-_STORE_CONVERSATION = """
-local stored = redis.call('HGET', KEYS[1], ARGV[1])
-if stored then
-  local number, node = string.match(stored, '^(%d+) (%S+) ')
-  if number and (tonumber(number) ~= tonumber(ARGV[2]) or node ~= ARGV[3]) then
-    return stored
-  end
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
-redis.call('PUBLISH', ARGV[5], ARGV[6])
-return 1
-"""
-"""
-Store a version of a conversation and publish it (ARGV: id, the number
-and node of the version it was made on, the stored value, the IM channel,
-the event) only if it was made on the stored version; else answer the
-stored one, for the change to be made again on it. A version another node
-refused is never published, so no node builds on it: before, every node
-applied every published version and one made on a refused version could
-overwrite the version that had won, losing a change (seen as a lost
-member when three nodes joined users at once).
-"""
-
-_PUSH_HISTORY = """
-local entry, size, max_bytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local overhead = tonumber(ARGV[4])
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  local bytes = 0
-  for _, old in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-    bytes = bytes + #old + overhead
-  end
-  redis.call('SET', KEYS[2], bytes)
-end
-local length = redis.call('LPUSH', KEYS[1], entry)
-local bytes = redis.call('INCRBY', KEYS[2], #entry + overhead)
-while length > 1 and (length > size or bytes > max_bytes) do
-  local oldest = redis.call('RPOP', KEYS[1])
-  bytes = redis.call('DECRBY', KEYS[2], #oldest + overhead)
-  length = length - 1
-end
-"""
-"""
-Keep a message in a conversation's history (KEYS: the history, its byte
-count; ARGV: the entry, messages kept, bytes kept, L{ENTRY_OVERHEAD}),
-dropping the oldest beyond either bound but never the newest. A count
-lost (or written before counts existed) is counted again from the list.
-"""
-
-_QUEUED_COST = """
-local function cost(entry, overhead)
-  local space = string.find(entry, ' ', 1, true) or 0
-  return #entry - space + overhead
-end
-"""
-"""
-What a queued C{"ID JSON"} entry costs: its JSON, without the id, plus
-the overhead, as L{xmeet.core.im.OfflineQueue} counts it.
-"""
-
-_ENQUEUE = (
-    _QUEUED_COST
-    + """
-local overhead = tonumber(ARGV[8])
-if redis.call('EXISTS', KEYS[3]) == 0 then
-  local bytes = 0
-  for _, old in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
-    bytes = bytes + cost(old, overhead)
-  end
-  redis.call('SET', KEYS[3], bytes)
-end
-local length = redis.call('RPUSH', KEYS[2], ARGV[2])
-local bytes = redis.call('INCRBY', KEYS[3], cost(ARGV[2], overhead))
-while length > 1 and (length > tonumber(ARGV[3]) or bytes > tonumber(ARGV[7])) do
-  local oldest = redis.call('LPOP', KEYS[2])
-  bytes = redis.call('DECRBY', KEYS[3], cost(oldest, overhead))
-  length = length - 1
-end
-redis.call('ZADD', KEYS[1], ARGV[5], ARGV[1])
-local extra = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
-if extra > 0 then
-  for _, user in ipairs(redis.call('ZRANGE', KEYS[1], 0, extra - 1)) do
-    redis.call('DEL', ARGV[6] .. user, ARGV[9] .. user)
-  end
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, extra - 1)
-end
-"""
-)
-"""
-Queue an entry (KEYS: the index of queues, the queue, its byte count;
-ARGV: user, entry, messages per user, users, score, prefix of queue keys,
-bytes per user, L{ENTRY_OVERHEAD}, prefix of byte count keys), bounded per
-user in messages and in bytes (never dropping the newest) and in users.
-The dropped queues' keys are built here, so this script needs a single
-Redis, not Redis Cluster.
-"""
-
-_REMOVE_QUEUED = (
-    _QUEUED_COST
-    + """
-local overhead = tonumber(ARGV[2])
-local wanted = {}
-for index = 3, #ARGV do wanted[ARGV[index]] = true end
-for _, entry in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
-  local id = string.match(entry, '^(%S+) ')
-  if id and wanted[id] then
-    if redis.call('LREM', KEYS[2], 1, entry) > 0 and redis.call('EXISTS', KEYS[3]) == 1 then
-      redis.call('DECRBY', KEYS[3], cost(entry, overhead))
-    end
-  end
-end
-if redis.call('LLEN', KEYS[2]) == 0 then
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  redis.call('DEL', KEYS[3])
-end
-"""
-)
-"""
-Remove the entries of the given message ids from a queue (KEYS: the index
-of queues, the queue, its byte count; ARGV: user, L{ENTRY_OVERHEAD}, ids),
-and the emptied queue, with its count, from the index.
-"""
-
-
-@attrs.frozen
-class _ReadAgain:
-    """
-    A node asks every other to read the stored state again: it wrote there
-    while Redis was away from it.
-    """
-
-    node: str
-
-
-class IMEventError(ValueError):
-    """
-    A message on the IM channel that is not an event.
-    """
-
-
-def _conversation_of(document: Mapping[str, Any]) -> Conversation:
-    fields = dict(document)
-    try:
-        return Conversation(
-            id=fields.pop("id"),
-            name=fields.pop("name"),
-            admin=tuple(fields.pop("admin")),
-            members=tuple(fields.pop("members")),
-            protected=tuple(fields.pop("protected")),
-            created_at=fields.pop("createdAt"),
-            custom=fields,
-        )
-    except (KeyError, TypeError) as error:
-        raise IMEventError(f"not a conversation: {error}") from None
-
-
-def encode_im_event(event: IMEvent) -> str:
-    """
-    The JSON text of C{event} on the IM channel.
-    """
-    fields: dict[str, Any]
-    if isinstance(event, PresenceChanged):
-        fields = {"kind": "presence", "user": event.user, "online": event.online}
-    elif isinstance(event, SessionChanged):
-        fields = {"kind": "session", "digest": event.digest, "user": event.user}
-        if event.expires_at is not None:
-            fields["expiresAt"] = event.expires_at
-    elif isinstance(event, NodePresence):
-        fields = {
-            "kind": "node",
-            "users": list(event.users),
-            "sessions": [list(pair) for pair in event.sessions],
-            "expiries": [list(pair) for pair in event.expiries],
-        }
-    elif isinstance(event, NodeGone):
-        fields = {"kind": "gone"}
-    elif isinstance(event, MessageSent):
-        fields = {
-            "kind": "message",
-            "event": event.event,
-            "data": event.data,
-            "deliver": list(event.deliver),
-            "queue": list(event.queue),
-            "conversation": event.conversation_id,
-            "again": event.again,
-        }
-    elif isinstance(event, Flushed):
-        fields = {"kind": "flushed", "user": event.user, "ids": list(event.ids)}
-    else:
-        fields = {
-            "kind": "conversation",
-            "version": event.stamp.number,
-            "conversation": event.conversation.as_json(),
-            "former": list(event.former),
-        }
-    return _encoder.encode({"node": event.node, **fields})
-
-
-def _expiry(value: object) -> int:
-    """
-    A session's expiry as an event or Redis holds it: epoch milliseconds.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise IMEventError(f"not a session expiry: {value!r}")
-    return int(value)
-
-
-def decode_im_event(text: str) -> IMEvent | _ReadAgain:
-    """
-    The event of a message on the IM channel, or a node's request to read
-    the stored state again.
-
-    @raise IMEventError: when C{text} is no event.
-    """
-    try:
-        fields = json.loads(text)
-        node = fields["node"]
-        kind = fields["kind"]
-        if kind == "presence":
-            return PresenceChanged(node, fields["user"], bool(fields["online"]))
-        if kind == "node":
-            sessions = tuple((digest, user) for digest, user in fields["sessions"])
-            expiries = tuple(
-                (digest, _expiry(expires_at)) for digest, expires_at in fields.get("expiries", ())
-            )
-            return NodePresence(node, tuple(fields["users"]), sessions, expiries)
-        if kind == "session":
-            expires_at = fields.get("expiresAt")
-            return SessionChanged(
-                node,
-                fields["digest"],
-                fields["user"],
-                None if expires_at is None else _expiry(expires_at),
-            )
-        if kind == "gone":
-            return NodeGone(node)
-        if kind == "message":
-            return MessageSent(
-                node,
-                fields["event"],
-                fields["data"],
-                tuple(fields["deliver"]),
-                tuple(fields["queue"]),
-                fields["conversation"],
-                bool(fields.get("again", False)),
-            )
-        if kind == "flushed":
-            return Flushed(node, fields["user"], tuple(fields["ids"]))
-        if kind == "conversation":
-            return ConversationChanged(
-                node,
-                Stamp(int(fields["version"]), node),
-                _conversation_of(fields["conversation"]),
-                tuple(fields["former"]),
-            )
-        if kind == "resync":
-            return _ReadAgain(node)
-    except (TypeError, ValueError, KeyError) as error:
-        raise IMEventError(f"malformed IM event: {error!r}") from None
-    raise IMEventError(f"unknown IM event kind {kind!r}")
-
-
-def _queued(event: str, data: Mapping[str, Any]) -> str:
-    return f"{data['id']} {_encoder.encode([event, data])}"
-
-
-def _stored_conversation(stamp: Stamp, conversation: Conversation) -> str:
-    return f"{stamp.number} {stamp.node} {_encoder.encode(conversation.as_json())}"
-
-
-def _parse_stored(value: str) -> tuple[Stamp, Conversation]:
-    """
-    A stored conversation and its version.
-
-    @raise ValueError: or L{IMEventError}, for a malformed value.
-    """
-    number, node, text = value.split(" ", 2)
-    return Stamp(int(number), node), _conversation_of(json.loads(text))
 
 
 @implementer(IIMBackend, ILinkClient)
@@ -396,11 +111,10 @@ class RedisIMBackend:
         self._link = link
         self._clock = link.clock
         self._history_size = history_size
-        self._history_bytes = history_bytes
-        self._offline_bytes = offline_bytes
         self._offline_limit = offline_limit
-        self._offline_users = offline_users
-        self._score = 0
+        self._writer = IMWriter(
+            link, history_size, offline_limit, offline_users, history_bytes, offline_bytes
+        )
         self._channel = link.key("im")
         self._listener: IIMListener | None = None
         self._serving: Deferred[None] = Deferred()
@@ -409,10 +123,6 @@ class RedisIMBackend:
         self._buffer: list[IMEvent] | None = None
         self._own_during_read: list[MessageSent] = []
         self._read_again = False
-        self._wrote_away = False
-        self._local_users: set[str] = set()
-        self._local_sessions: dict[str, str] = {}
-        self._local_expiries: dict[str, int] = {}
         self._reaper = LoopingCall(self._reap)
         self._reaper.clock = self._clock
 
@@ -463,29 +173,7 @@ class RedisIMBackend:
         was removed by the others), ask the others to read again what this
         node wrote while away, and read the state again.
         """
-        self._link.send("SADD", self._key("nodes"), self.node_id)
-        presence = self._key("presence", self.node_id)
-        self._link.send("DEL", presence)
-        if self._local_users:
-            self._link.send("SADD", presence, *sorted(self._local_users))
-        sessions = self._key("sessions", self.node_id)
-        expiries = self._key("expiries", self.node_id)
-        self._link.send("DEL", sessions, expiries)
-        for digest, user in self._local_sessions.items():
-            self._link.send("HSET", sessions, digest, user)
-        for digest, expires_at in self._local_expiries.items():
-            self._link.send("HSET", expiries, digest, expires_at)
-        gathered = NodePresence(
-            self.node_id,
-            tuple(sorted(self._local_users)),
-            tuple(sorted(self._local_sessions.items())),
-            tuple(sorted(self._local_expiries.items())),
-        )
-        self._link.send("PUBLISH", self._channel, encode_im_event(gathered))
-        if self._wrote_away:
-            self._wrote_away = False
-            resync = _encoder.encode({"node": self.node_id, "kind": "resync"})
-            self._link.send("PUBLISH", self._channel, resync)
+        self._writer.register()
         self._read()
 
     def subscriber_up(self, subscriber: Any) -> None:
@@ -515,7 +203,7 @@ class RedisIMBackend:
             return
         if event.node == self.node_id:
             return
-        if isinstance(event, _ReadAgain):
+        if isinstance(event, ReadAgain):
             self._read()
         elif self._buffer is not None:
             self._buffer.append(event)
@@ -533,7 +221,9 @@ class RedisIMBackend:
             self._read_again = True
             return
         self._buffer = []
-        reading: Deferred[IMSnapshot] = self._snapshot()
+        reading: Deferred[IMSnapshot] = read_snapshot(
+            self._link, self._history_size, self._offline_limit
+        )
         reading.addTimeout(LOAD_TIMEOUT, self._clock)
         reading.addCallbacks(self._loaded, self._load_failed)
 
@@ -582,73 +272,6 @@ class RedisIMBackend:
             self._read_again = False
             self._read()
 
-    @inlineCallbacks
-    def _snapshot(self) -> Any:
-        connection = self._link.connection
-        started = self._clock.seconds()
-        stored, nodes, offline_users = yield gatherResults(
-            [
-                connection.hgetall(self._key("conversations")),
-                connection.execute_command("SMEMBERS", self._key("nodes")),
-                connection.execute_command("ZRANGE", self._key("offline"), 0, -1),
-            ],
-            consumeErrors=True,
-        )
-        documents = []
-        for value in (stored or {}).values():
-            try:
-                documents.append(_parse_stored(value))
-            except (ValueError, IMEventError):
-                log.warn("ignoring a malformed stored conversation")
-        nodes = [node for node in nodes or () if node != self.node_id]
-        offline_users = offline_users or []
-        replies = yield gatherResults(
-            [
-                *(
-                    connection.lrange(
-                        self._key("history", conversation.id), 0, self._history_size - 1
-                    )
-                    for _, conversation in documents
-                ),
-                *(
-                    connection.lrange(self._key("offline", user), -self._offline_limit, -1)
-                    for user in offline_users
-                ),
-                *(
-                    connection.execute_command("SMEMBERS", self._key("presence", node))
-                    for node in nodes
-                ),
-                *(connection.hgetall(self._key("sessions", node)) for node in nodes),
-                *(connection.hgetall(self._key("expiries", node)) for node in nodes),
-            ],
-            consumeErrors=True,
-        )
-        histories = replies[: len(documents)]
-        queues = replies[len(documents) : len(documents) + len(offline_users)]
-        presences = replies[len(documents) + len(offline_users) :][: len(nodes)]
-        sessions = replies[len(documents) + len(offline_users) + len(nodes) :][: len(nodes)]
-        expiries = replies[len(documents) + len(offline_users) + 2 * len(nodes) :]
-        self._link.latency = self._clock.seconds() - started
-        return IMSnapshot(
-            conversations=[
-                ConversationState(stamp, conversation, _entries(history))
-                for (stamp, conversation), history in zip(documents, histories, strict=True)
-            ],
-            offline={
-                user: _queue(entries)
-                for user, entries in zip(offline_users, queues, strict=True)
-                if entries
-            },
-            presence={
-                node: tuple(sorted(users or ()))
-                for node, users in zip(nodes, presences, strict=True)
-            },
-            sessions={node: dict(found or {}) for node, found in zip(nodes, sessions, strict=True)},
-            expiries={
-                node: _stored_expiries(found) for node, found in zip(nodes, expiries, strict=True)
-            },
-        )
-
     def publish(self, event: IMEvent) -> None:
         """
         Store the effect of C{event} and publish it on the IM channel, in
@@ -656,84 +279,15 @@ class RedisIMBackend:
         published by the script that stores it, only if it was made on the
         stored version.
         """
-        if not self._link.connected:
-            self._wrote_away = True
-        send = self._link.send
-        if isinstance(event, PresenceChanged):
-            presence = self._key("presence", self.node_id)
-            if event.online:
-                self._local_users.add(event.user)
-                send("SADD", presence, event.user)
-                send("SADD", self._key("nodes"), self.node_id)
-            else:
-                self._local_users.discard(event.user)
-                send("SREM", presence, event.user)
-        elif isinstance(event, SessionChanged):
-            self._publish_session(event)
-        elif isinstance(event, MessageSent):
-            if self._buffer is not None and (event.queue or event.conversation_id):
-                self._own_during_read.append(event)
-            if event.conversation_id is not None:
-                send(
-                    "EVAL",
-                    _PUSH_HISTORY,
-                    2,
-                    self._key("history", event.conversation_id),
-                    self._key("history-bytes", event.conversation_id),
-                    _encoder.encode(event.data),
-                    self._history_size,
-                    self._history_bytes,
-                    ENTRY_OVERHEAD,
-                )
-            entry = _queued(event.event, event.data)
-            for user in event.queue:
-                self._score = max(int(self._clock.seconds() * 1000), self._score + 1)
-                send(
-                    "EVAL",
-                    _ENQUEUE,
-                    3,
-                    self._key("offline"),
-                    self._key("offline", user),
-                    self._key("offline-bytes", user),
-                    user,
-                    entry,
-                    self._offline_limit,
-                    self._offline_users,
-                    self._score,
-                    self._key("offline", ""),
-                    self._offline_bytes,
-                    ENTRY_OVERHEAD,
-                    self._key("offline-bytes", ""),
-                )
-        elif isinstance(event, Flushed):
-            send(
-                "EVAL",
-                _REMOVE_QUEUED,
-                3,
-                self._key("offline"),
-                self._key("offline", event.user),
-                self._key("offline-bytes", event.user),
-                event.user,
-                ENTRY_OVERHEAD,
-                *event.ids,
-            )
-        elif isinstance(event, ConversationChanged):
-            base = event.base or Stamp(0, "")
-            storing = self._link.call(
-                "EVAL",
-                _STORE_CONVERSATION,
-                1,
-                self._key("conversations"),
-                event.conversation.id,
-                base.number,
-                base.node,
-                _stored_conversation(event.stamp, event.conversation),
-                self._channel,
-                encode_im_event(event),
-            )
+        if (
+            isinstance(event, MessageSent)
+            and self._buffer is not None
+            and (event.queue or event.conversation_id)
+        ):
+            self._own_during_read.append(event)
+        storing = self._writer.write(event)
+        if isinstance(event, ConversationChanged) and storing is not None:
             storing.addCallback(self._stored, event)
-            return
-        send("PUBLISH", self._channel, encode_im_event(event))
 
     def _stored(self, reply: object, change: ConversationChanged) -> None:
         """
@@ -742,7 +296,7 @@ class RedisIMBackend:
         if not isinstance(reply, str) or self._listener is None:
             return
         try:
-            stamp, conversation = _parse_stored(reply)
+            stamp, conversation = parse_stored(reply)
         except (ValueError, IMEventError):
             log.warn("ignoring a malformed stored conversation")
             return
@@ -773,40 +327,11 @@ class RedisIMBackend:
                 )
                 if claimed:
                     log.info("node {node} is silent: its IM users are offline", node=node)
-                    self._remove(node)
+                    self._writer.remove_node(node)
                     if self._listener is not None:
                         self._listener.im_event(NodeGone(node))
         except Exception:
             self._link.failed(Failure(), "search for dead IM nodes")
-
-    def _publish_session(self, event: SessionChanged) -> None:
-        """
-        Store a session of this node that began, was refreshed or ended.
-        """
-        send = self._link.send
-        sessions = self._key("sessions", self.node_id)
-        expiries = self._key("expiries", self.node_id)
-        if event.user is None:
-            self._local_sessions.pop(event.digest, None)
-            self._local_expiries.pop(event.digest, None)
-            send("HDEL", sessions, event.digest)
-            send("HDEL", expiries, event.digest)
-            return
-        self._local_sessions[event.digest] = event.user
-        send("HSET", sessions, event.digest, event.user)
-        if event.expires_at is not None:
-            self._local_expiries[event.digest] = event.expires_at
-            send("HSET", expiries, event.digest, event.expires_at)
-
-    def _remove(self, node: str) -> Deferred[Any] | None:
-        self._link.send(
-            "DEL",
-            self._key("presence", node),
-            self._key("sessions", node),
-            self._key("expiries", node),
-        )
-        self._link.send("SREM", self._key("nodes"), node)
-        return self._link.send("PUBLISH", self._channel, encode_im_event(NodeGone(node)))
 
     @inlineCallbacks
     def stop(self) -> Any:
@@ -819,53 +344,10 @@ class RedisIMBackend:
         if self._patience is not None and self._patience.active():
             self._patience.cancel()
         if self._link.connected:
-            removed = self._remove(self.node_id)
+            removed = self._writer.remove_node(self.node_id)
             if removed is not None:
                 removed.addTimeout(READ_TIMEOUT, self._clock)
                 try:
                     yield removed
                 except Exception:
                     self._link.failed(Failure(), "removing this node's IM users")
-
-
-def _stored_expiries(stored: Any) -> dict[str, int]:
-    """
-    A node's stored session expiries; malformed entries skipped.
-    """
-    expiries = {}
-    for digest, value in (stored or {}).items():
-        try:
-            expiries[digest] = _expiry(value)
-        except (IMEventError, ValueError):
-            continue
-    return expiries
-
-
-def _entries(history: Any) -> list[dict[str, Any]]:
-    """
-    A stored history, oldest first; malformed entries skipped.
-    """
-    entries = []
-    for text in reversed(history or ()):
-        try:
-            entry = json.loads(text)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and "id" in entry:
-            entries.append(entry)
-    return entries
-
-
-def _queue(stored: Any) -> list[tuple[str, dict[str, Any]]]:
-    """
-    A stored offline queue, oldest first; malformed entries skipped.
-    """
-    queue = []
-    for text in stored or ():
-        try:
-            event, data = json.loads(text.split(" ", 1)[1])
-        except (ValueError, IndexError):
-            continue
-        if isinstance(event, str) and isinstance(data, dict) and "id" in data:
-            queue.append((event, data))
-    return queue
