@@ -150,10 +150,16 @@ class UnknownEventClientTests(TestCase):
         )
 
     async def test_socket_io_client(self) -> None:
+        """
+        The npm C{socket.io-client} 4.x: eve on websocket, fay on polling.
+        """
         running = start_xmeet(self, Settings())
         spec = json.dumps({"cases": CASES})
         self.check(await run_node(self, "im_client.js", running.url, "cases", spec))
 
     async def test_python_socketio(self) -> None:
+        """
+        The C{python-socketio} client: eve on websocket, fay on polling.
+        """
         running = start_xmeet(self, Settings())
         self.check(await PythonScenario(self, running.url).cases(CASES))
