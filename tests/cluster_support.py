@@ -26,6 +26,7 @@ from twisted.web.client import Agent, HTTPConnectionPool, readBody
 __all__ = [
     "RedisServer",
     "run_twistd",
+    "twistd_exit",
     "XmeetProcess",
     "free_port",
     "redis_cleanup",
@@ -80,14 +81,16 @@ class _Output(protocol.ProcessProtocol):
         self.output = b""
         self.ended: defer.Deferred[None] = defer.Deferred()
         self.running = True
+        self.exit_code: int | None = None
 
     def outReceived(self, data: bytes) -> None:
         self.output += data
 
     errReceived = outReceived
 
-    def processEnded(self, reason: object) -> None:
+    def processEnded(self, reason: Any) -> None:
         self.running = False
+        self.exit_code = reason.value.exitCode
         self.ended.callback(None)
 
 
@@ -118,6 +121,28 @@ def run_twistd(*args: str) -> Any:
     _spawn_twistd(output, *args)
     yield output.ended
     return output.output
+
+
+@defer.inlineCallbacks
+def twistd_exit(*args: str, within: float = 15.0) -> Any:
+    """
+    Run C{twistd -n xmeet ARGS}, which must end by itself within
+    C{within} seconds; fires with its exit code and what it printed.
+
+    @raise AssertionError: when it is still running then (it is killed).
+    """
+    output = _Output()
+    process = _spawn_twistd(output, *args)
+    deadline = reactor.seconds() + within  # type: ignore[attr-defined]
+    while output.running and reactor.seconds() < deadline:  # type: ignore[attr-defined]
+        yield deferLater(reactor, 0.05)
+    if output.running:
+        process.signalProcess("KILL")
+        yield output.ended
+        raise AssertionError(
+            f"twistd {' '.join(args)} still running after {within}s: {output.output!r}"
+        )
+    return output.exit_code, output.output.decode("utf-8", "replace")
 
 
 class XmeetProcess:

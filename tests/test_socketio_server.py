@@ -416,6 +416,34 @@ class AckTests(ServerTestCase):
         self.assertEqual(self.engine_socket.take(), [])
         self.assertFalse(self.engine_socket.closed)
 
+    def test_unknown_event_handler(self) -> None:
+        """
+        With C{on_unknown_event}, every event without a handler of its own
+        goes to that handler with its name and whether an ack was asked,
+        and its result is the ack; events with a handler are unchanged.
+        """
+        unknown: list[tuple[Socket, bool, str, tuple[Any, ...]]] = []
+
+        @self.main.on_unknown_event
+        def answer(socket: Socket, acked: bool, event: str, *args: Any) -> dict[str, str]:
+            unknown.append((socket, acked, event, args))
+            return {"unknown": event}
+
+        self.main.on("known")(lambda socket: "known")
+        self.engine_socket.receive('421["nobody",1,"2"]', '42["nobody"]', "422[7]", '423["known"]')
+        self.assertEqual(
+            self.engine_socket.take(),
+            ['431[{"unknown":"nobody"}]', '432[{"unknown":"7"}]', '433["known"]'],
+        )
+        self.assertEqual(
+            unknown,
+            [
+                (self.socket, True, "nobody", (1, "2")),
+                (self.socket, False, "nobody", ()),
+                (self.socket, True, "7", ()),
+            ],
+        )
+
     def test_numeric_event_name(self) -> None:
         self.main.on("7")(lambda socket: "seven")
         self.engine_socket.receive("421[7]")

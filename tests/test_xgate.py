@@ -183,6 +183,19 @@ class XgateTestCase(TestCase):
             self.assertEqual(frame["type"], expected)
         return client
 
+    def shrink_buffers(self, client: XgateClient, xnest_id: str) -> None:
+        """
+        Give both ends of C{client}'s connection to C{xnest_id} small kernel
+        buffers, so that a few kilobytes fill them once the client stops
+        reading.
+        """
+        room = self.rooms.live(xnest_id)
+        assert room is not None and client.protocol is not None
+        server_side: Any = room.local[client.id].sink.transport
+        client_side: Any = client.protocol.transport
+        server_side.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        client_side.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+
     def greeting(self, client: XgateClient) -> dict[str, Any]:
         """
         The payloads of C{client}'s greeting, by frame type.
@@ -1656,21 +1669,18 @@ class SlowReaderTests(XgateTestCase):
         connection given small socket buffers, so little data fills
         them), another sends 100 messages of 16 KB: the stalled member is
         dropped and its C{leave} reaches the sender, who keeps receiving
-        every message.
+        every message: it paces them on their echoes, four at a time, below
+        the five frames that would drop it too.
         """
         writer = await self.join("lobby", nickname="writer")
         stalled = await self.join("lobby", nickname="stalled")
         await writer.next_of_type("join")
-        room = self.rooms.live("lobby")
-        assert room is not None and stalled.protocol is not None
-        server_side = room.local[stalled.id].sink.transport
+        self.shrink_buffers(stalled, "lobby")
+        assert stalled.protocol is not None
         client_side: Any = stalled.protocol.transport
-        server_side.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        client_side.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         client_side.pauseProducing()
         text = "x" * 16000
-        for _ in range(100):
-            writer.send(text)
+        await writer.send_paced([text] * 100, window=4)
         leave = await writer.next_of_type("leave")
         self.assertEqual(contract(leave), self.frame(stalled, "lobby", "leave", "leave"))
         await wait_until(lambda: self.gate.connections == 1)

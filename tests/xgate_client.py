@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 from urllib.parse import quote, urlencode
 
@@ -308,6 +308,48 @@ class XgateClient:
         Send C{text} as one text message.
         """
         self._protocol().sendMessage(text.encode("utf-8"))
+
+    async def send_paced(self, texts: Sequence[str], window: int) -> None:
+        """
+        Send C{texts} as chat messages, never more than C{window} of them
+        ahead of their own echoes, and return once every one has come back.
+
+        The server then never has more than C{window} of these frames
+        waiting for this client, whatever the load: a test client shares
+        its reactor with the server, so a burst would leave it behind its
+        own echoes and get it dropped as a stalled reader. Call it with no
+        earlier message of this client still on its way back.
+
+        @raise AssertionError: when the connection ends first, or an echo
+            does not come within L{WAIT} seconds.
+        """
+        own = self.id
+        seen = len(self.frames)
+        echoes = 0
+
+        def count_echoes() -> int:
+            nonlocal seen, echoes
+            for frame in self.frames[seen:]:
+                echoes += frame["type"] == "normal" and frame["from"] == own
+            seen = len(self.frames)
+            return echoes
+
+        for sent, text in enumerate(texts):
+            await self._wait_for_echoes(count_echoes, sent - window + 1, len(texts))
+            self.send(text)
+        await self._wait_for_echoes(count_echoes, len(texts), len(texts))
+
+    async def _wait_for_echoes(self, count: Callable[[], int], wanted: int, total: int) -> None:
+        deadline = reactor.seconds() + WAIT
+        while count() < wanted:
+            if self.closed is not None:
+                raise AssertionError(
+                    f"the sender's own connection ended with {count()} of its {total} "
+                    f"messages echoed: {self.closed}"
+                )
+            if reactor.seconds() > deadline:
+                raise AssertionError(f"{count()} of {total} messages echoed after {WAIT}s")
+            await deferLater(reactor, 0.01)
 
     def send_raw(
         self, payload: bytes, is_binary: bool = False, fragment_size: int | None = None

@@ -12,11 +12,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import attrs
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 
 import xmeet
@@ -41,7 +43,7 @@ from xmeet.store.redis import RedisRoomBackend, parse_redis_url
 from xmeet.web import XmeetSite, build_root
 from xmeet.xgate import XgateResource
 
-__all__ = ["Node", "build_node", "make_service"]
+__all__ = ["CannotListen", "ListeningService", "Node", "build_node", "make_service"]
 
 log = Logger()
 
@@ -253,15 +255,117 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
     return node
 
 
+def _address(address: Any) -> str:
+    """
+    C{HOST:PORT} for an IP address, the address as it prints otherwise.
+    """
+    if isinstance(address, (IPv4Address, IPv6Address)):
+        return f"{address.host}:{address.port}"
+    return str(address)
+
+
+class CannotListen(SystemExit, Exception):
+    """
+    The port could not be opened while twistd was starting.
+
+    Both kinds on purpose, for twistd's start-up: as an C{Exception} it
+    takes twistd's own path for a service that fails to start (a daemon's
+    parent process is told and exits with status 1, the pid file is
+    removed), which then raises it again; as a C{SystemExit} it ends the
+    process there with status 1 and no traceback. Its text, which the
+    daemon's parent prints, says which port and why.
+    """
+
+    def __init__(self, port: str, reason: str) -> None:
+        super().__init__(1)
+        self.port = port
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"cannot listen on {self.port}: {self.reason}"
+
+
+class ListeningService(Service):
+    """
+    Serves C{factory} on an endpoint, and says so once it really listens.
+
+    A port that cannot be opened (in use, out of range, not allowed) must
+    not leave a process that runs and serves nothing, which is what
+    Twisted's C{StreamServerEndpointService} does (it logs a traceback and
+    goes on). twistd opens ports before its reactor runs, and the TCP, TLS
+    and UNIX endpoints fail at once: the failure is one log line and
+    L{CannotListen}, which stops twistd with status 1. An endpoint that
+    fails later is logged the same way and stops the reactor (twistd then
+    has no public way to exit with a failure status).
+    """
+
+    def __init__(
+        self, reactor: Any, endpoint: IStreamServerEndpoint, description: str, factory: Any
+    ) -> None:
+        self._reactor = reactor
+        self._endpoint = endpoint
+        self._description = description
+        self._factory = factory
+        self._port: Deferred[Any] | None = None
+        self._starting = False
+        self._failure: str | None = None
+
+    def privilegedStartService(self) -> None:
+        """
+        Listen (twistd calls this before its reactor runs, with privileges).
+        """
+        super().privilegedStartService()
+        self._starting = True
+        self._port = self._endpoint.listen(self._factory)
+        self._port.addCallbacks(self._listening, self._cannot_listen)
+        self._starting = False
+        if self._failure is not None:
+            raise CannotListen(self._description, self._failure)
+
+    def startService(self) -> None:
+        """
+        Listen, unless L{privilegedStartService} did.
+        """
+        super().startService()
+        if self._port is None:
+            self.privilegedStartService()
+
+    def stopService(self) -> Deferred[None] | None:
+        """
+        Stop listening, or stop trying to.
+        """
+        super().stopService()
+        port, self._port = self._port, None
+        if port is None:
+            return None
+        port.cancel()
+        return port.addCallback(lambda listening: listening and listening.stopListening())
+
+    def _listening(self, port: IListeningPort) -> IListeningPort:
+        log.info("listening on {address}", address=_address(port.getHost()))
+        return port
+
+    def _cannot_listen(self, reason: Failure) -> None:
+        if reason.check(CancelledError):
+            return
+        self._failure = reason.getErrorMessage()
+        log.critical(
+            "cannot listen on {port}: {reason}", port=self._description, reason=self._failure
+        )
+        if not self._starting:
+            self._reactor.callWhenRunning(self._reactor.stop)
+
+
 def make_service(reactor: Any, settings: Settings, port: str) -> MultiService:
     """
     The twistd service: one node listening on the endpoint description
     C{port}.
     """
     node = build_node(reactor, settings)
-    log.info("xmeet node {node} listening on {port}", node=node.node_id, port=port)
+    log.info("xmeet node {node} starting", node=node.node_id)
     top = MultiService()
     NodeService(node).setServiceParent(top)
-    listener = StreamServerEndpointService(serverFromString(reactor, port), node.site)
-    listener.setServiceParent(top)
+    ListeningService(reactor, serverFromString(reactor, port), port, node.site).setServiceParent(
+        top
+    )
     return top

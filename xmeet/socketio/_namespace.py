@@ -26,6 +26,10 @@ log = Logger()
 
 _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
+#: Characters of an unknown event's name that its log line shows (as
+#: C{repr}, which escapes whatever a log file could not encode).
+_LOGGED_NAME = 100
+
 
 @attrs.frozen
 class PreparedEvent:
@@ -78,6 +82,9 @@ class Namespace:
         the single argument.  Failures are logged, and no acknowledgement
         is sent.
 
+    An event without a handler is ignored, as the official server does,
+    unless L{on_unknown_event} registered a handler for every such event.
+
     @ivar name: the namespace's name.
     """
 
@@ -85,6 +92,7 @@ class Namespace:
     _server: SocketIOServer = attrs.field(repr=False)
     _handlers: dict[str, Callable[..., Any]] = attrs.field(factory=dict, init=False, repr=False)
     _ack_aware: set[str] = attrs.field(factory=set, init=False, repr=False)
+    _unknown_event: Callable[..., Any] | None = attrs.field(default=None, init=False, repr=False)
     _sockets: dict[str, Socket] = attrs.field(factory=dict, init=False, repr=False)
     _rooms: dict[str, dict[Socket, None]] = attrs.field(factory=dict, init=False, repr=False)
 
@@ -107,6 +115,18 @@ class Namespace:
             return handler
 
         return register
+
+    def on_unknown_event(self, handler: _Handler) -> _Handler:
+        """
+        Decorator registering the handler of every event that has none, as
+        C{handler(socket, acked, event, *args)}: C{event} is the event's
+        name and C{acked} tells whether the client asked for an
+        acknowledgement, which the handler's result becomes as with L{on}.
+        An application thus answers a call it does not know instead of
+        leaving the client to wait for its timeout.
+        """
+        self._unknown_event = handler
+        return handler
 
     @property
     def sockets(self) -> Mapping[str, Socket]:
@@ -204,9 +224,15 @@ class Namespace:
         name = _event_name(event)
         handler = self._handlers.get(name)
         if handler is None:
-            log.debug("no handler for {event} in {namespace}", event=name, namespace=self.name)
-            return
-        if name in self._ack_aware:
+            log.debug(
+                "no handler for {event!r} in {namespace}",
+                event=name[:_LOGGED_NAME],
+                namespace=self.name,
+            )
+            if self._unknown_event is None:
+                return
+            d = maybeDeferred(self._unknown_event, socket, ack_id is not None, name, *args)
+        elif name in self._ack_aware:
             d = maybeDeferred(handler, socket, ack_id is not None, *args)
         else:
             d = maybeDeferred(handler, socket, *args)
