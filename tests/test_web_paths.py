@@ -161,6 +161,20 @@ class FoundCasesTests(_NodeTestCase):
         connection = self.raw(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         self.assertEqual(connection.status(), 200)
         self.assertTrue(connection.written().endswith(b"\r\n\r\n"))
+        self.assertEqual(self.log.noticed(), [])
+
+    def test_head_refused(self) -> None:
+        """
+        A refused C{HEAD} (here a foreign origin on C{/socket.io/}) gets the
+        refusal's status without its body, and the refusal's one line is
+        all that is logged (found by L{FuzzTests}).
+        """
+        connection = self.raw(
+            b"HEAD /socket.io/ HTTP/1.1\r\nHost: x\r\nOrigin: application/json\r\n\r\n"
+        )
+        self.assertEqual(connection.status(), 403)
+        self.assertTrue(connection.written().endswith(b"\r\n\r\n"))
+        self.assertEqual(len(self.log.noticed()), 1)
 
     def test_malformed_request_line(self) -> None:
         """

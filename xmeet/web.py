@@ -250,7 +250,9 @@ class _MethodRefusals:
     """
     Renders a resource; a method it does not support gets 405, with the
     methods it does support in C{Allow}. C{HEAD} where C{GET} is allowed
-    is left to twisted.web, which answers it as a C{GET} without body.
+    is answered as the C{GET} would be, without its body but with its
+    length: twisted.web would do the same, logging a line for every such
+    request, which any client could make.
     """
 
     def __init__(self, resource: Any) -> None:
@@ -264,7 +266,7 @@ class _MethodRefusals:
         The resource's answer, or the 405 error object.
         """
         try:
-            return self._resource.render(request)
+            body = self._resource.render(request)
         except UnsupportedMethod as refused:
             allowed: list[bytes] = list(refused.allowedMethods)
             if request.method == b"HEAD" and b"GET" in allowed:
@@ -274,6 +276,10 @@ class _MethodRefusals:
             request.setHeader(b"allow", b", ".join(allowed))
             request.setHeader(b"content-type", b"application/json; charset=utf-8")
             return error_body(405, f"method {method} is not allowed here")
+        if request.method == b"HEAD" and isinstance(body, bytes) and body:
+            request.setHeader(b"content-length", b"%d" % len(body))
+            return b""
+        return body
 
 
 class XmeetSite(Site):
