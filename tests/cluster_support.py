@@ -221,6 +221,21 @@ class XmeetProcess:
         finally:
             yield pool.closeCachedConnections()
 
+    @defer.inlineCallbacks
+    def until_status(self, status: str, timeout: float = 15) -> Any:
+        """
+        Ask C{/healthz} until it says C{status} (C{ok}, or C{degraded}
+        while Redis is out of reach); fires with that document.
+        """
+        deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
+        while True:
+            health = yield self.health()
+            if health is not None and health["status"] == status:
+                return health
+            if reactor.seconds() > deadline:  # type: ignore[attr-defined]
+                raise AssertionError(f"node on {self.port} never {status}: {health}")
+            yield deferLater(reactor, 0.05, lambda: None)
+
     @property
     def pid(self) -> int:
         """

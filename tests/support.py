@@ -4,16 +4,23 @@ Helpers shared by the tests that run xmeet on a real port.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import attrs
+import treq
 from treq.client import HTTPClient
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 
+from tests.xgate_client import WAIT, XgateClient, connect, handshake_status, wait_until
 from xmeet.config import Settings
 from xmeet.service import Node, build_node
 
-__all__ = ["RunningNode", "http_client", "start_xmeet"]
+__all__ = ["RunningNode", "SocketNetwork", "http_client", "start_xmeet"]
 
 
 @attrs.frozen
@@ -61,3 +68,68 @@ def http_client(testcase: TestCase) -> HTTPClient:
     pool = HTTPConnectionPool(reactor, persistent=False)
     testcase.addCleanup(pool.closeCachedConnections)
     return HTTPClient(Agent(reactor, pool=pool))
+
+
+class SocketNetwork:
+    """
+    Nodes on real ports of 127.0.0.1 and clients on real sockets, all on
+    the global reactor: the same surface as
+    L{tests.memory_support.MemoryNetwork}, for the tests that prove the
+    wire on sockets (and for nodes whose backend is a real Redis server,
+    reached through the global reactor).
+    """
+
+    def __init__(self, testcase: TestCase) -> None:
+        self._testcase = testcase
+
+    def start_node(self, settings: Settings) -> RunningNode:
+        """
+        Start a node with C{settings} on an ephemeral port.
+        """
+        return start_xmeet(self._testcase, settings)
+
+    def seconds(self) -> float:
+        """
+        The global reactor's time, which nodes on sockets stamp frames
+        with.
+        """
+        return float(reactor.seconds())  # type: ignore[attr-defined]
+
+    def node_clock(self, running: RunningNode) -> Clock:
+        """
+        A L{Clock} put in place of the gate's clock, for rate limits: a node
+        on the global reactor has no clock of its own a test could drive.
+        """
+        clock = Clock()
+        running.node.gate.clock = clock
+        return clock
+
+    def connect(
+        self, url: str, headers: Mapping[str, str] | None = None, answer_pings: bool = True
+    ) -> Deferred[XgateClient]:
+        """
+        L{tests.xgate_client.connect}.
+        """
+        return connect(self._testcase, url, headers, answer_pings)
+
+    def handshake_status(
+        self, url: str, headers: Mapping[str, str] | None = None
+    ) -> Deferred[int | None]:
+        """
+        L{tests.xgate_client.handshake_status}.
+        """
+        return handshake_status(self._testcase, url, headers)
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = WAIT) -> Deferred[None]:
+        """
+        L{tests.xgate_client.wait_until}.
+        """
+        return wait_until(condition, timeout)
+
+    async def get(self, url: str) -> tuple[int, Any, bytes]:
+        """
+        GET C{url} over a connection that is then closed: status, headers
+        and body.
+        """
+        response = await treq.get(url, persistent=False, allow_redirects=False)
+        return response.code, response.headers, await response.content()

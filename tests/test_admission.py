@@ -25,7 +25,7 @@ from websockets.exceptions import InvalidStatus
 from tests.support import RunningNode, http_client, start_xmeet
 from tests.test_engineio_session import body_of, header, make_request, make_server
 from tests.test_im_socketio import sio_connect
-from tests.test_xgate import run_in_thread
+from tests.test_xgate_interop import run_in_thread
 from tests.xgate_client import WAIT, XgateClient, connect, handshake_status, wait_until
 from xmeet.admission import Admission
 from xmeet.config import Settings

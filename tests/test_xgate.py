@@ -1,42 +1,32 @@
 # -*- test-case-name: tests.test_xgate -*-
 """
-End-to-end tests of the xgate protocol (PROTOCOL.md section 1): a real
-xmeet node on 127.0.0.1, spoken to by two WebSocket client libraries
-nobody here wrote: Autobahn's Twisted client (through L{tests.xgate_client},
-in the test's reactor) and the C{websockets} package (asyncio, in a thread).
+The rules of the xgate protocol (PROTOCOL.md section 1), spoken by
+Autobahn's own WebSocket client (through L{tests.xgate_client}) to a real
+xmeet node, in memory: node and clients share one fake reactor and clock
+(L{tests.memory_support}), so heartbeats, rate limits and close codes
+take no real time and no test depends on how fast the machine is.
+
+The same tests run on real sockets where the wire itself is the point
+(L{tests.test_xgate_interop}) and against a real Redis
+(L{tests.test_xgate_redis}); a subclass says C{on_sockets = True} for that.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-import treq
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import Clock
-from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
-from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as websockets_connect
-from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 import xmeet
-from tests.support import RunningNode, start_xmeet
-from tests.xgate_client import (
-    WAIT,
-    XgateClient,
-    connect,
-    handshake_status,
-    wait_until,
-    xnest_url,
-)
+from tests.memory_support import MemoryNetwork, MemoryNode
+from tests.support import RunningNode, SocketNetwork
+from tests.xgate_client import WAIT, XgateClient, xnest_url
 from xmeet.config import Settings
 
 __all__ = [
@@ -52,15 +42,12 @@ __all__ = [
     "HistoryPagingTests",
     "LeaveTests",
     "MessageTests",
-    "MixedClientTests",
     "NicknameTests",
     "RateLimitTests",
     "RoomIdTests",
     "SlowJoinTests",
-    "SlowReaderTests",
     "StoreHistoryTests",
     "TimeZoneTests",
-    "WebsocketsCloseCodeTests",
 ]
 
 GREETING = ["self", "member_count", "members", "history"]
@@ -101,44 +88,6 @@ def send_times(start: float, end: float, zone: str = "UTC") -> set[str]:
     return times
 
 
-def now() -> float:
-    """
-    The reactor's time, which the server stamps frames with.
-    """
-    return reactor.seconds()
-
-
-def run_in_thread(coroutine: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    """
-    Run an asyncio C{coroutine} function in a thread of the reactor's
-    pool, with its own event loop, so the reactor keeps serving meanwhile.
-    """
-    return deferToThread(asyncio.run, coroutine())
-
-
-async def receive(connection: ClientConnection) -> dict[str, Any]:
-    """
-    The next frame of a C{websockets} connection, parsed; bounded wait.
-    """
-    text = await asyncio.wait_for(connection.recv(), WAIT)
-    assert isinstance(text, str), f"binary message from the server: {text!r}"
-    frame: dict[str, Any] = json.loads(text)
-    return frame
-
-
-async def receive_until(
-    connection: ClientConnection, done: Callable[[dict[str, Any]], bool]
-) -> list[dict[str, Any]]:
-    """
-    Frames of a C{websockets} connection up to and including the first
-    for which C{done(frame)} is true.
-    """
-    frames = [await receive(connection)]
-    while not done(frames[-1]):
-        frames.append(await receive(connection))
-    return frames
-
-
 def cookie_of(client: XgateClient) -> str:
     """
     The C{Set-Cookie} header of C{client}'s 101 handshake answer.
@@ -147,19 +96,69 @@ def cookie_of(client: XgateClient) -> str:
     return str(client.response.headers["set-cookie"])
 
 
+class Advancing(Protocol):
+    """
+    What moves a node's time in a test: its own clock in memory, a clock
+    put in its gate's place on sockets.
+    """
+
+    def advance(self, seconds: float) -> None:
+        """
+        Let C{seconds} pass.
+        """
+
+
 class XgateTestCase(TestCase):
     """
-    A node with C{settings} for each test; every test ends only once the
-    server has seen all its WebSocket connections end.
+    A node with C{settings} for each test, in memory unless C{on_sockets};
+    every test ends only once the server has seen all its WebSocket
+    connections end.
     """
 
     settings = Settings()
+    on_sockets = False
 
     def setUp(self) -> None:
-        self.running: RunningNode = start_xmeet(self, self.settings)
+        self.network: MemoryNetwork | SocketNetwork = (
+            SocketNetwork(self) if self.on_sockets else MemoryNetwork(self)
+        )
+        self.running: MemoryNode | RunningNode = self.network.start_node(self.settings)
         self.gate = self.running.node.gate
         self.rooms = self.running.node.rooms
-        self.addCleanup(wait_until, lambda: self.gate.connections == 0)
+        self.addCleanup(self.wait_until, lambda: self.gate.connections == 0)
+
+    def now(self) -> float:
+        """
+        The node's time, which it stamps frames with.
+        """
+        return self.network.seconds()
+
+    def node_clock(self) -> Advancing:
+        """
+        What moves the node's time for its rate limits.
+        """
+        return self.network.node_clock(self.running)  # type: ignore[arg-type]
+
+    def connect(
+        self, url: str, headers: dict[str, str] | None = None, answer_pings: bool = True
+    ) -> Deferred[XgateClient]:
+        """
+        Open a connection to C{url}; fires with the client once the
+        WebSocket is open.
+        """
+        return self.network.connect(url, headers, answer_pings)
+
+    def handshake_status(self, url: str) -> Deferred[int | None]:
+        """
+        The status the node answers a handshake for C{url} with, not 101.
+        """
+        return self.network.handshake_status(url)
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = WAIT) -> Deferred[None]:
+        """
+        Fires once C{condition()} is true; fails after C{timeout} seconds.
+        """
+        return self.network.wait_until(condition, timeout)
 
     def url(self, xnest_id: str, **query: str) -> str:
         """
@@ -177,24 +176,11 @@ class XgateTestCase(TestCase):
         """
         Connect an Autobahn client to C{xnest_id} and read its greeting.
         """
-        client = await connect(self, self.url(xnest_id, **query), headers, answer_pings)
+        client = await self.connect(self.url(xnest_id, **query), headers, answer_pings)
         for expected in GREETING:
             frame = await client.next_frame()
             self.assertEqual(frame["type"], expected)
         return client
-
-    def shrink_buffers(self, client: XgateClient, xnest_id: str) -> None:
-        """
-        Give both ends of C{client}'s connection to C{xnest_id} small kernel
-        buffers, so that a few kilobytes fill them once the client stops
-        reading.
-        """
-        room = self.rooms.live(xnest_id)
-        assert room is not None and client.protocol is not None
-        server_side: Any = room.local[client.id].sink.transport
-        client_side: Any = client.protocol.transport
-        server_side.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        client_side.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 
     def greeting(self, client: XgateClient) -> dict[str, Any]:
         """
@@ -235,10 +221,10 @@ class GreetingTests(XgateTestCase):
         from itself, with the decoded room id and one C{send_time} of the
         moment it joined.
         """
-        start = now()
-        alice = await connect(self, self.url("lobby", nickname="alice"))
+        start = self.now()
+        alice = await self.connect(self.url("lobby", nickname="alice"))
         frames = [await alice.next_frame() for _ in GREETING]
-        end = now()
+        end = self.now()
         member_id = frames[0]["payload"]
         self.assertIsInstance(member_id, str)
         self.assertLessEqual(len(member_id), 32)
@@ -330,14 +316,14 @@ class GreetingTests(XgateTestCase):
         Two nodes (or one node restarted) never hand out the same member
         id, even to their first members.
         """
-        other = start_xmeet(self, self.settings)
+        other = self.network.start_node(self.settings)
         here = await self.join("lobby")
-        there = await connect(self, xnest_url(other.ws_url, "lobby"))
+        there = await self.connect(xnest_url(other.ws_url, "lobby"))
         await there.next_of_type("history")
         self.assertNotEqual(here.id, there.id)
         self.assertLessEqual(len(there.id), 32)
         await there.close()
-        await wait_until(lambda: other.node.gate.connections == 0)
+        await self.wait_until(lambda: other.node.gate.connections == 0)
 
 
 class ConnectionLimitTests(XgateTestCase):
@@ -354,9 +340,9 @@ class ConnectionLimitTests(XgateTestCase):
         """
         alice = await self.join("a")
         await self.join("b")
-        self.assertEqual(await handshake_status(self, self.url("a")), 503)
+        self.assertEqual(await self.handshake_status(self.url("a")), 503)
         await alice.close()
-        await wait_until(lambda: self.gate.connections == 1)
+        await self.wait_until(lambda: self.gate.connections == 1)
         carol = await self.join("a")
         self.assertEqual(self.greeting(carol)["member_count"], 1)
 
@@ -374,10 +360,10 @@ class TimeZoneTests(XgateTestCase):
         UTC's.
         """
         alice = await self.join("lobby")
-        start = now()
+        start = self.now()
         alice.send("when?")
         frame = await alice.next_of_type("normal")
-        end = now()
+        end = self.now()
         self.assertIn(frame["send_time"], send_times(start, end, "Asia/Kathmandu"))
         self.assertNotIn(frame["send_time"], send_times(start, end))
 
@@ -399,11 +385,11 @@ class MessageTests(XgateTestCase):
         await alice.next_of_type("join")
         await alice.next_of_type("join")
         await bob.next_of_type("join")
-        start = now()
+        start = self.now()
         bob.send("hello")
         expected = self.frame(bob, "lobby", "normal", "hello")
         received = [await client.next_frame() for client in (alice, bob, carol)]
-        end = now()
+        end = self.now()
         self.assertEqual([contract(frame) for frame in received], [expected] * 3)
         self.assertEqual(len({frame["send_time"] for frame in received}), 1)
         self.assertIn(received[0]["send_time"], send_times(start, end))
@@ -827,7 +813,7 @@ class NicknameTests(XgateTestCase):
             "nickname=%ff",
         ]:
             url = f"{self.running.ws_url}/xgate/websocket/lobby?{query}"
-            self.assertEqual(await handshake_status(self, url), 400, query)
+            self.assertEqual(await self.handshake_status(url), 400, query)
         self.assertEqual(self.rooms.active_rooms, 0)
 
     async def test_longest_nickname(self) -> None:
@@ -854,28 +840,8 @@ class RoomIdTests(XgateTestCase):
         """
         for segment in self.INVALID:
             url = f"{self.running.ws_url}/xgate/websocket/{segment}?nickname=alice"
-            self.assertEqual(await handshake_status(self, url), 400, segment)
+            self.assertEqual(await self.handshake_status(url), 400, segment)
         self.assertEqual((self.gate.factories, self.rooms.active_rooms), (0, 0))
-
-    async def test_invalid_refused_to_websockets(self) -> None:
-        """
-        The C{websockets} client sees the same HTTP 400 answers.
-        """
-        base = self.running.ws_url
-
-        async def statuses() -> list[int | None]:
-            found: list[int | None] = []
-            for segment in self.INVALID:
-                try:
-                    async with websockets_connect(
-                        f"{base}/xgate/websocket/{segment}", proxy=None, open_timeout=WAIT
-                    ):
-                        found.append(None)
-                except InvalidStatus as error:
-                    found.append(error.response.status_code)
-            return found
-
-        self.assertEqual(await run_in_thread(statuses), [400] * len(self.INVALID))
 
     async def test_longest_ids(self) -> None:
         """
@@ -891,7 +857,7 @@ class RoomIdTests(XgateTestCase):
         Percent escapes are decoded before the id is used: C{caf%C3%A9}
         and C{café} are the same room.
         """
-        first = await connect(self, f"{self.running.ws_url}/xgate/websocket/caf%C3%A9")
+        first = await self.connect(f"{self.running.ws_url}/xgate/websocket/caf%C3%A9")
         await first.next_of_type("history")
         second = await self.join("café")
         self.assertEqual(second.frames[0]["xnest"], "café")
@@ -901,9 +867,9 @@ class RoomIdTests(XgateTestCase):
         """
         A path is not a form: C{a+b} and C{a%2Bb} are the room C{a+b}.
         """
-        first = await connect(self, f"{self.running.ws_url}/xgate/websocket/a+b")
+        first = await self.connect(f"{self.running.ws_url}/xgate/websocket/a+b")
         await first.next_of_type("history")
-        second = await connect(self, f"{self.running.ws_url}/xgate/websocket/a%2Bb")
+        second = await self.connect(f"{self.running.ws_url}/xgate/websocket/a%2Bb")
         await second.next_of_type("history")
         self.assertEqual(
             (second.frames[0]["xnest"], self.greeting(second)["member_count"]), ("a+b", 2)
@@ -956,7 +922,7 @@ class StoreHistoryTests(XgateTestCase):
         """
         for value in ["maybe", "", "2"]:
             url = self.url("lobby", is_store_history=value)
-            self.assertEqual(await handshake_status(self, url), 400, value)
+            self.assertEqual(await self.handshake_status(url), 400, value)
 
 
 class BadFrameTests(XgateTestCase):
@@ -1112,8 +1078,8 @@ class LeaveTests(XgateTestCase):
 class RateLimitTests(XgateTestCase):
     """
     Messages beyond the token bucket are dropped and the sender warned at
-    most once a second. The server's clock is a L{Clock} driven by the
-    test; ping barriers make sure the server has read what was sent.
+    most once a second. The test drives the node's clock; ping barriers
+    make sure the server has read what was sent.
     """
 
     settings = Settings(rate=1, burst=2)
@@ -1125,8 +1091,7 @@ class RateLimitTests(XgateTestCase):
         passes and no second warning comes; a second after the first
         warning, one message passes and the next is warned about again.
         """
-        clock = Clock()
-        self.gate.clock = clock
+        clock = self.node_clock()
         alice = await self.join("lobby", nickname="alice")
         bob = await self.join("lobby", nickname="bob")
         await alice.next_of_type("join")
@@ -1161,7 +1126,7 @@ class RateLimitTests(XgateTestCase):
         """
         One member's flood does not limit another member.
         """
-        self.gate.clock = Clock()
+        self.node_clock()
         alice = await self.join("lobby")
         bob = await self.join("lobby")
         for number in range(5):
@@ -1176,7 +1141,7 @@ class RateLimitTests(XgateTestCase):
 class FloodTests(XgateTestCase):
     """
     A client sending more than ten times the rate for five seconds is
-    closed with 1008 (server time driven by a L{Clock}).
+    closed with 1008 (the test drives the node's clock).
     """
 
     settings = Settings(rate=1, burst=1000)
@@ -1187,8 +1152,7 @@ class FloodTests(XgateTestCase):
         is large); the 11th of the fifth second closes the connection with
         1008 instead of being broadcast, and the others get C{leave}.
         """
-        clock = Clock()
-        self.gate.clock = clock
+        clock = self.node_clock()
         alice = await self.join("lobby", nickname="alice")
         bob = await self.join("lobby", nickname="bob")
         for second in range(5):
@@ -1211,8 +1175,7 @@ class FloodTests(XgateTestCase):
         Exactly ten times the rate for longer than five seconds is not a
         flood.
         """
-        clock = Clock()
-        self.gate.clock = clock
+        clock = self.node_clock()
         alice = await self.join("lobby")
         for second in range(7):
             for number in range(10):
@@ -1245,7 +1208,7 @@ class HeartbeatTests(XgateTestCase):
         closed = await mute.when_closed()
         self.assertEqual((closed.was_clean, closed.code), (False, 1006))
         self.assertGreaterEqual(mute.pings, 1)
-        await wait_until(lambda: alice.pings >= 3)
+        await self.wait_until(lambda: alice.pings >= 3)
         self.assertIsNone(alice.closed)
         alice.send("still here")
         self.assertEqual(
@@ -1278,14 +1241,14 @@ class FactoryLifecycleTests(XgateTestCase):
             (self.gate.factories, self.gate.connections, self.rooms.active_rooms), (2, 3, 2)
         )
         await alice.close()
-        await wait_until(lambda: self.gate.connections == 2)
+        await self.wait_until(lambda: self.gate.connections == 2)
         self.assertEqual((self.gate.factories, self.rooms.active_rooms), (2, 2))
         await bob.abort()
-        await wait_until(lambda: self.gate.factories == 1)
+        await self.wait_until(lambda: self.gate.factories == 1)
         self.assertEqual((self.gate.connections, self.rooms.active_rooms), (1, 1))
         carol.send_raw(b"bye", is_binary=True)
         await carol.when_closed()
-        await wait_until(lambda: self.gate.factories == 0)
+        await self.wait_until(lambda: self.gate.factories == 0)
         self.assertEqual((self.gate.connections, self.rooms.active_rooms), (0, 0))
 
     async def test_refused_handshake_releases_factory(self) -> None:
@@ -1294,8 +1257,8 @@ class FactoryLifecycleTests(XgateTestCase):
         leaves no factory and no room behind.
         """
         url = f"{self.running.ws_url}/xgate/websocket/lobby?nickname=%01"
-        self.assertEqual(await handshake_status(self, url), 400)
-        await wait_until(lambda: self.gate.connections == 0)
+        self.assertEqual(await self.handshake_status(url), 400)
+        await self.wait_until(lambda: self.gate.connections == 0)
         self.assertEqual((self.gate.factories, self.rooms.active_rooms), (0, 0))
 
     async def chat_and_leave(self, xnest_id: str, text: str) -> None:
@@ -1306,7 +1269,7 @@ class FactoryLifecycleTests(XgateTestCase):
         client.send(text)
         await client.next_of_type("normal")
         await client.close()
-        await wait_until(lambda: self.rooms.active_rooms == 0)
+        await self.wait_until(lambda: self.rooms.active_rooms == 0)
 
     async def history_of(self, xnest_id: str) -> list[Any]:
         """
@@ -1317,7 +1280,7 @@ class FactoryLifecycleTests(XgateTestCase):
         history = self.greeting(client)["history"]
         self.assertEqual(self.greeting(client)["member_count"], 1)
         await client.close()
-        await wait_until(lambda: self.rooms.active_rooms == 0)
+        await self.wait_until(lambda: self.rooms.active_rooms == 0)
         return [entry["payload"] for entry in history]
 
     async def test_history_served_after_room_empties(self) -> None:
@@ -1329,7 +1292,7 @@ class FactoryLifecycleTests(XgateTestCase):
         alice.send("keep me")
         sent = await alice.next_of_type("normal")
         await alice.close()
-        await wait_until(lambda: (self.gate.factories, self.rooms.active_rooms) == (0, 0))
+        await self.wait_until(lambda: (self.gate.factories, self.rooms.active_rooms) == (0, 0))
         dave = await self.join("a", nickname="dave")
         greeting = self.greeting(dave)
         self.assertEqual(
@@ -1376,8 +1339,7 @@ class HealthTests(XgateTestCase):
         GET C{path} from the node over a connection that is then closed:
         status, headers and body.
         """
-        response = await treq.get(self.running.url + path, persistent=False, allow_redirects=False)
-        return response.code, response.headers, await response.content()
+        return await self.network.get(self.running.url + path)
 
     async def test_healthz(self) -> None:
         """
@@ -1413,104 +1375,8 @@ class HealthTests(XgateTestCase):
         )
         self.assertEqual(code, 426)
         self.assertIsNone(headers.getRawHeaders("location"))
-        await wait_until(lambda: self.gate.connections == 0)
+        await self.wait_until(lambda: self.gate.connections == 0)
         self.assertEqual((self.gate.factories, self.rooms.active_rooms), (0, 0))
-
-
-class MixedClientTests(XgateTestCase):
-    """
-    Autobahn's client and the C{websockets} client in one conversation.
-    """
-
-    async def test_conversation(self) -> None:
-        """
-        Alice (Autobahn) and Wanda and Wu (C{websockets}, in a thread) see
-        each other's joins, messages and leaves exactly, and the
-        C{websockets} handshake gets the nickname cookie.
-        """
-        alice = await self.join("mixed", nickname="alice")
-        wanda_url = self.url("mixed", nickname="wanda")
-        wu_url = self.url("mixed", nickname="吴")
-
-        async def websockets_side() -> tuple[list[Any], list[Any], str | None]:
-            def payload_is(text: str) -> Callable[[dict[str, Any]], bool]:
-                return lambda frame: frame["type"] == "normal" and frame["payload"] == text
-
-            async with websockets_connect(wanda_url, proxy=None) as wanda:
-                assert wanda.response is not None
-                cookie = wanda.response.headers.get("Set-Cookie")
-                wanda_frames = [await receive(wanda) for _ in GREETING]
-                async with websockets_connect(wu_url, proxy=None) as wu:
-                    wu_frames = [await receive(wu) for _ in GREETING]
-                    wanda_frames.append(await receive(wanda))
-                    await wanda.send("hello from wanda")
-                    wu_frames += await receive_until(wu, payload_is("hello from wanda"))
-                    await wu.send("你好 from wu 🙂")
-                    wu_frames += await receive_until(wu, payload_is("hi both"))
-                wanda_frames += await receive_until(wanda, lambda frame: frame["type"] == "leave")
-            return wanda_frames, wu_frames, cookie
-
-        websockets_done = run_in_thread(websockets_side)
-        wanda_join = await alice.next_of_type("join")
-        wu_join = await alice.next_of_type("join")
-        wanda_id, wu_id = wanda_join["from"], wu_join["from"]
-        await alice.next_of_type("normal")
-        await alice.next_of_type("normal")
-        alice.send("hi both")
-        await alice.next_of_type("normal")
-        wu_leave = await alice.next_of_type("leave")
-        wanda_leave = await alice.next_of_type("leave")
-        wanda_frames, wu_frames, cookie = await websockets_done
-
-        def seen(frames: list[Any]) -> list[tuple[str, str, Any]]:
-            return [(frame["type"], frame["from"], frame["payload"]) for frame in frames]
-
-        self.assertEqual(
-            seen(alice.frames[4:]),
-            [
-                ("join", wanda_id, "wanda"),
-                ("join", wu_id, "吴"),
-                ("normal", wanda_id, "hello from wanda"),
-                ("normal", wu_id, "你好 from wu 🙂"),
-                ("normal", alice.id, "hi both"),
-                ("leave", wu_id, "leave"),
-                ("leave", wanda_id, "leave"),
-            ],
-        )
-        self.assertEqual((wu_leave["from"], wanda_leave["from"]), (wu_id, wanda_id))
-        members = [
-            {"pid": alice.id, "nickname": "alice"},
-            {"pid": wanda_id, "nickname": "wanda"},
-            {"pid": wu_id, "nickname": "吴"},
-        ]
-        self.assertEqual(
-            seen(wanda_frames),
-            [
-                ("self", wanda_id, wanda_id),
-                ("member_count", wanda_id, 2),
-                ("members", wanda_id, members[:2]),
-                ("history", wanda_id, []),
-                ("join", wu_id, "吴"),
-                ("normal", wanda_id, "hello from wanda"),
-                ("normal", wu_id, "你好 from wu 🙂"),
-                ("normal", alice.id, "hi both"),
-                ("leave", wu_id, "leave"),
-            ],
-        )
-        self.assertEqual(
-            seen(wu_frames),
-            [
-                ("self", wu_id, wu_id),
-                ("member_count", wu_id, 3),
-                ("members", wu_id, members),
-                ("history", wu_id, []),
-                ("normal", wanda_id, "hello from wanda"),
-                ("normal", wu_id, "你好 from wu 🙂"),
-                ("normal", alice.id, "hi both"),
-            ],
-        )
-        self.assertEqual({frame["xnest"] for frame in wanda_frames + wu_frames}, {"mixed"})
-        self.assertEqual(cookie, "nickname=wanda; Path=/xgate/; Max-Age=31536000; SameSite=Lax")
 
 
 class SlowJoinTests(XgateTestCase):
@@ -1544,7 +1410,7 @@ class SlowJoinTests(XgateTestCase):
         Messages sent before the join completes are handled after the
         greeting, in order.
         """
-        alice = await connect(self, self.url("lobby", nickname="alice"))
+        alice = await self.connect(self.url("lobby", nickname="alice"))
         alice.send("early 1")
         alice.send("early 2")
         await alice.barrier()
@@ -1561,8 +1427,8 @@ class SlowJoinTests(XgateTestCase):
         Two members connecting while their room loads are admitted in
         the order they connected.
         """
-        alice = await connect(self, self.url("lobby", nickname="alice"))
-        bob = await connect(self, self.url("lobby", nickname="bob"))
+        alice = await self.connect(self.url("lobby", nickname="alice"))
+        bob = await self.connect(self.url("lobby", nickname="bob"))
         self.release()
         for client in (alice, bob):
             await client.next_of_type("history")
@@ -1577,14 +1443,14 @@ class SlowJoinTests(XgateTestCase):
         gone before it completes, the second still gets the one live
         room: a later member meets it there, and its leave is told.
         """
-        alice = await connect(self, self.url("lobby", nickname="alice"))
-        bob = await connect(self, self.url("lobby", nickname="bob"))
+        alice = await self.connect(self.url("lobby", nickname="alice"))
+        bob = await self.connect(self.url("lobby", nickname="bob"))
         await alice.close()
-        await wait_until(lambda: self.gate.connections == 1)
+        await self.wait_until(lambda: self.gate.connections == 1)
         self.release()
         await bob.next_of_type("history")
         self.assertEqual(self.greeting(bob)["members"], [{"pid": bob.id, "nickname": "bob"}])
-        carol = await connect(self, self.url("lobby", nickname="carol"))
+        carol = await self.connect(self.url("lobby", nickname="carol"))
         self.release()
         await carol.next_of_type("history")
         self.assertEqual(
@@ -1594,101 +1460,19 @@ class SlowJoinTests(XgateTestCase):
         self.assertEqual(await self.frames(bob, 1), [self.frame(carol, "lobby", "join", "carol")])
         await bob.close()
         self.assertEqual(await self.frames(carol, 1), [self.frame(bob, "lobby", "leave", "leave")])
-        await wait_until(lambda: self.gate.connections == 1)
+        await self.wait_until(lambda: self.gate.connections == 1)
 
     async def test_gone_before_join_completes(self) -> None:
         """
         A connection that ends while its room loads leaves no member
         behind: the next member of the room is alone in it.
         """
-        alice = await connect(self, self.url("lobby", nickname="alice"))
+        alice = await self.connect(self.url("lobby", nickname="alice"))
         await alice.close()
-        await wait_until(lambda: self.gate.connections == 0)
+        await self.wait_until(lambda: self.gate.connections == 0)
         self.release()
         self.assertEqual(self.rooms.active_rooms, 0)
-        bob = await connect(self, self.url("lobby", nickname="bob"))
+        bob = await self.connect(self.url("lobby", nickname="bob"))
         self.release()
         await bob.next_of_type("history")
         self.assertEqual(self.greeting(bob)["members"], [{"pid": bob.id, "nickname": "bob"}])
-
-
-class WebsocketsCloseCodeTests(XgateTestCase):
-    """
-    The close codes of bad frames as the C{websockets} client sees them.
-    """
-
-    settings = Settings(max_message_size=1000)
-
-    async def test_close_codes(self) -> None:
-        """
-        A binary message gets close 1003 and a message one byte too large
-        gets 1009, each with a reason; meanwhile an Autobahn member sees
-        both leave.
-        """
-        alice = await self.join("lobby", nickname="alice")
-        url = self.url("lobby", nickname="wanda")
-
-        async def close_code(message: str | bytes) -> tuple[int | None, str | None]:
-            async with websockets_connect(url, proxy=None) as connection:
-                for _ in GREETING:
-                    await receive(connection)
-                await connection.send(message)
-                try:
-                    await receive(connection)
-                except ConnectionClosedError:
-                    pass
-                await asyncio.wait_for(connection.wait_closed(), WAIT)
-                received = connection.close_exc.rcvd
-                assert received is not None, "no close frame from the server"
-                return received.code, received.reason
-
-        async def both() -> list[tuple[int | None, str | None]]:
-            return [await close_code(b"binary"), await close_code("x" * 1001)]
-
-        [binary, too_large] = await run_in_thread(both)
-        self.assertEqual(binary, (1003, "binary messages are not accepted"))
-        self.assertEqual(too_large[0], 1009)
-        self.assertTrue(too_large[1])
-        frames = await self.frames(alice, 4)
-        self.assertEqual([frame["type"] for frame in frames], ["join", "leave", "join", "leave"])
-        self.assertEqual(frames[0]["from"], frames[1]["from"])
-        self.assertEqual(frames[2]["from"], frames[3]["from"])
-
-
-class SlowReaderTests(XgateTestCase):
-    """
-    A member that stops reading is dropped once its bounded send queue is
-    full, and the others get its C{leave}.
-    """
-
-    settings = Settings(max_send_queue=5, rate=10000, burst=10000)
-
-    async def test_stalled_reader_dropped(self) -> None:
-        """
-        While one member's client reads nothing (both ends of its
-        connection given small socket buffers, so little data fills
-        them), another sends 100 messages of 16 KB: the stalled member is
-        dropped and its C{leave} reaches the sender, who keeps receiving
-        every message: it paces them on their echoes, four at a time, below
-        the five frames that would drop it too.
-        """
-        writer = await self.join("lobby", nickname="writer")
-        stalled = await self.join("lobby", nickname="stalled")
-        await writer.next_of_type("join")
-        self.shrink_buffers(stalled, "lobby")
-        assert stalled.protocol is not None
-        client_side: Any = stalled.protocol.transport
-        client_side.pauseProducing()
-        text = "x" * 16000
-        await writer.send_paced([text] * 100, window=4)
-        leave = await writer.next_of_type("leave")
-        self.assertEqual(contract(leave), self.frame(stalled, "lobby", "leave", "leave"))
-        await wait_until(lambda: self.gate.connections == 1)
-        client_side.resumeProducing()
-        await stalled.when_closed()
-        writer.send("done")
-        frame = await writer.next_frame()
-        while frame["payload"] != "done":
-            frame = await writer.next_frame()
-        payloads = [frame["payload"] for frame in writer.frames if frame["type"] == "normal"]
-        self.assertEqual(payloads, [text] * 100 + ["done"])

@@ -1,13 +1,14 @@
 """
 A WebSocket client that stops reading: the server keeps a bounded queue of
 shared frames for it, then drops it, and the rest of the room goes on.
+On real sockets: the client stalls by no longer reading its TCP socket.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tests.test_xgate import XgateTestCase
+from tests.test_xgate_interop import SocketTestCase
 from tests.xgate_client import wait_until
 from xmeet.config import Settings
 
@@ -21,7 +22,7 @@ four frames of L{PAYLOAD} stay below both tests' limits (20 frames, and
 """
 
 
-async def _stalled_member_dropped(test: XgateTestCase) -> None:
+async def _stalled_member_dropped(test: SocketTestCase) -> None:
     """
     One member of two stops reading while the other sends 100 big
     messages: the server drops the stalled one (the other sees it leave)
@@ -44,7 +45,7 @@ async def _stalled_member_dropped(test: XgateTestCase) -> None:
     await stalled.when_closed(timeout=10)
 
 
-class StalledReaderTests(XgateTestCase):
+class StalledReaderTests(SocketTestCase):
     """
     C{--max-send-queue}.
     """
@@ -76,7 +77,7 @@ class StalledReaderTests(XgateTestCase):
         self.assertEqual(self.gate.connections, 2)
 
 
-class StalledReaderBytesTests(XgateTestCase):
+class StalledReaderBytesTests(SocketTestCase):
     """
     C{--max-send-buffer}: the queue is bounded in bytes too, here far
     below its bound in frames.

@@ -3,7 +3,9 @@ The xgate protocol tests again, on a node whose rooms live in Redis: one
 member's view of the protocol must not change with the backend.
 
 The classes that look inside the in-memory backend (its idle-room LRU, a
-slowed-down room load) or need no room at all are not repeated.
+slowed-down room load) or need no room at all are not repeated. The node
+runs on the global reactor, which reaches Redis, so its clients are on
+sockets too.
 """
 
 from __future__ import annotations
@@ -13,11 +15,17 @@ from typing import Any
 import attrs
 from twisted.internet import defer
 
-from tests import test_xgate
+from tests import test_xgate, test_xgate_interop
 from tests.cluster_support import REDIS_URL, redis_cleanup, unique_prefix
 from tests.xgate_client import wait_until
 
-MEMORY_ONLY = {"FactoryLifecycleTests", "SlowJoinTests", "HealthTests", "RoomIdTests"}
+MEMORY_ONLY = {
+    "FactoryLifecycleTests",
+    "SlowJoinTests",
+    "HealthTests",
+    "RoomIdTests",
+    "WebsocketsHandshakeTests",
+}
 
 
 def _on_redis(base: type) -> type:
@@ -26,6 +34,8 @@ def _on_redis(base: type) -> type:
     """
 
     class OnRedis(base):  # type: ignore[valid-type,misc]
+        on_sockets = True
+
         @defer.inlineCallbacks
         def setUp(self) -> Any:
             prefix = unique_prefix()
@@ -43,3 +53,6 @@ def _on_redis(base: type) -> type:
 for _name in test_xgate.__all__:
     if _name not in MEMORY_ONLY:
         globals()[f"{_name}OnRedis"] = _on_redis(getattr(test_xgate, _name))
+for _name in [base.__name__ for base in test_xgate_interop.SOCKET_ONLY]:
+    if _name not in MEMORY_ONLY:
+        globals()[f"{_name}OnRedis"] = _on_redis(getattr(test_xgate_interop, _name))

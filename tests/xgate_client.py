@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import quote, urlencode
 
 import attrs
@@ -35,7 +35,10 @@ __all__ = [
     "ConnectionEnded",
     "HandshakeRefused",
     "NoFrame",
+    "SocketWaits",
+    "Waits",
     "XgateClient",
+    "client_protocol",
     "connect",
     "handshake_status",
     "wait_until",
@@ -46,6 +49,45 @@ WAIT = 5.0
 """
 Seconds any single wait of a test may take before it fails.
 """
+
+
+T = TypeVar("T")
+
+
+class Waits(Protocol):
+    """
+    How a client waits: on real sockets for real seconds, in memory by
+    running the test's network (L{tests.memory_support.MemoryNetwork}).
+    """
+
+    def within(
+        self,
+        waiting: Deferred[T],
+        timeout: float,
+        on_timeout: Callable[[Any, float], Any] | None = None,
+    ) -> Deferred[T]:
+        """
+        C{waiting}, cancelled if it has not fired within C{timeout}
+        seconds; C{on_timeout} is C{Deferred.addTimeout}'s
+        C{onTimeoutCancel}.
+        """
+
+
+class SocketWaits:
+    """
+    Waits in real seconds on the global reactor, for clients on sockets.
+    """
+
+    def within(
+        self,
+        waiting: Deferred[T],
+        timeout: float,
+        on_timeout: Callable[[Any, float], Any] | None = None,
+    ) -> Deferred[T]:
+        """
+        C{waiting} with a real-time timeout.
+        """
+        return waiting.addTimeout(timeout, reactor, onTimeoutCancel=on_timeout)
 
 
 def xnest_url(base: str, xnest_id: str, query: Mapping[str, str] | None = None) -> str:
@@ -134,6 +176,21 @@ class _Protocol(WebSocketClientProtocol):
         )
 
 
+def client_protocol(client: XgateClient) -> type[WebSocketClientProtocol]:
+    """
+    A protocol class whose connections report to C{client}, for agents
+    that build the protocol themselves (Autobahn's memory agent).
+    """
+
+    class _BoundProtocol(_Protocol):
+        def connectionMade(self) -> None:
+            client.protocol = self
+            super().connectionMade()
+
+    _BoundProtocol.client = client
+    return _BoundProtocol
+
+
 class _Factory(WebSocketClientFactory):
     protocol = _Protocol
 
@@ -166,7 +223,8 @@ class XgateClient:
     @ivar protocol: the Autobahn protocol while the connection exists.
     """
 
-    def __init__(self, answer_pings: bool = True) -> None:
+    def __init__(self, answer_pings: bool = True, waits: Waits | None = None) -> None:
+        self.waits: Waits = waits or SocketWaits()
         self.frames: list[dict[str, Any]] = []
         self.response: ConnectionResponse | None = None
         self.pings = 0
@@ -233,7 +291,7 @@ class XgateClient:
         waiting: Deferred[None] = Deferred(cancel)
         self._barriers[payload] = waiting
         self._protocol().sendPing(payload)
-        return waiting.addTimeout(WAIT, reactor)
+        return self.waits.within(waiting, WAIT)
 
     def _serve_waiter(self) -> None:
         if self._waiter is None:
@@ -273,7 +331,7 @@ class XgateClient:
         if self._waiter is not None and self.closed is not None:
             self._waiter = None
             waiting.errback(ConnectionEnded(self.closed, self.unread()))
-        return waiting.addTimeout(timeout, reactor, onTimeoutCancel=timed_out)
+        return self.waits.within(waiting, timeout, timed_out)
 
     def next_frame(self, timeout: float = WAIT) -> Deferred[dict[str, Any]]:
         """
@@ -296,7 +354,7 @@ class XgateClient:
             return succeed(self.closed)
         waiting: Deferred[Closed] = Deferred(lambda d: self._close_waiters.remove(d))
         self._close_waiters.append(waiting)
-        return waiting.addTimeout(timeout, reactor)
+        return self.waits.within(waiting, timeout)
 
     def _protocol(self) -> _Protocol:
         if self.protocol is None:
