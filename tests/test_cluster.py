@@ -9,7 +9,9 @@ from __future__ import annotations
 import signal
 from typing import Any
 
+import treq
 from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.cluster_support import (
@@ -42,6 +44,26 @@ def _collect(client: XgateClient, frame_type: str, count: int) -> Any:
         frame = yield client.next_of_type(frame_type)
         frames.append(frame)
     return frames
+
+
+@defer.inlineCallbacks
+def _until_newest(node: XmeetProcess, room: str, payload: str, timeout: float = 15) -> Any:
+    """
+    Wait until C{room}'s newest message on C{node} is C{payload}: the node
+    has read again what another node kept through an outage.
+    """
+    deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
+    while True:
+        response = yield treq.get(
+            f"{node.url}/api/xnests/{room}/history?cursor=0", persistent=False
+        )
+        document = yield response.json()
+        history = document["body"]["history"]
+        if history and history[0]["payload"] == payload:
+            return
+        if reactor.seconds() > deadline:  # type: ignore[attr-defined]
+            raise AssertionError(f"{room} on {node.port} never caught up: {history[:1]}")
+        yield deferLater(reactor, 0.05, lambda: None)
 
 
 class TwoNodeTests(TestCase):
@@ -259,6 +281,7 @@ class OutageTests(TestCase):
         yield wait_until(
             lambda: "Redis link restored" in one.log and "Redis link restored" in two.log
         )
+        yield _until_newest(two, "room", "during 29")
         carol, greeting = yield _join(self, two, "room", "carol")
         payloads = [entry["payload"] for entry in greeting["history"]]
         self.assertEqual(payloads[:31], [f"during {n}" for n in range(29, -1, -1)] + ["before"])

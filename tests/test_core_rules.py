@@ -1,7 +1,9 @@
 """
-Tests for L{xmeet.core.rules}: xnest ids and nicknames.
+Tests for L{xmeet.core.rules}: xnest ids, nicknames and text UTF-8 can
+carry.
 """
 
+import json
 from random import Random
 
 from hypothesis import given
@@ -12,9 +14,26 @@ from xmeet.core.rules import (
     InvalidName,
     choose_nickname,
     decode_xnest_segment,
+    has_lone_surrogate,
     normalize_nickname,
     random_nickname,
     validate_xnest_id,
+)
+
+ANY_TEXT = st.text(
+    st.characters(exclude_categories=())
+    | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+    max_size=40,
+)
+"""
+Text of any code points, lone surrogates often among them, as a JSON
+decoder hands them over from C{"\\ud800"} escapes (Hypothesis leaves
+surrogates out by default, and they are 2,048 of 1,114,112 code points).
+"""
+ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ANY_TEXT, inner, max_size=4),
+    max_leaves=12,
 )
 
 
@@ -42,6 +61,8 @@ class XnestIdTests(SynchronousTestCase):
             "a\x00b": "control character",
             "a\x7fb": "control character",
             "a\u0085b": "control character",
+            "a\ud800b": "not valid Unicode (lone surrogate)",
+            "\udfff": "not valid Unicode (lone surrogate)",
         }
         for xnest_id, reason in cases.items():
             with self.assertRaises(InvalidName) as raised:
@@ -127,6 +148,27 @@ class NicknameTests(SynchronousTestCase):
             normalize_nickname("bad\x07name")
         self.assertIn("control character", str(raised.exception))
 
+    def test_lone_surrogate(self) -> None:
+        """
+        A lone surrogate, which UTF-8 cannot carry, is refused; a surrogate
+        pair decoded by JSON is one character and passes.
+        """
+        with self.assertRaises(InvalidName) as raised:
+            normalize_nickname("Zo\ud800")
+        self.assertIn("nickname is not valid Unicode (lone surrogate)", str(raised.exception))
+        self.assertEqual(normalize_nickname(json.loads('"\\ud83d\\ude00"')), "\U0001f600")
+
+    @given(ANY_TEXT)
+    def test_accepted_encodes(self, nickname: str) -> None:
+        """
+        Whatever nickname or xnest id is accepted encodes to UTF-8.
+        """
+        for check in (normalize_nickname, validate_xnest_id):
+            try:
+                check(nickname).encode("utf-8")
+            except InvalidName:
+                pass
+
     @given(st.text(max_size=60))
     def test_result_obeys_rules(self, nickname: str) -> None:
         """
@@ -195,3 +237,43 @@ class ChooseNicknameTests(SynchronousTestCase):
             self.assertEqual(chosen, kept)
         else:
             self.assertRegex(chosen, r"^guest-\d{4}$")
+
+
+class LoneSurrogateTests(SynchronousTestCase):
+    """
+    L{has_lone_surrogate}: text UTF-8 cannot carry, anywhere in a decoded
+    JSON value.
+    """
+
+    def test_found_anywhere(self) -> None:
+        """
+        A lone surrogate in a string, a list item, an object's key or
+        value, however deep, is found; text without one is not.
+        """
+        for value in ["\ud800", ["a", "\udc00"], {"\ud800": 1}, {"a": [{"b": "x\udbff"}]}]:
+            self.assertTrue(has_lone_surrogate(value), value)
+        for value in ["", "plain", "Zoë 😀", ["a", 1, None, True], {"k": {"v": 1.5}}, 7]:
+            self.assertFalse(has_lone_surrogate(value), value)
+
+    def test_deep(self) -> None:
+        """
+        A value nested deeper than the interpreter's recursion limit is
+        walked without a L{RecursionError}.
+        """
+        deep: object = "\ud800"
+        for _ in range(5000):
+            deep = [deep]
+        self.assertTrue(has_lone_surrogate(deep))
+
+    @given(ANY_JSON)
+    def test_model(self, value: object) -> None:
+        """
+        Found exactly when the value's JSON text fails to encode as UTF-8.
+        """
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            encodable = False
+        else:
+            encodable = True
+        self.assertEqual(has_lone_surrogate(value), not encodable)

@@ -35,6 +35,13 @@ messages, only its greeting (at most 50 entries, 3 MB), so the node never
 drops it as a stalled reader (beyond C{--max-send-buffer}, 4 MiB) with
 its burst unread, however slowly this busy process reads.
 """
+LAST_ROOM = f"room{(CONNECTIONS - 1) % ROOMS}"
+"""
+The room of the last attacker, which attacks alone: its room is then the
+last to go idle, the most recently used, and what the node keeps when its
+budget forgets idle rooms. (Attackers finishing together leave their rooms
+idle in whatever order they finish; the budget forgets the first ones.)
+"""
 BUDGET_MIB = 8
 SLACK_MIB = 40
 """
@@ -118,16 +125,16 @@ class HistoryAttackTests(TestCase):
     @defer.inlineCallbacks
     def _attack(self, port: int) -> Any:
         """
-        C{CONNECTIONS} attackers, C{AT_ONCE} at a time, spread over the
-        rooms; fires with how many were upgraded.
+        C{CONNECTIONS} attackers spread over the rooms, C{AT_ONCE} at a
+        time, the last one alone (see L{LAST_ROOM}); fires with how many
+        were upgraded.
         """
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+        last = CONNECTIONS - 1
+        waves = [range(first, min(first + AT_ONCE, last)) for first in range(0, last, AT_ONCE)]
         upgraded = 0
-        for first in range(0, CONNECTIONS, AT_ONCE):
-            attackers = [
-                Attacker(port, f"room{number % ROOMS}", number)
-                for number in range(first, first + AT_ONCE)
-            ]
+        for wave in waves + [range(last, CONNECTIONS)]:
+            attackers = [Attacker(port, f"room{number % ROOMS}", number) for number in wave]
             yield defer.gatherResults(
                 [connectProtocol(endpoint, attacker) for attacker in attackers]
             )
@@ -140,7 +147,7 @@ class HistoryAttackTests(TestCase):
         """
         The node's peak RSS grows by no more than its history budget plus
         L{SLACK_MIB}, though the attack sends 18 times the budget; the
-        rooms still serve their newest messages.
+        most recently used room still serves its newest message.
         """
         node = XmeetProcess(self, "--history-bytes", "4M", "--history-memory", f"{BUDGET_MIB}M")
         yield node.start()
@@ -150,7 +157,7 @@ class HistoryAttackTests(TestCase):
         self.assertEqual(upgraded, CONNECTIONS)
         grown_mib = (peak - before) / 1024
         self.assertLess(grown_mib, BUDGET_MIB + SLACK_MIB, f"{before} KiB then peak {peak} KiB")
-        newest = yield self._newest(node, f"room{(CONNECTIONS - 1) % ROOMS}")
+        newest = yield self._newest(node, LAST_ROOM)
         self.assertEqual(newest, f"{CONNECTIONS - 1}.{BURST - 1}")
 
     @defer.inlineCallbacks

@@ -42,6 +42,26 @@ class Listener:
         self.resyncs.append((xnest_id, state))
 
 
+class _PendingSubscriber:
+    """
+    A pub/sub connection whose subscriptions Redis has not confirmed
+    until L{confirm}.
+    """
+
+    def __init__(self) -> None:
+        self.channels: list[str] = []
+        self._pending: list[defer.Deferred[None]] = []
+
+    def subscribe(self, channel: str) -> defer.Deferred[None]:
+        self.channels.append(channel)
+        self._pending.append(defer.Deferred())
+        return self._pending[-1]
+
+    def confirm(self) -> None:
+        for pending in self._pending:
+            pending.callback(None)
+
+
 class BackendBehaviour:
     """
     What every room backend does; mixed into a C{TestCase} that provides
@@ -312,6 +332,31 @@ class RedisBackendTests(BackendBehaviour, TestCase):
     @staticmethod
     def _chat(text: str) -> RoomEvent:
         return RoomEvent("normal", "node-one", "room", "node-one.1", "alice", "t", text)
+
+    @defer.inlineCallbacks
+    def test_resync_after_subscribed(self):  # type: ignore[no-untyped-def]
+        """
+        When the pub/sub connection comes back, a live room is read again
+        only once Redis confirms its channel's subscription: a read before
+        it could miss another node's writes after it and that node's notice
+        to read again, which the channel carries.
+        """
+        listener = Listener()
+        backend = yield self.make_backend("node-one", listener=listener)
+        yield backend.load("room", True, HISTORY)
+        said = history_entry("node-one.1", "alice", "said", "t")
+        backend.publish(self._chat("said"), said)
+        subscriber = _PendingSubscriber()
+        real, backend.link.subscriber = backend.link.subscriber, subscriber
+        self.addCleanup(setattr, backend.link, "subscriber", real)
+        backend.subscriber_up(subscriber)
+        self.assertEqual(subscriber.channels, [backend._channel("room")])
+        self.assertEqual(backend._resyncing, {})
+        subscriber.confirm()
+        self.assertIn("room", backend._resyncing)
+        yield wait_until(lambda: bool(listener.resyncs))
+        [(xnest_id, state)] = listener.resyncs
+        self.assertEqual((xnest_id, state.history.page(0)), ("room", [said]))
 
     @defer.inlineCallbacks
     def test_resync_keeps_what_happens_meanwhile(self):  # type: ignore[no-untyped-def]

@@ -119,15 +119,17 @@ class XnestEventsMemoryTests(SynchronousTestCase):
         self.assertEqual(ack, "4" + str(expected))
         self.assertEqual(watcher.types(), ["normal", "join"])
 
-    def test_lone_surrogate_escaped(self) -> None:
+    def test_lone_surrogate_refused(self) -> None:
         """
         A nickname with a lone surrogate (a JSON escape UTF-8 cannot carry)
-        comes back escaped, as C{encode_packet} escapes it.
+        is refused with 400; a surrogate pair is one character, accepted.
         """
-        ack = self.call(self.connect(), 0, "xnest/join", {"xnest": "x", "nickname": "\ud800é"})
-        ack.encode("utf-8")
-        self.assertIn('"nickname":"\\ud800\\u00e9"', ack)
-        self.assertEqual(json.loads(ack[3:])[0]["body"]["members"][0]["nickname"], "\ud800é")
+        engine_socket = self.connect()
+        ack = self.call(engine_socket, 0, "xnest/join", {"xnest": "x", "nickname": "\ud800é"})
+        self.assertEqual(self.status(ack), 400)
+        self.assertIn("nickname is not valid Unicode (lone surrogate)", ack)
+        ack = self.call(engine_socket, 1, "xnest/join", {"xnest": "x", "nickname": "\U0001f600é"})
+        self.assertEqual(json.loads(ack[3:])[0]["body"]["members"][0]["nickname"], "\U0001f600é")
 
     def test_random_nickname_from_the_service(self) -> None:
         """

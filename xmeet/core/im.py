@@ -46,6 +46,7 @@ from typing import Any
 import attrs
 
 from xmeet.core.errors import error_code
+from xmeet.core.rules import has_lone_surrogate, not_unicode
 
 __all__ = [
     "CONVERSATION_FIELDS",
@@ -153,7 +154,7 @@ def _utf8_size(text: str, what: str) -> int:
     try:
         return len(text.encode("utf-8"))
     except UnicodeEncodeError:
-        raise _bad(f"{what} is not valid Unicode text") from None
+        raise _bad(not_unicode(what)) from None
 
 
 def _string(value: object, what: str) -> str:
@@ -201,6 +202,8 @@ def _json_value(value: object, what: str, max_size: int) -> Any:
     no bytes) and at most C{max_size} bytes once encoded: what is stored
     can then neither be changed by the caller nor fail to encode later.
     """
+    if has_lone_surrogate(value):
+        raise _bad(not_unicode(what))
     try:
         text = _encoder.encode(value)
         size = len(text.encode("utf-8"))

@@ -1,8 +1,10 @@
 # -*- test-case-name: tests.test_core_rules -*-
 """
-What a valid xnest id and a valid nickname are (PROTOCOL.md section 1).
+What a valid xnest id and a valid nickname are (PROTOCOL.md section 1),
+and the text every front end refuses: a lone surrogate, which UTF-8
+cannot carry.
 
-Both come from untrusted clients, so the rules are strict and the errors
+All come from untrusted clients, so the rules are strict and the errors
 say exactly what was wrong: they are shown to the client as they are.
 """
 
@@ -19,6 +21,8 @@ __all__ = [
     "MAX_XNEST_ID_LENGTH",
     "choose_nickname",
     "decode_xnest_segment",
+    "has_lone_surrogate",
+    "not_unicode",
     "normalize_nickname",
     "random_nickname",
     "validate_xnest_id",
@@ -40,10 +44,48 @@ def _has_control_character(text: str) -> bool:
     return any(unicodedata.category(character) == "Cc" for character in text)
 
 
+def _is_unicode(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def has_lone_surrogate(value: object) -> bool:
+    """
+    Whether C{value}, a string or a decoded JSON value, holds text UTF-8
+    cannot carry: a lone surrogate, which a JSON decoder accepts from an
+    escape such as C{"\\ud800"}. Such text is refused where it comes in,
+    so that no front end fails to encode it for another member later.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not _is_unicode(item):
+                return True
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+    return False
+
+
+def not_unicode(what: str) -> str:
+    """
+    The refusal of text with a lone surrogate, naming C{what} it was.
+    """
+    return f"{what} is not valid Unicode (lone surrogate)"
+
+
 def validate_xnest_id(xnest_id: str) -> str:
     """
     Check a decoded xnest id: 1..64 characters, no control character, no
-    C{/}.
+    lone surrogate, no C{/}.
 
     @return: C{xnest_id} unchanged.
     @raise InvalidName: when it breaks a rule.
@@ -56,6 +98,8 @@ def validate_xnest_id(xnest_id: str) -> str:
         raise InvalidName("xnest id contains '/'")
     if _has_control_character(xnest_id):
         raise InvalidName("xnest id contains a control character")
+    if has_lone_surrogate(xnest_id):
+        raise InvalidName(not_unicode("xnest id"))
     return xnest_id
 
 
@@ -81,7 +125,7 @@ def decode_xnest_segment(segment: bytes) -> str:
 def normalize_nickname(nickname: str) -> str:
     """
     Trim surrounding white space and check the result: 1..32 characters,
-    no control character.
+    no control character, no lone surrogate.
 
     @return: the trimmed nickname.
     @raise InvalidName: when the trimmed nickname breaks a rule.
@@ -93,6 +137,8 @@ def normalize_nickname(nickname: str) -> str:
         raise InvalidName(f"nickname is longer than {MAX_NICKNAME_LENGTH} characters")
     if _has_control_character(trimmed):
         raise InvalidName("nickname contains a control character")
+    if has_lone_surrogate(trimmed):
+        raise InvalidName(not_unicode("nickname"))
     return trimmed
 
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_http_api -*-
+# -*- test-case-name: tests.test_http_api,tests.test_lone_surrogates -*-
 """
 The plumbing every JSON endpoint shares: reading a bounded JSON body,
 checking method and content type, writing C{{statusCode, body}} answers.
@@ -16,6 +16,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from xmeet.core.frames import dumps
+from xmeet.core.rules import has_lone_surrogate, not_unicode
 from xmeet.web_errors import error_body
 
 __all__ = ["HTTPError", "JSONResource", "read_json", "write_json"]
@@ -62,9 +63,12 @@ def read_json(request: Request, limit: int) -> Any:
     if len(body) > limit:
         raise HTTPError(413, f"request body is larger than {limit} bytes")
     try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        document = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise HTTPError(400, "request body is not valid JSON") from None
+    if has_lone_surrogate(document):
+        raise HTTPError(400, not_unicode("request body"))
+    return document
 
 
 class JSONResource(Resource):

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_xnest_socketio -*-
+# -*- test-case-name: tests.test_xnest_socketio,tests.test_lone_surrogates -*-
 """
 Xmeet rooms from Socket.IO (PROTOCOL.md section 3, last bullet):
 C{xnest/join}, C{xnest/send}, C{xnest/leave}, and room frames arriving as
@@ -23,7 +23,7 @@ from xmeet.core.frames import Frame, dumps
 from xmeet.core.im import IMError
 from xmeet.core.limits import SenderPolicy, Verdict
 from xmeet.core.room import Member
-from xmeet.core.rules import InvalidName, validate_xnest_id
+from xmeet.core.rules import InvalidName, has_lone_surrogate, not_unicode, validate_xnest_id
 from xmeet.handlers.im_events import answer
 from xmeet.rooms import Greeting, IMemberSink, RoomService
 from xmeet.socketio import EncodedAck, Namespace, PreparedEvent, Socket
@@ -180,6 +180,8 @@ class XnestEvents:
             text = fields.get("payload")
             if not isinstance(text, str):
                 raise _bad("payload must be a string")
+            if has_lone_surrogate(text):
+                raise _bad(not_unicode("payload"))
             if len(text.encode("utf-8")) > self._settings.max_message_size:
                 raise IMError.of(
                     413, f"payload is larger than {self._settings.max_message_size} bytes"

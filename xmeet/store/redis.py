@@ -229,6 +229,7 @@ class RedisRoomBackend:
         self._resyncing: dict[str, list[tuple[RoomEvent, str | None]]] = {}
         self._local: dict[str, tuple[str, str, float]] = {}
         self._touched_offline: set[str] = set()
+        self._subscribed_on: Any = None
         self._record_keys: list[str] = []
         self._record_values: list[str] = []
         self._recording: Any = None
@@ -303,8 +304,7 @@ class RedisRoomBackend:
         self._register_local_members()
         touched, self._touched_offline = self._touched_offline, set()
         self._announce_resync(touched)
-        for xnest_id in self._live_channels():
-            self._resync(xnest_id)
+        self._resync_live()
 
     def _announce_resync(self, xnest_ids: set[str]) -> None:
         """
@@ -317,14 +317,33 @@ class RedisRoomBackend:
 
     def subscriber_up(self, subscriber: Any) -> None:
         """
-        Subscribe to every live room's channel, and read those rooms again.
-        One command per channel: txredisapi answers a command with its first
-        confirmation, so the others of a several-channel C{SUBSCRIBE} would
-        answer the next commands (the IM backend's, the next room's) early.
+        Subscribe to every live room's channel, and once Redis confirms it,
+        read those rooms again. One command per channel: txredisapi answers
+        a command with its first confirmation, so the others of a
+        several-channel C{SUBSCRIBE} would answer the next commands (the IM
+        backend's, the next room's) early.
         """
-        for channel in sorted(self._channels):
+        subscribing = [
             subscriber.subscribe(channel).addErrback(self._failed, "subscribe")
-        for xnest_id in list(self._live_channels()):
+            for channel in sorted(self._channels)
+        ]
+        gatherResults(subscribing).addCallback(self._subscribed, subscriber)
+
+    def _subscribed(self, ignored: object, subscriber: Any) -> None:
+        self._subscribed_on = subscriber
+        self._resync_live()
+
+    def _resync_live(self) -> None:
+        """
+        Read every live room again, once commands reach Redis and the
+        rooms' channels are subscribed: a read before the subscription
+        could miss both another node's writes after it and that node's
+        notice to read again (L{_announce_resync}), leaving the room behind
+        for good.
+        """
+        if self.link.subscriber is None or self._subscribed_on is not self.link.subscriber:
+            return
+        for xnest_id in self._live_channels():
             self._resync(xnest_id)
 
     def _live_channels(self) -> list[str]:
