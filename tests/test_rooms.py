@@ -9,6 +9,7 @@ import json
 from random import Random
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -196,6 +197,105 @@ class JoinLeaveTests(SynchronousTestCase):
         service.receive(member, "hi")
         self.assertEqual(two.frames, [])
         self.assertEqual(one.frames[-1]["payload"], "hi")
+
+
+class _GatedBackend(MemoryRoomBackend):
+    """
+    The in-memory backend, whose writes are acknowledged only when the
+    test says so, as a cluster's are after a round trip.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("node", 10)
+        self.waiting: list[Deferred[None]] = []
+
+    def stored(self) -> Deferred[None]:
+        acknowledged: Deferred[None] = Deferred()
+        self.waiting.append(acknowledged)
+        return acknowledged
+
+    def acknowledge(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for acknowledged in waiting:
+            acknowledged.callback(None)
+
+
+class StoredBeforeGreetingTests(SynchronousTestCase):
+    """
+    A new member is greeted, and the others told C{join}, only once the
+    backend has stored the membership; what happens in the xnest
+    meanwhile reaches the member after its greeting, in order.
+    """
+
+    def setUp(self) -> None:
+        self.backend = _GatedBackend()
+        clock = Clock()
+        clock.advance(1428501726)
+        self.service = RoomService(clock, Settings(), IdGenerator("node"), self.backend)
+        self.service.start()
+        self.carol_sink = Collector()
+        carol_joining = self.service.join("room", "carol", self.carol_sink)
+        self.backend.acknowledge()
+        self.carol = self.successResultOf(carol_joining).member
+
+    def test_greeting_waits_for_the_store(self) -> None:
+        """
+        Until the backend acknowledges, the new member has no greeting and
+        nothing else, and the others have no C{join}; then the member gets
+        its greeting, what was said meanwhile, and what its own first
+        messages cause, in that order.
+        """
+        alice_sink = Collector()
+        joining = self.service.join("room", "alice", alice_sink)
+        self.service.receive(self.carol, "while alice joins")
+        self.assertNoResult(joining)
+        self.assertEqual(alice_sink.frames, [])
+        self.assertEqual(self.carol_sink.types(), ["normal"])
+
+        alice: list[Member] = []
+
+        def greeted(greeting: Greeting) -> None:
+            alice.append(greeting.member)
+            for frame in greeting_frames(greeting):
+                alice_sink.deliver(frame)
+            self.service.receive(greeting.member, "alice's first")
+
+        joining.addCallback(greeted)
+        self.backend.acknowledge()
+        members = [
+            {"pid": self.carol.id, "nickname": "carol"},
+            {"pid": alice[0].id, "nickname": "alice"},
+        ]
+        self.assertEqual(
+            [(f["type"], f["payload"]) for f in alice_sink.frames],
+            [
+                ("self", alice[0].id),
+                ("member_count", 2),
+                ("members", members),
+                ("history", []),
+                ("normal", "while alice joins"),
+                ("normal", "alice's first"),
+            ],
+        )
+        self.assertEqual(self.carol_sink.types(), ["normal", "join", "normal"])
+        alice_sink.take()
+        self.service.receive(self.carol, "after")
+        self.assertEqual([f["payload"] for f in alice_sink.frames], ["after"])
+
+    def test_gone_before_greeted(self) -> None:
+        """
+        A member whose front end leaves when given the greeting (its
+        connection ended meanwhile) is given nothing kept for it; the others
+        see it come and go.
+        """
+        alice_sink = Collector()
+        joining = self.service.join("room", "alice", alice_sink)
+        self.service.receive(self.carol, "while alice joins")
+        joining.addCallback(lambda greeting: self.service.leave(greeting.member))
+        self.backend.acknowledge()
+        self.assertEqual(alice_sink.frames, [])
+        self.assertEqual(self.carol_sink.types(), ["normal", "join", "leave"])
+        self.assertEqual(len(self.service.live("room") or ()), 1)
 
 
 class NicknameTests(SynchronousTestCase):

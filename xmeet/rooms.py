@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_rooms -*-
+# -*- test-case-name: tests.test_rooms,tests.test_rooms_redis -*-
 """
 The room service: every xnest live on this node, who is in it, and what a
 member's message does.
@@ -269,16 +269,23 @@ class RoomService:
         other member C{join}.
 
         The L{Greeting} is for the front end to give the new member in its
-        own form before anything else; the L{Deferred} fires with it in the
-        same turn as the member is added, so no frame reaches the member
-        first.
+        own form before anything else. It is the room as it was when the
+        member was added; it is given, and the other members of this node
+        told C{join}, only once the backend has stored the membership
+        where every node reads it (L{IRoomBackend.stored}): whoever joins
+        the xnest afterwards, on any node, finds the member in its own
+        greeting. In memory that is at once, in the same turn; in a cluster
+        it is one Redis round trip, bounded when Redis does not answer.
+        Frames for the member meanwhile are kept and follow its greeting,
+        in order.
 
         @param nickname: a nickname from L{choose_nickname}.
         """
         return self._room(xnest_id, store_history).addCallback(self._admit, nickname, sink)
 
-    def _admit(self, room: Room, nickname: str, sink: IMemberSink) -> Greeting:
-        member = Member(self._ids.next_id(), nickname, sink)
+    def _admit(self, room: Room, nickname: str, sink: IMemberSink) -> Deferred[Greeting]:
+        held = _HeldFrames()
+        member = Member(self._ids.next_id(), nickname, held)
         room.add(member)
         now = self._now()
         greeting = Greeting(
@@ -290,9 +297,36 @@ class RoomService:
             now,
         )
         event = RoomEvent("join", self.backend.node_id, room.xnest_id, member.id, nickname, now)
-        self._broadcast(room, self._join_frame(room, event), member)
         self.backend.publish(event, None)
-        return greeting
+        greeted: Deferred[Greeting] = Deferred()
+        self.backend.stored().addCallback(
+            lambda _: self._greet(room, greeting, event, sink, held, greeted)
+        )
+        return greeted
+
+    def _greet(
+        self,
+        room: Room,
+        greeting: Greeting,
+        event: RoomEvent,
+        sink: IMemberSink,
+        held: _HeldFrames,
+        greeted: Deferred[Greeting],
+    ) -> None:
+        """
+        The new member is stored: tell the others of this node, hand the
+        greeting to the front end (which gives it to the member at once),
+        then the frames kept for the member meanwhile, and from now on
+        every frame goes straight to its sink. A front end whose member is
+        gone meanwhile makes it leave when given the greeting: nothing
+        kept is sent then.
+        """
+        member = greeting.member
+        self._broadcast(room, self._join_frame(room, event), member)
+        greeted.callback(greeting)
+        if member.room is not None:
+            held.hand_over(sink)
+            member.sink = sink
 
     def leave(self, member: Member) -> None:
         """
@@ -465,6 +499,31 @@ class RoomService:
             target = room.local.get(event.to)
             if target is not None:
                 target.sink.deliver(self._private_frame(room, event))
+
+
+@implementer(IMemberSink)
+class _HeldFrames:
+    """
+    The sink of a member being admitted: keeps its frames until its
+    greeting is out, the member's connection being ready for them only
+    then.
+    """
+
+    def __init__(self) -> None:
+        self._frames: list[Frame] = []
+
+    def deliver(self, frame: Frame) -> None:
+        self._frames.append(frame)
+
+    def hand_over(self, sink: IMemberSink) -> None:
+        """
+        Give C{sink} the frames kept so far, and any that come while it
+        does, in order.
+        """
+        while self._frames:
+            frames, self._frames = self._frames, []
+            for frame in frames:
+                sink.deliver(frame)
 
 
 def _view_of(state: RoomState | None) -> RoomView:

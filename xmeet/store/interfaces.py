@@ -100,6 +100,14 @@ class IRoomBackend(Interface):
         C{history_entry} when given) and pass the event to other nodes.
         """
 
+    def stored() -> Deferred[None]:
+        """
+        Fires once what this node has published so far is where every
+        node reads it, so that a member's greeting can wait for its
+        membership; it never fails, and when the shared state cannot be
+        reached it does not wait long (the node then serves from memory).
+        """
+
     def peek(xnest_id: str, history_size: int) -> Deferred[RoomState | None]:
         """
         The state of a room that is not live on this node, without taking

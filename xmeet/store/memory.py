@@ -81,6 +81,12 @@ class MemoryRoomBackend:
         The live room already holds everything; nobody else is told.
         """
 
+    def stored(self) -> Deferred[None]:
+        """
+        At once: everything is here.
+        """
+        return succeed(None)
+
     def peek(self, xnest_id: str, history_size: int) -> Deferred[RoomState | None]:
         """
         An idle room's state, without refreshing its place in the LRU.

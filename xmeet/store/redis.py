@@ -62,7 +62,13 @@ from xmeet.store.redis_link import (
     parse_redis_url,
 )
 
-__all__ = ["READ_TIMEOUT", "RedisAddress", "RedisRoomBackend", "parse_redis_url"]
+__all__ = [
+    "READ_TIMEOUT",
+    "STORED_TIMEOUT",
+    "RedisAddress",
+    "RedisRoomBackend",
+    "parse_redis_url",
+]
 
 log = Logger()
 
@@ -130,6 +136,16 @@ latency buy fewer, fuller commands (bench/README.rst, finding 7).
 """
 
 
+STORED_TIMEOUT = 1.0
+"""
+Seconds a new member's greeting waits at most for Redis to acknowledge
+its membership (L{RedisRoomBackend.stored}). A node that knows its link is
+down greets at once; one whose Redis has stopped answering without the
+link being lost yet greets after this bound, from memory, as it serves
+then (PROTOCOL.md section 5).
+"""
+
+
 def _member_value(nickname: str, node: str, joined: float) -> str:
     return json.dumps([nickname, node, joined], ensure_ascii=False)
 
@@ -179,6 +195,11 @@ def _caught_up(
         elif event.kind == "leave":
             members.pop(event.member, None)
     return RoomState(state.store_history, history, list(members.values()))
+
+
+def _fire_once(waiting: Deferred[None]) -> None:
+    if not waiting.called:
+        waiting.callback(None)
 
 
 @implementer(IRoomBackend, ILinkClient)
@@ -393,6 +414,27 @@ class RedisRoomBackend:
         else:
             self._record(event.xnest, history_entry, channel, encode_event(event))
         self._note_during_resync(event, history_entry)
+
+    def stored(self) -> Deferred[None]:
+        """
+        Fires when Redis has answered a C{PING} sent after every write of
+        this node so far: one connection answers in order, so those writes
+        are done. At once when the link is down (the writes wait in the
+        backlog), after L{STORED_TIMEOUT} at most when Redis is silent.
+        """
+        reply = self._send("PING") if self.link.connection is not None else None
+        if reply is None:
+            return succeed(None)
+        done: Deferred[None] = Deferred()
+        bound = self._clock.callLater(STORED_TIMEOUT, _fire_once, done)
+
+        def answered(_: object) -> None:
+            if bound.active():
+                bound.cancel()
+            _fire_once(done)
+
+        reply.addBoth(answered)
+        return done
 
     def _record(self, xnest_id: str, history_entry: str, channel: str, event: str) -> None:
         """
