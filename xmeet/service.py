@@ -25,7 +25,6 @@ from xmeet.config import Settings
 from xmeet.core.frames import SendTimeFormatter
 from xmeet.core.ids import IdGenerator, new_node_id
 from xmeet.engineio import EngineIOResource, EngineIOServer
-from xmeet.fastsend import Outbox
 from xmeet.handlers.im_api import ConversationsResource
 from xmeet.handlers.socketio_app import register_socketio_app
 from xmeet.im import DEFAULT_OFFLINE_USERS, IMService
@@ -37,6 +36,7 @@ from xmeet.store.im_redis import RedisIMBackend
 from xmeet.store.interfaces import IRoomBackend
 from xmeet.store.memory import MemoryRoomBackend
 from xmeet.store.redis import RedisRoomBackend, parse_redis_url
+from xmeet.transport.send import Outbox, format_lazily
 from xmeet.web import XmeetSite, build_root
 from xmeet.xgate import XgateResource
 
@@ -73,8 +73,10 @@ class Node:
 
     def start(self) -> None:
         """
-        Start hearing other nodes.
+        Start hearing other nodes, with Autobahn's debug log arguments
+        formatted only when rendered.
         """
+        format_lazily()
         self.rooms.start()
         self.im.start()
 

@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from twisted.web.server import Request
 
 from xmeet.core.admission import Lease
-from xmeet.fastsend import Outbox, outbox
+from xmeet.transport.send import Outbox
 
 from .interfaces import IEngineIOHandler
 from .packets import Packet, PacketType
@@ -114,7 +114,7 @@ class EngineIOServer:
         max_buffered_bytes: int = 4 * 1024 * 1024,
         allow_request: Callable[[dict[str, str], dict[str, str]], bool] | None = None,
         http_compression_threshold: int | None = 1024,
-        outbox: Outbox = outbox,
+        outbox: Outbox | None = None,
     ) -> None:
         self.clock = clock
         self.handler = handler
@@ -131,7 +131,13 @@ class EngineIOServer:
         self.sockets: dict[str, EngineIOSocket] = {}
         self._late_polls: dict[str, tuple[float, PollingTransport]] = {}
         self.websocket_factory = make_websocket_factory(
-            self, clock, max_payload, websocket_options, outbox
+            self,
+            clock,
+            max_payload,
+            websocket_options,
+            outbox or Outbox(clock),
+            max_buffered_packets,
+            max_buffered_bytes,
         )
 
     def prepare(self, data: str | bytes) -> PreparedPacket:
@@ -272,9 +278,7 @@ class EngineIOServer:
             log.debug("refusing websocket for session {sid}", sid=sid)
             connection.sendClose()
             return None
-        transport = WebSocketTransport(
-            connection, protocol, self.max_buffered_packets, self.max_buffered_bytes
-        )
+        transport = WebSocketTransport(connection, protocol)
         if existing is not None:
             transport.take_over(existing)
             existing.start_upgrade(transport)

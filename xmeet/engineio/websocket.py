@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.websocket.types import ConnectionRequest
-from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from zope.interface import implementer
 
-from xmeet.admission import LeasedConnection
-from xmeet.fastsend import Outbox, SendQueue, outbox
-from xmeet.wsmemory import compact, lean_protocol
+from xmeet.transport.lean import compact, lean_protocol
+from xmeet.transport.lease import LeasedConnection
+from xmeet.transport.send import Outbox
 
 from .packets import PacketDecodeError, decode_packet_v3, decode_packet_v4
 from .prepared import PreparedPacket, WebSocketFlavour
@@ -43,27 +42,22 @@ def _flavour(protocol: int, query: dict[str, str]) -> WebSocketFlavour:
     return WebSocketFlavour.V3_BASE64 if base64 else WebSocketFlavour.V3
 
 
-@implementer(IPushProducer)
 class WebSocketTransport:
     """
     A session's view of one WebSocket connection.
 
-    It is the push producer of its TCP connection: while the kernel buffer
-    is full, packets wait in a queue (shared prepared packets, not copies)
-    bounded in packets and in bytes on the wire; a client that cannot keep
-    up is dropped once it goes past either, instead of the server's memory
-    growing without bound. The queue exists only while packets wait.
+    The connection is the push producer of its TCP connection
+    (L{xmeet.transport.producer}): while the kernel buffer is full,
+    packets wait in its bounded queue (shared prepared packets, not
+    copies); a client that cannot keep up ends its session with a
+    transport error instead of the server's memory growing without bound.
 
     @ivar name: C{"websocket"}.
     """
 
     __slots__ = (
         "_decode",
-        "_max_queued",
-        "_max_queued_bytes",
         "_open",
-        "_paused",
-        "_queue",
         "_socket",
         "connection",
         "flavour",
@@ -72,30 +66,21 @@ class WebSocketTransport:
 
     name = "websocket"
 
-    def __init__(
-        self,
-        connection: EngineIOWebSocketProtocol,
-        protocol: int,
-        max_queued: int,
-        max_queued_bytes: int,
-    ) -> None:
+    def __init__(self, connection: EngineIOWebSocketProtocol, protocol: int) -> None:
         self.connection = connection
         self.protocol = protocol
         self.flavour = _flavour(protocol, connection.query)
         self._decode = decode_packet_v4 if protocol == 4 else decode_packet_v3
         self._socket: EngineIOSocket | None = None
         self._open = True
-        self._paused = False
-        self._queue: SendQueue | None = None
-        self._max_queued = max_queued
-        self._max_queued_bytes = max_queued_bytes
         # The HTTP channel that accepted the upgrade is still registered as
         # the connection's producer; the WebSocket now produces instead.
         # (TCP and TLS transports allow unregistering when none is; test
         # transports that keep a None producer do not.)
+        unregister = None
         if getattr(connection.transport, "producer", True) is not None:
-            connection.unregisterProducer()
-        connection.registerProducer(self, True)
+            unregister = connection.unregisterProducer
+        connection.become_producer(unregister)
 
     def take_over(self, socket: EngineIOSocket) -> None:
         """
@@ -108,54 +93,22 @@ class WebSocketTransport:
         Send one packet as one WebSocket message, or queue it while the
         connection is paused.
         """
-        if not self._open:
-            return
-        if self._paused or self._queue:
-            self._enqueue(packet)
-        else:
-            self.connection.send_frame(packet.frame(self.flavour))
+        if self._open:
+            self.connection.send_bounded(packet.frame(self.flavour))
 
-    def _enqueue(self, packet: PreparedPacket) -> None:
-        queue = self._queue
-        if queue is None:
-            queue = self._queue = SendQueue()
-        if queue.take(packet.frame(self.flavour), self._max_queued, self._max_queued_bytes):
-            return
-        self._queue = None
+    def too_slow(self, frames: int, size: int) -> None:
+        """
+        The client went past a limit of the send queue.
+        """
         if self._socket is not None:
             self._socket.transport_error(
-                self,
-                f"send queue full ({len(queue)} packets, {queue.size} bytes): client too slow",
+                self, f"send queue full ({frames} packets, {size} bytes): client too slow"
             )
-
-    def pauseProducing(self) -> None:
-        """
-        The connection's send buffer is full: queue from now on.
-        """
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        """
-        The send buffer drained: send what waited, until paused again. An
-        emptied queue is released.
-        """
-        self._paused = False
-        queue = self._queue
-        if queue is not None and queue.drain(
-            self.connection, lambda: self._paused or not self._open
-        ):
-            self._queue = None
-
-    def stopProducing(self) -> None:
-        """
-        The connection is gone; nothing more will be sent.
-        """
-        self._queue = None
 
     def shutdown(self, polite: bool) -> None:
         """
-        Close the connection (with a close frame; WebSocket has no ruder
-        way that clients tell apart).
+        Close the connection (with a close frame, after the packets that
+        wait for it; WebSocket has no ruder way that clients tell apart).
         """
         if self._open:
             self._open = False
@@ -254,6 +207,13 @@ class EngineIOWebSocketProtocol(LeasedConnection):
             self.transport_adapter = None
             adapter.closed(by_autobahn=self.closedByMe)
 
+    def send_queue_full(self, frames: int, size: int) -> None:
+        """
+        The client does not read fast enough: its session ends.
+        """
+        if self.transport_adapter is not None:
+            self.transport_adapter.too_slow(frames, size)
+
 
 class EngineIOWebSocketFactory(WebSocketServerFactory):
     """
@@ -272,14 +232,17 @@ def make_websocket_factory(
     clock: IReactorTime,
     max_payload: int,
     options: dict[str, Any] | None,
-    outbox: Outbox = outbox,
+    outbox: Outbox,
+    max_queued: int,
+    max_queued_bytes: int,
 ) -> EngineIOWebSocketFactory:
     """
     Build the Autobahn factory, capped at C{max_payload} like the official
     server's C{ws}: beyond it, a close frame with 1009 (not a dropped
     connection). Autobahn's auto-ping stays off. Its protocol class
-    carries the options (L{xmeet.wsmemory.lean_protocol}): set them here,
-    not on the factory later.
+    carries the options (L{xmeet.transport.lean.lean_protocol}), the
+    C{outbox} and the limits of the send queue: set them here, not on
+    the factory later.
     """
     factory = EngineIOWebSocketFactory(server, reactor=clock)
     settings: dict[str, Any] = {
@@ -293,4 +256,6 @@ def make_websocket_factory(
     factory.setProtocolOptions(**settings)
     factory.protocol = lean_protocol(EngineIOWebSocketProtocol, factory)
     factory.protocol.outbox = outbox
+    factory.protocol.max_queued_frames = max_queued
+    factory.protocol.max_queued_bytes = max_queued_bytes
     return factory

@@ -17,11 +17,10 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from twisted.internet.interfaces import IDelayedCall, IPushProducer
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from xmeet.admission import LeasedConnection
 from xmeet.config import Settings
 from xmeet.core.commands import ChangeName, parse_command
 from xmeet.core.frames import Frame
@@ -29,9 +28,9 @@ from xmeet.core.limits import RateLimiter
 from xmeet.core.room import Member
 from xmeet.core.rules import InvalidName, normalize_nickname, random_nickname
 from xmeet.core.tokens import XnestGrant
-from xmeet.fastsend import SendQueue
 from xmeet.rooms import IMemberSink
-from xmeet.wsmemory import compact
+from xmeet.transport.lean import compact
+from xmeet.transport.lease import LeasedConnection
 
 if TYPE_CHECKING:
     from xmeet.xgate.resource import XgateResource
@@ -117,7 +116,7 @@ def _store_history(query: dict[str, str]) -> bool:
     raise ConnectionDeny(400, "is_store_history must be true or false")
 
 
-@implementer(IMemberSink, IPushProducer)
+@implementer(IMemberSink)
 class XgateProtocol(LeasedConnection):
     """
     One member's WebSocket connection, counted for its client address
@@ -137,8 +136,6 @@ class XgateProtocol(LeasedConnection):
     _ended = False
     _limiter: RateLimiter
     _early: list[str] | None = None
-    _paused = False
-    _queue: SendQueue | None = None
 
     def onConnect(self, request: ConnectionRequest) -> tuple[None, dict[str, str]]:
         """
@@ -294,9 +291,10 @@ class XgateProtocol(LeasedConnection):
         stops reading.
         """
         transport: Any = self.transport
+        unregister = None
         if getattr(transport, "producer", None) is not None:
-            transport.unregisterProducer()
-        transport.registerProducer(self, True)
+            unregister = transport.unregisterProducer
+        self.become_producer(unregister)
 
     def deliver(self, frame: Frame) -> None:
         """
@@ -307,51 +305,25 @@ class XgateProtocol(LeasedConnection):
         a client that goes past either is dropped, so a stalled reader
         cannot grow the server's memory.
         """
-        prepared = frame.prepared(prepare_text, prepare_text)
-        queue = self._queue
-        if not (self._paused or queue):
-            self.send_frame(prepared)
+        if self._ended and (self._paused or self._queue):
             return
-        if self._ended:
-            return
-        if queue is None:
-            queue = self._queue = SendQueue()
-        settings = self.factory.settings
-        if queue.take(prepared, settings.max_send_queue, settings.max_send_buffer):
-            return
+        self.send_bounded(frame.prepared(prepare_text, prepare_text))
+
+    def send_queue_full(self, frames: int, size: int) -> None:
+        """
+        The client stopped reading: it leaves, and its connection is
+        dropped.
+        """
         log.info(
             "dropping xgate connection {peer}: it stopped reading "
             "({frames} frames, {size} bytes waiting)",
             peer=self.peer,
-            frames=len(queue),
-            size=queue.size,
+            frames=frames,
+            size=size,
         )
-        self._queue = None
         self._leave()
         transport: Any = self.transport
         transport.abortConnection()
-
-    def pauseProducing(self) -> None:
-        """
-        The kernel's send buffer is full: queue from now on.
-        """
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        """
-        The send buffer drained: send what waited, until paused again. An
-        emptied queue is released, so a quiet connection holds none.
-        """
-        self._paused = False
-        queue = self._queue
-        if queue is not None and queue.drain(self, lambda: self._paused):
-            self._queue = None
-
-    def stopProducing(self) -> None:
-        """
-        The connection is gone.
-        """
-        self._queue = None
 
 
 class XnestFactory(WebSocketServerFactory):

@@ -15,17 +15,18 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from xmeet.admission import Admission, upgrade_with_lease
+from xmeet.admission import Admission
 from xmeet.config import Settings
 from xmeet.core.admission import Refusal
 from xmeet.core.errors import error_code
 from xmeet.core.im import IMError
 from xmeet.core.rules import InvalidName, decode_xnest_segment
 from xmeet.core.tokens import XnestGrant, grant_xnest
-from xmeet.fastsend import Outbox, outbox
 from xmeet.rooms import RoomService
+from xmeet.transport.lean import lean_protocol
+from xmeet.transport.lease import upgrade_with_lease
+from xmeet.transport.send import Outbox
 from xmeet.web_errors import ErrorPage
-from xmeet.wsmemory import lean_protocol
 from xmeet.xgate.protocol import XgateProtocol, XnestFactory
 
 __all__ = ["XgateResource", "XnestHandshake"]
@@ -60,7 +61,7 @@ class XgateResource(Resource):
         settings: Settings,
         clock: IReactorTime,
         rng: Random,
-        outbox: Outbox = outbox,
+        outbox: Outbox | None = None,
         admission: Admission | None = None,
     ) -> None:
         super().__init__()
@@ -69,7 +70,7 @@ class XgateResource(Resource):
         self.settings = settings
         self.clock = clock
         self.rng = rng
-        self.outbox = outbox
+        self.outbox = outbox or Outbox(clock)
         self.connections = 0
         self._endpoints: dict[str, XnestFactory] = {}
         self._protocol: type[XgateProtocol] | None = None
@@ -77,12 +78,15 @@ class XgateResource(Resource):
     def protocol_class(self, factory: XnestFactory) -> type[XgateProtocol]:
         """
         The protocol class of every xnest's factory: an L{XgateProtocol}
-        carrying the options all xnests share (see L{xmeet.wsmemory}),
-        made from the first factory.
+        carrying the options all xnests share (see
+        L{xmeet.transport.lean}), the outbox and the limits of the send
+        queue, made from the first factory.
         """
         if self._protocol is None:
             self._protocol = lean_protocol(XgateProtocol, factory)
             self._protocol.outbox = self.outbox
+            self._protocol.max_queued_frames = self.settings.max_send_queue
+            self._protocol.max_queued_bytes = self.settings.max_send_buffer
         return self._protocol
 
     @property

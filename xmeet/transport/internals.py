@@ -1,0 +1,198 @@
+# -*- test-case-name: tests.test_transport_internals -*-
+"""
+Every private or undocumented name of Twisted and Autobahn that the
+WebSocket fast path relies on, in one place.
+
+The rest of L{xmeet.transport} reaches these libraries' insides only
+through this module, and L{tests.test_transport_internals} checks each
+name against the installed versions: an upgrade that renames one fails
+that test by name, instead of a connection misbehaving quietly.
+C{setup.cfg} bounds both libraries at the versions tested.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType, ModuleType
+from typing import Any
+
+import autobahn.twisted.websocket
+import autobahn.websocket.protocol
+from twisted.internet.tcp import Server
+
+__all__ = [
+    "AUTOBAHN_HANDSHAKE_STATE",
+    "AUTOBAHN_LOG_HELPERS",
+    "AUTOBAHN_OVERRIDDEN",
+    "AUTOBAHN_QUIET_STATE",
+    "TWISTED_TCP_SERVER",
+    "TWISTED_TRANSPORT_NAMES",
+    "autobahn_queue_busy",
+    "frame_bytes",
+    "is_aborting",
+    "is_plain_tcp",
+    "parse_incoming",
+    "plain_frames_allowed",
+    "twisted_buffered",
+    "write_closed",
+]
+
+TWISTED_TCP_SERVER = Server
+"""
+The class of Twisted's accepted TCP connections: only these are written
+to with one C{send} per turn, through their C{socket}.
+"""
+
+TWISTED_TRANSPORT_NAMES = (
+    "_tempDataLen",
+    "dataBuffer",
+    "_aborting",
+    "_writeDisconnected",
+    "socket",
+    "TLS",
+)
+"""
+Attributes of a Twisted TCP connection read by the fast path.
+"""
+
+
+def is_plain_tcp(transport: Any) -> bool:
+    """
+    Whether C{transport} is a TCP connection without TLS, whose socket the
+    fast path may send on.
+    """
+    return type(transport) is Server and not transport.TLS
+
+
+def twisted_buffered(transport: Any) -> bool:
+    """
+    Whether Twisted still holds bytes of C{transport} that it has not sent.
+    """
+    return bool(transport._tempDataLen or transport.dataBuffer)
+
+
+def is_aborting(transport: Any) -> bool:
+    """
+    Whether C{transport} was aborted: nothing more may be written.
+    """
+    return bool(transport._aborting)
+
+
+def write_closed(transport: Any) -> bool:
+    """
+    Whether C{transport} is closing or half-closed: writes must go through
+    Twisted, which orders them before the close.
+    """
+    return bool(transport.disconnecting or transport._writeDisconnected)
+
+
+def parse_incoming(protocol: Any, data: bytes) -> None:
+    """
+    Autobahn's handling of received bytes, without the debug log call of
+    its public C{dataReceived}.
+    """
+    protocol._dataReceived(data)
+
+
+AUTOBAHN_OVERRIDDEN = ("_closeConnection", "_fail_connection", "failHandshake", "sendCloseFrame")
+"""
+Autobahn protocol methods that xmeet's protocols override: the close of
+the TCP connection, the failing of a WebSocket, the refusal of a
+handshake, the sending of a close frame.
+"""
+
+AUTOBAHN_LOG_HELPERS: tuple[tuple[ModuleType, str], ...] = (
+    (autobahn.websocket.protocol, "pformat"),
+    (autobahn.websocket.protocol, "hltype"),
+    (autobahn.websocket.protocol, "hlval"),
+    (autobahn.twisted.websocket, "hltype"),
+    (autobahn.twisted.websocket, "hlval"),
+)
+"""
+The module globals of Autobahn that format debug log arguments, which
+L{xmeet.transport.send.format_lazily} replaces with lazy versions.
+"""
+
+AUTOBAHN_QUIET_STATE: MappingProxyType[str, Any] = MappingProxyType(
+    {
+        "send_state": 0,
+        "triggered": False,
+        "inside_message": False,
+        "current_frame": None,
+        "wasMaxFramePayloadSizeExceeded": False,
+        "wasMaxMessagePayloadSizeExceeded": False,
+        "closedByMe": False,
+        "failedByMe": False,
+        "droppedByMe": False,
+        "wasClean": False,
+        "wasNotCleanReason": None,
+        "wasServerConnectionDropTimeout": False,
+        "wasOpenHandshakeTimeout": False,
+        "wasCloseHandshakeTimeout": False,
+        "wasServingFlashSocketPolicyFile": False,
+        "localCloseCode": None,
+        "localCloseReason": None,
+        "remoteCloseCode": None,
+        "remoteCloseReason": None,
+        "openHandshakeTimeoutCall": None,
+        "closeHandshakeTimeoutCall": None,
+        "autoPingTimeoutCall": None,
+        "autoPingPending": None,
+        "autoPingPendingSent": None,
+        "autoPingPendingSeq": 0,
+        "trackedTimings": None,
+        "_perMessageCompress": None,
+        "websocket_protocol_in_use": None,
+        "data": b"",
+        "utf8validateIncomingCurrentMessage": True,
+    }
+)
+"""
+Autobahn's per-connection state whose value stays the same while an open
+connection is quiet (no message half-received, no close, no ping awaiting
+its answer).
+"""
+
+AUTOBAHN_HANDSHAKE_STATE: MappingProxyType[str, Any] = MappingProxyType(
+    {
+        "http_request_data": b"",
+        "http_status_line": "",
+        "http_response_data": "",
+        "http_request_uri": "",
+        "http_request_path": "",
+        "http_request_host": "",
+        "websocket_origin": "",
+        "_wskey": None,
+        "http_headers": MappingProxyType({}),
+        "http_request_params": MappingProxyType({}),
+    }
+)
+"""
+What is left of Autobahn's opening handshake on an open connection, with
+the empty value each reads as once dropped.
+"""
+
+
+def plain_frames_allowed(protocol: Any) -> bool:
+    """
+    Whether a prepared frame's bytes may be written to C{protocol}'s
+    connection as they are: no compression negotiated, nothing waiting in
+    Autobahn's own (synchronous or chopped) send queue.
+    """
+    return protocol._perMessageCompress is None and not protocol.send_queue
+
+
+def autobahn_queue_busy(protocol: Any) -> bool:
+    """
+    Whether Autobahn's own send queue holds bytes, which must leave before
+    anything written after them.
+    """
+    return bool(protocol.send_queue)
+
+
+def frame_bytes(message: Any) -> bytes:
+    """
+    The bytes on the wire of an Autobahn C{PreparedMessage}, unmasked
+    (server to client).
+    """
+    payload: bytes = message.payloadHybi
+    return payload
