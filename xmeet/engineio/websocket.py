@@ -12,7 +12,7 @@ heartbeat is made of Engine.IO packets and is run by the session.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.websocket.types import ConnectionRequest
@@ -23,14 +23,16 @@ from xmeet.transport.lean import compact, lean_protocol
 from xmeet.transport.lease import LeasedConnection
 from xmeet.transport.send import Outbox
 
+from .interfaces import TransportOwner
 from .packets import PacketDecodeError, decode_packet_v3, decode_packet_v4
 from .prepared import PreparedPacket, WebSocketFlavour
 
-if TYPE_CHECKING:
-    from .server import EngineIOServer
-    from .socket import EngineIOSocket
-
-__all__ = ["EngineIOWebSocketProtocol", "WebSocketTransport", "make_websocket_factory"]
+__all__ = [
+    "EngineIOWebSocketProtocol",
+    "WebSocketOpener",
+    "WebSocketTransport",
+    "make_websocket_factory",
+]
 
 log = Logger()
 
@@ -71,7 +73,7 @@ class WebSocketTransport:
         self.protocol = protocol
         self.flavour = _flavour(protocol, connection.query)
         self._decode = decode_packet_v4 if protocol == 4 else decode_packet_v3
-        self._socket: EngineIOSocket | None = None
+        self._socket: TransportOwner | None = None
         self._open = True
         # The HTTP channel that accepted the upgrade is still registered as
         # the connection's producer; the WebSocket now produces instead.
@@ -82,11 +84,11 @@ class WebSocketTransport:
             unregister = connection.unregisterProducer
         connection.become_producer(unregister)
 
-    def take_over(self, socket: EngineIOSocket) -> None:
+    def take_over(self, owner: TransportOwner) -> None:
         """
-        Report this connection's packets to C{socket}.
+        Report this connection's packets to C{owner}.
         """
-        self._socket = socket
+        self._socket = owner
 
     def write(self, packet: PreparedPacket) -> None:
         """
@@ -169,6 +171,19 @@ class WebSocketTransport:
             self._socket.transport_closed(self)
 
 
+class WebSocketOpener(Protocol):
+    """
+    What a WebSocket connection tells once it is open: the Engine.IO
+    server.
+    """
+
+    def websocket_opened(self, connection: EngineIOWebSocketProtocol) -> WebSocketTransport | None:
+        """
+        Make C{connection} a new session or an upgrade probe; C{None}
+        after closing a connection that can join no session.
+        """
+
+
 class EngineIOWebSocketProtocol(LeasedConnection):
     """
     Autobahn protocol of Engine.IO WebSocket connections.
@@ -194,7 +209,7 @@ class EngineIOWebSocketProtocol(LeasedConnection):
         self.request_headers = {name.lower(): value for name, value in request.headers.items()}
 
     def onOpen(self) -> None:
-        self.transport_adapter = self.factory.server.websocket_opened(self)
+        self.transport_adapter = self.factory.opener.websocket_opened(self)
         compact(self)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -217,18 +232,18 @@ class EngineIOWebSocketProtocol(LeasedConnection):
 
 class EngineIOWebSocketFactory(WebSocketServerFactory):
     """
-    Autobahn factory that knows its Engine.IO server.
+    Autobahn factory that knows who opens its connections' sessions.
     """
 
     protocol = EngineIOWebSocketProtocol  # type: ignore[assignment]
 
-    def __init__(self, server: EngineIOServer, **kwargs: Any) -> None:
+    def __init__(self, opener: WebSocketOpener, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.server = server
+        self.opener = opener
 
 
 def make_websocket_factory(
-    server: EngineIOServer,
+    opener: WebSocketOpener,
     clock: IReactorTime,
     max_payload: int,
     options: dict[str, Any] | None,
@@ -244,7 +259,7 @@ def make_websocket_factory(
     C{outbox} and the limits of the send queue: set them here, not on
     the factory later.
     """
-    factory = EngineIOWebSocketFactory(server, reactor=clock)
+    factory = EngineIOWebSocketFactory(opener, reactor=clock)
     settings: dict[str, Any] = {
         "maxFramePayloadSize": max_payload,
         "maxMessagePayloadSize": max_payload,
