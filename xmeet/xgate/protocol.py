@@ -11,13 +11,14 @@ with the close codes of the contract.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from random import Random
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -28,12 +29,9 @@ from xmeet.core.limits import RateLimiter
 from xmeet.core.room import Member
 from xmeet.core.rules import InvalidName, normalize_nickname, random_nickname
 from xmeet.core.tokens import XnestGrant
-from xmeet.rooms import IMemberSink
+from xmeet.rooms import IMemberSink, RoomService
 from xmeet.transport.lean import compact
 from xmeet.transport.lease import LeasedConnection
-
-if TYPE_CHECKING:
-    from xmeet.xgate.resource import XgateResource
 
 __all__ = [
     "CLOSE_BINARY",
@@ -41,6 +39,7 @@ __all__ = [
     "NICKNAME_COOKIE_MAX_AGE",
     "XgateProtocol",
     "XnestFactory",
+    "XnestOwner",
     "apply_protocol_options",
     "prepare_text",
 ]
@@ -326,6 +325,34 @@ class XgateProtocol(LeasedConnection):
         transport.abortConnection()
 
 
+class XnestOwner(Protocol):
+    """
+    What an xnest's factory needs from the gate that keeps it: what every
+    xnest shares, and to be told when connections start and end.
+    """
+
+    rooms: RoomService
+    settings: Settings
+    clock: IReactorTime
+    rng: Random
+
+    def protocol_class(self, factory: XnestFactory) -> type[XgateProtocol]:
+        """
+        The protocol class of every xnest's factory.
+        """
+
+    def connection_started(self) -> None:
+        """
+        A connection of one of the gate's xnests starts its handshake.
+        """
+
+    def connection_ended(self, factory: XnestFactory) -> None:
+        """
+        A connection of C{factory} ended; C{factory} has none left when
+        its C{connections} is 0.
+        """
+
+
 class XnestFactory(WebSocketServerFactory):
     """
     The Autobahn factory of one xnest, created for its first connection and
@@ -334,7 +361,7 @@ class XnestFactory(WebSocketServerFactory):
 
     protocol = XgateProtocol  # type: ignore[assignment]
 
-    def __init__(self, xnest_id: str, gate: XgateResource) -> None:
+    def __init__(self, xnest_id: str, gate: XnestOwner) -> None:
         super().__init__()
         self.xnest_id = xnest_id
         self.gate = gate
@@ -353,16 +380,15 @@ class XnestFactory(WebSocketServerFactory):
         outlives every connection that uses it.
         """
         self.connections += 1
-        self.gate.connections += 1
+        self.gate.connection_started()
         protocol: Any = super().buildProtocol(addr)
         protocol.grant = self.next_grant
         return protocol
 
     def connection_ended(self, protocol: XgateProtocol) -> None:
         """
-        One connection of this factory is over; the last one releases it.
+        One connection of this factory is over; the gate releases the
+        factory after its last one.
         """
         self.connections -= 1
-        self.gate.connections -= 1
-        if self.connections == 0:
-            self.gate.release(self)
+        self.gate.connection_ended(self)

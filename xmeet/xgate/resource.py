@@ -49,8 +49,6 @@ class XgateResource(Resource):
     Keeps one L{XnestFactory} per xnest that has connections: created on
     first use, released when its last connection ends.
 
-    @ivar connections: WebSocket connections of every xnest on this node,
-        counted from the start of their handshake.
     @ivar admission: the node's origin policy and per-address limits,
         shared with its other front ends.
     """
@@ -71,7 +69,7 @@ class XgateResource(Resource):
         self.clock = clock
         self.rng = rng
         self.outbox = outbox or Outbox(clock)
-        self.connections = 0
+        self._connections = 0
         self._endpoints: dict[str, XnestFactory] = {}
         self._protocol: type[XgateProtocol] | None = None
 
@@ -88,6 +86,29 @@ class XgateResource(Resource):
             self._protocol.max_queued_frames = self.settings.max_send_queue
             self._protocol.max_queued_bytes = self.settings.max_send_buffer
         return self._protocol
+
+    @property
+    def connections(self) -> int:
+        """
+        WebSocket connections of every xnest on this node, counted from the
+        start of their handshake.
+        """
+        return self._connections
+
+    def connection_started(self) -> None:
+        """
+        A connection of one of the xnests starts its handshake.
+        """
+        self._connections += 1
+
+    def connection_ended(self, factory: XnestFactory) -> None:
+        """
+        A connection of C{factory} ended; after its last one, C{factory}
+        is released.
+        """
+        self._connections -= 1
+        if factory.connections == 0 and self._endpoints.get(factory.xnest_id) is factory:
+            del self._endpoints[factory.xnest_id]
 
     @property
     def factories(self) -> int:
@@ -144,13 +165,6 @@ class XgateResource(Resource):
         if factory is None:
             factory = self._endpoints[xnest_id] = XnestFactory(xnest_id, self)
         return factory
-
-    def release(self, factory: XnestFactory) -> None:
-        """
-        Forget C{factory}, whose last connection ended.
-        """
-        if self._endpoints.get(factory.xnest_id) is factory:
-            del self._endpoints[factory.xnest_id]
 
 
 class XnestHandshake(Resource):
