@@ -12,9 +12,10 @@ coroutines, L{Socket.call} returns a L{Deferred}, and no threads are used.
 """
 
 from ._errors import AckTimeout, ConnectionRefused, SocketDisconnected
-from ._namespace import BroadcastOperator, Namespace, PreparedEvent
+from ._namespace import BroadcastOperator, Namespace
 from ._server import SocketIOServer
 from ._socket import Handshake, Socket
+from .packets import PreparedEvent
 
 __all__ = [
     "AckTimeout",
