@@ -17,7 +17,6 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
-from twisted.web.resource import Resource
 
 import xmeet
 from xmeet.admission import Admission
@@ -66,10 +65,14 @@ class Node:
     engine: EngineIOServer
     outbox: Outbox
     sio: SocketIOServer
-    site: XmeetSite
     admission: Admission
 
     started: float = attrs.field(factory=time.monotonic)
+    site: XmeetSite = attrs.field(init=False)
+    """
+    The node's Site, built whole once the node exists (its C{/healthz}
+    and C{/metrics} report the node).
+    """
 
     def start(self) -> None:
         """
@@ -210,9 +213,10 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
     outbox = Outbox(reactor, settings.write_delay)
     admission = Admission.of(settings, reactor)
     gate = XgateResource(rooms, settings, reactor, Random(), outbox, admission)
+    sio = SocketIOServer(None, reactor, connect_timeout=settings.connect_timeout)
     engine = EngineIOServer(
         reactor,
-        None,
+        sio,
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,
         max_payload=settings.max_payload,
@@ -221,7 +225,7 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
         max_buffered_bytes=settings.max_send_buffer,
         outbox=outbox,
     )
-    sio = SocketIOServer(engine, reactor, connect_timeout=settings.connect_timeout)
+    sio.attach(engine)
     register_socketio_app(sio.of("/"), im, rooms, settings, reactor)
     max_body = max(settings.max_payload, settings.max_message_size) + _BODY_SLACK
     node = Node(
@@ -233,23 +237,23 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
         engine=engine,
         outbox=outbox,
         sio=sio,
-        site=XmeetSite(
-            Resource(),
-            max_body,
-            settings.access_log,
-            header_timeout=settings.header_timeout,
-            body_min_rate=settings.body_min_rate,
-            reactor=reactor,
-        ),
         admission=admission,
     )
-    node.site.resource = build_root(
+    root = build_root(
         rooms,
         gate,
         EngineIOResource(engine, admission),
         ConversationsResource(im, settings.max_message_size),
         node.health,
         node.numbers,
+    )
+    node.site = XmeetSite(
+        root,
+        max_body,
+        settings.access_log,
+        header_timeout=settings.header_timeout,
+        body_min_rate=settings.body_min_rate,
+        reactor=reactor,
     )
     return node
 
