@@ -16,6 +16,7 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.http import HTTPChannel
 
 from xmeet.transport import internals
 
@@ -71,6 +72,23 @@ class TwistedNamesTests(SynchronousTestCase):
         for name in internals.TWISTED_TRANSPORT_NAMES:
             self.assertTrue(hasattr(transport, name), f"twisted tcp.Server lost {name!r}")
 
+    def test_http_channel(self) -> None:
+        """
+        A twisted.web HTTP channel keeps its requests where
+        L{internals.release_requests} empties them, and a transport tells
+        its registered producer.
+        """
+        channel = HTTPChannel()
+        self.assertIsInstance(channel.requests, list)
+        channel.requests.append(object())
+        internals.release_requests(channel)
+        self.assertEqual(channel.requests, [])
+        transport = _tcp_server(self)
+        self.assertIsNone(internals.registered_producer(transport))
+        transport.registerProducer(channel, True)
+        self.assertIs(internals.registered_producer(transport), channel)
+        self.assertIs(internals.registered_producer(object()), internals.UNKNOWN)
+
     def test_meanings(self) -> None:
         """
         A fresh connection is plain TCP, has nothing buffered, is neither
@@ -108,6 +126,17 @@ class AutobahnNamesTests(SynchronousTestCase):
                 callable(getattr(WebSocketServerProtocol, name, None)),
                 f"Autobahn's WebSocketServerProtocol lost {name!r}",
             )
+
+    def test_options_copied(self) -> None:
+        """
+        A factory copies each option onto the connections it builds, as an
+        instance attribute (which a lean class makes unnecessary).
+        """
+        protocol = _open_autobahn(self)
+        for name in internals.AUTOBAHN_OPTION_NAMES:
+            self.assertIn(name, protocol.__dict__, f"Autobahn no longer copies {name!r}")
+        self.assertIn("maxMessagePayloadSize", internals.AUTOBAHN_OPTION_NAMES)
+        self.assertIn("autoPingInterval", internals.AUTOBAHN_OPTION_NAMES)
 
     def test_log_helpers(self) -> None:
         """

@@ -19,6 +19,7 @@ from autobahn.websocket.types import ConnectionRequest
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from xmeet.transport.internals import registered_producer
 from xmeet.transport.lean import compact, lean_protocol
 from xmeet.transport.lease import LeasedConnection
 from xmeet.transport.send import Outbox
@@ -80,7 +81,7 @@ class WebSocketTransport:
         # (TCP and TLS transports allow unregistering when none is; test
         # transports that keep a None producer do not.)
         unregister = None
-        if getattr(connection.transport, "producer", True) is not None:
+        if registered_producer(connection.transport) is not None:
             unregister = connection.unregisterProducer
         connection.become_producer(unregister)
 

@@ -17,21 +17,26 @@ from typing import Any
 
 import autobahn.twisted.websocket
 import autobahn.websocket.protocol
+from autobahn.twisted.websocket import WebSocketServerProtocol
 from twisted.internet.tcp import Server
 
 __all__ = [
     "AUTOBAHN_HANDSHAKE_STATE",
     "AUTOBAHN_LOG_HELPERS",
+    "AUTOBAHN_OPTION_NAMES",
     "AUTOBAHN_OVERRIDDEN",
     "AUTOBAHN_QUIET_STATE",
     "TWISTED_TCP_SERVER",
     "TWISTED_TRANSPORT_NAMES",
+    "UNKNOWN",
     "autobahn_queue_busy",
     "frame_bytes",
     "is_aborting",
     "is_plain_tcp",
     "parse_incoming",
     "plain_frames_allowed",
+    "registered_producer",
+    "release_requests",
     "twisted_buffered",
     "write_closed",
 ]
@@ -49,10 +54,32 @@ TWISTED_TRANSPORT_NAMES = (
     "_writeDisconnected",
     "socket",
     "TLS",
+    "producer",
 )
 """
 Attributes of a Twisted TCP connection read by the fast path.
 """
+
+UNKNOWN = object()
+"""
+What L{registered_producer} returns for a transport that does not say.
+"""
+
+
+def registered_producer(transport: Any) -> Any:
+    """
+    The producer registered with C{transport}: C{None} if none is,
+    L{UNKNOWN} if the transport does not tell (a test transport).
+    """
+    return getattr(transport, "producer", UNKNOWN)
+
+
+def release_requests(channel: Any) -> None:
+    """
+    Make a twisted.web HTTP channel forget its requests (which refer back
+    to it), once a WebSocket has taken its connection over.
+    """
+    channel.requests = []
 
 
 def is_plain_tcp(transport: Any) -> bool:
@@ -92,6 +119,12 @@ def parse_incoming(protocol: Any, data: bytes) -> None:
     """
     protocol._dataReceived(data)
 
+
+AUTOBAHN_OPTION_NAMES: tuple[str, ...] = tuple(WebSocketServerProtocol.CONFIG_ATTRS)
+"""
+The names of the protocol options an Autobahn server factory copies onto
+each connection it builds, unless the protocol class has them.
+"""
 
 AUTOBAHN_OVERRIDDEN = ("_closeConnection", "_fail_connection", "failHandshake", "sendCloseFrame")
 """

@@ -43,7 +43,13 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from twisted.web.server import NOT_DONE_YET, Request
 
 from .handshake import refuse_handshake
-from .internals import AUTOBAHN_HANDSHAKE_STATE, AUTOBAHN_QUIET_STATE
+from .internals import (
+    AUTOBAHN_HANDSHAKE_STATE,
+    AUTOBAHN_OPTION_NAMES,
+    AUTOBAHN_QUIET_STATE,
+    registered_producer,
+    release_requests,
+)
 
 __all__ = ["UpgradeResource", "compact", "lean_protocol"]
 
@@ -79,7 +85,7 @@ def lean_protocol(base: type[_P], factory: WebSocketServerFactory) -> type[_P]:
     C{protocol}; any factory with the same options may share it.
     """
     namespace: dict[str, Any] = {
-        name: _option(getattr(factory, name)) for name in WebSocketServerProtocol.CONFIG_ATTRS
+        name: _option(getattr(factory, name)) for name in AUTOBAHN_OPTION_NAMES
     }
     namespace.update(AUTOBAHN_QUIET_STATE)
     namespace.update(AUTOBAHN_HANDSHAKE_STATE)
@@ -132,7 +138,7 @@ class UpgradeResource(WebSocketResource):
         channel = request.channel
         if result is NOT_DONE_YET and channel is not None and channel.transport is None:
             transport: Any = request.transport
-            if getattr(transport, "producer", None) is channel:
+            if registered_producer(transport) is channel:
                 transport.unregisterProducer()
-            channel.requests = []
+            release_requests(channel)
         return result

@@ -30,6 +30,7 @@ from xmeet.core.room import Member
 from xmeet.core.rules import InvalidName, normalize_nickname, random_nickname
 from xmeet.core.tokens import XnestGrant
 from xmeet.rooms import IMemberSink, RoomService
+from xmeet.transport.internals import UNKNOWN, registered_producer
 from xmeet.transport.lean import compact
 from xmeet.transport.lease import LeasedConnection
 
@@ -291,7 +292,7 @@ class XgateProtocol(LeasedConnection):
         """
         transport: Any = self.transport
         unregister = None
-        if getattr(transport, "producer", None) is not None:
+        if registered_producer(transport) not in (None, UNKNOWN):
             unregister = transport.unregisterProducer
         self.become_producer(unregister)
 
