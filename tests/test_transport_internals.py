@@ -19,6 +19,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.http import HTTPChannel
 
 from xmeet.transport import internals
+from xmeet.transport.producer import BoundedSendProtocol
+from xmeet.transport.send import FastSendProtocol
 
 HANDSHAKE = (
     b"GET /room HTTP/1.1\r\n"
@@ -137,6 +139,22 @@ class AutobahnNamesTests(SynchronousTestCase):
             self.assertIn(name, protocol.__dict__, f"Autobahn no longer copies {name!r}")
         self.assertIn("maxMessagePayloadSize", internals.AUTOBAHN_OPTION_NAMES)
         self.assertIn("autoPingInterval", internals.AUTOBAHN_OPTION_NAMES)
+
+    def test_our_names_are_ours(self) -> None:
+        """
+        The attributes the fast path adds to Autobahn's protocol are not
+        Autobahn's: only the methods it means to override are.
+        """
+        ours = set(vars(FastSendProtocol)) | set(vars(BoundedSendProtocol))
+        ours -= {"__doc__", "__module__", "__annotations__", "__provides__"}
+        ours -= {"__implemented__", "__providedBy__", "__dict__", "__weakref__"}
+        overridden = {name for name in ours if hasattr(WebSocketServerProtocol, name)}
+        self.assertEqual(
+            overridden, {"_closeConnection", "sendCloseFrame", "dataReceived", "sendData"}
+        )
+        self.assertLessEqual(
+            overridden, {*internals.AUTOBAHN_OVERRIDDEN, "dataReceived", "sendData"}
+        )
 
     def test_log_helpers(self) -> None:
         """

@@ -15,3 +15,5 @@ What both WebSocket front ends (xgate and Engine.IO) share:
   - L{xmeet.transport.internals}: every private Twisted and Autobahn name
     the others rely on, each guarded by a test.
 """
+
+__all__: list[str] = []
