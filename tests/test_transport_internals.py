@@ -93,24 +93,28 @@ class TwistedNamesTests(SynchronousTestCase):
 
     def test_meanings(self) -> None:
         """
-        A fresh connection is plain TCP, has nothing buffered, is neither
-        aborting nor closing; written to while not writable, it buffers;
-        after C{loseConnection} its writes are closed, after
-        C{abortConnection} it is aborting.
+        A fresh connection may batch and is sent on; once Twisted holds
+        bytes of it, or it is closing or half-closed, bytes go through
+        Twisted's buffer; once aborted, they are dropped. A transport that
+        is not plain TCP never batches.
         """
-        transport = _tcp_server(self)
-        self.assertTrue(internals.is_plain_tcp(transport))
-        self.assertFalse(internals.twisted_buffered(transport))
-        self.assertFalse(internals.is_aborting(transport))
-        self.assertFalse(internals.write_closed(transport))
-        transport.write(b"x")
-        self.assertTrue(internals.twisted_buffered(transport))
-        transport.loseConnection()
-        self.assertTrue(internals.write_closed(transport))
-        other = _tcp_server(self)
-        other.abortConnection()
-        self.assertTrue(internals.is_aborting(other))
-        self.assertFalse(internals.is_plain_tcp(StringTransport()))
+        fresh = _tcp_server(self)
+        self.assertTrue(internals.may_batch(fresh))
+        self.assertIs(internals.send_route(fresh), internals.SEND)
+        fresh.write(b"x")
+        self.assertFalse(internals.may_batch(fresh))
+        self.assertIs(internals.send_route(fresh), internals.BUFFER)
+        closing = _tcp_server(self)
+        closing.loseConnection()
+        self.assertIs(internals.send_route(closing), internals.BUFFER)
+        half = _tcp_server(self)
+        half.loseWriteConnection()
+        half.doWrite()
+        self.assertIs(internals.send_route(half), internals.BUFFER)
+        aborted = _tcp_server(self)
+        aborted.abortConnection()
+        self.assertIs(internals.send_route(aborted), internals.DROP)
+        self.assertFalse(internals.may_batch(StringTransport()))
 
 
 class AutobahnNamesTests(SynchronousTestCase):
@@ -186,15 +190,22 @@ class AutobahnNamesTests(SynchronousTestCase):
 
     def test_sending(self) -> None:
         """
-        An open connection allows plain frames, its own queue is empty, a
+        An open connection allows plain frames while its own queue is empty, a
         prepared message's wire bytes are its unmasked frame, and received
         bytes are parsed by the private method the fast path calls.
         """
         protocol = _open_autobahn(self)
-        self.assertTrue(internals.plain_frames_allowed(protocol))
         self.assertFalse(internals.autobahn_queue_busy(protocol))
         message = PreparedMessage(b"hi", False, False, True)
         self.assertEqual(internals.frame_bytes(message), b"\x81\x02hi")
+        written: list[bytes] = []
+        protocol._write = written.append  # type: ignore[attr-defined]
+        internals.send_prepared_frame(protocol, message)
+        self.assertEqual(written, [b"\x81\x02hi"])
+        protocol.send_queue.append((b"waiting", False))
+        self.assertTrue(internals.autobahn_queue_busy(protocol))
+        internals.send_prepared_frame(protocol, message)
+        self.assertEqual(written, [b"\x81\x02hi"], "written past Autobahn's queue")
         received: list[bytes] = []
         protocol.onMessage = lambda payload, binary: received.append(payload)  # type: ignore[method-assign]
         internals.parse_incoming(protocol, b"\x81\x82\0\0\0\0hi")

@@ -18,6 +18,7 @@ from typing import Any
 import autobahn.twisted.websocket
 import autobahn.websocket.protocol
 from autobahn.twisted.websocket import WebSocketServerProtocol
+from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet.tcp import Server
 
 __all__ = [
@@ -31,14 +32,15 @@ __all__ = [
     "UNKNOWN",
     "autobahn_queue_busy",
     "frame_bytes",
-    "is_aborting",
-    "is_plain_tcp",
+    "BUFFER",
+    "DROP",
+    "SEND",
+    "may_batch",
     "parse_incoming",
-    "plain_frames_allowed",
+    "send_prepared_frame",
     "registered_producer",
     "release_requests",
-    "twisted_buffered",
-    "write_closed",
+    "send_route",
 ]
 
 TWISTED_TCP_SERVER = Server
@@ -82,34 +84,43 @@ def release_requests(channel: Any) -> None:
     channel.requests = []
 
 
-def is_plain_tcp(transport: Any) -> bool:
+def may_batch(transport: Any) -> bool:
     """
-    Whether C{transport} is a TCP connection without TLS, whose socket the
-    fast path may send on.
+    Whether writes to C{transport} may wait for the end of the turn and
+    leave in one C{send}: a TCP connection without TLS (whose socket the
+    fast path sends on) with nothing left in Twisted's buffer (else new
+    bytes would overtake it).
     """
-    return type(transport) is Server and not transport.TLS
+    return (
+        type(transport) is Server
+        and not transport.TLS
+        and not (transport._tempDataLen or transport.dataBuffer)
+    )
 
 
-def twisted_buffered(transport: Any) -> bool:
-    """
-    Whether Twisted still holds bytes of C{transport} that it has not sent.
-    """
-    return bool(transport._tempDataLen or transport.dataBuffer)
+DROP, BUFFER, SEND = "drop", "buffer", "send"
+"""
+What L{send_route} says to do with bytes for a connection.
+"""
 
 
-def is_aborting(transport: Any) -> bool:
+def send_route(transport: Any) -> str:
     """
-    Whether C{transport} was aborted: nothing more may be written.
+    How bytes batched for C{transport} leave: L{DROP} when it was aborted,
+    L{BUFFER} (through C{transport.write}, which keeps them in order
+    before a close and after what waits) when it is closing, half-closed
+    or still has bytes in Twisted's buffer, else L{SEND} on its socket.
     """
-    return bool(transport._aborting)
-
-
-def write_closed(transport: Any) -> bool:
-    """
-    Whether C{transport} is closing or half-closed: writes must go through
-    Twisted, which orders them before the close.
-    """
-    return bool(transport.disconnecting or transport._writeDisconnected)
+    if transport._aborting:
+        return DROP
+    if (
+        transport.disconnecting
+        or transport._writeDisconnected
+        or transport._tempDataLen
+        or transport.dataBuffer
+    ):
+        return BUFFER
+    return SEND
 
 
 def parse_incoming(protocol: Any, data: bytes) -> None:
@@ -205,13 +216,24 @@ the empty value each reads as once dropped.
 """
 
 
-def plain_frames_allowed(protocol: Any) -> bool:
+def send_prepared_frame(protocol: Any, message: Any) -> None:
     """
-    Whether a prepared frame's bytes may be written to C{protocol}'s
-    connection as they are: no compression negotiated, nothing waiting in
-    Autobahn's own (synchronous or chopped) send queue.
+    The C{send_frame} method of L{xmeet.transport.send.FastSendProtocol}:
+    send C{message} (an Autobahn C{PreparedMessage}) on an open
+    connection, and nothing after a close frame, which browsers take as a
+    protocol error.
+
+    When no compression was negotiated and nothing waits in Autobahn's
+    own (synchronous or chopped) send queue, the prepared frame's bytes
+    are written as they are (C{protocol._write}), shared by every
+    connection they go to; otherwise Autobahn sends it.
     """
-    return protocol._perMessageCompress is None and not protocol.send_queue
+    if protocol.state != WebSocketProtocol.STATE_OPEN:
+        return
+    if protocol._perMessageCompress is None and not protocol.send_queue:
+        protocol._write(message.payloadHybi)
+    else:
+        protocol.sendPreparedMessage(message)
 
 
 def autobahn_queue_busy(protocol: Any) -> bool:

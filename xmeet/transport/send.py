@@ -27,19 +27,17 @@ from collections.abc import Callable
 from typing import Any
 
 from autobahn.twisted.websocket import WebSocketServerProtocol
-from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol
 from twisted.internet.interfaces import IReactorTime
 
 from .internals import (
     AUTOBAHN_LOG_HELPERS,
+    BUFFER,
+    DROP,
     autobahn_queue_busy,
-    frame_bytes,
-    is_aborting,
-    is_plain_tcp,
+    may_batch,
     parse_incoming,
-    plain_frames_allowed,
-    twisted_buffered,
-    write_closed,
+    send_prepared_frame,
+    send_route,
 )
 
 __all__ = ["FLUSH_AT", "FastSendProtocol", "Outbox", "format_lazily"]
@@ -292,22 +290,14 @@ class FastSendProtocol(WebSocketServerProtocol):
         """
         parse_incoming(self, data)
 
-    def send_frame(self, message: PreparedMessage) -> None:
-        """
-        C{sendPreparedMessage}, minus its per-call debug-log formatting,
-        on an open connection only: after a close frame, a data frame
-        would break the protocol (browsers fail the connection).
-
-        When no compression was negotiated and nothing waits in Autobahn's
-        own send queue, the prepared frame's bytes are written as they are,
-        shared by every connection they go to.
-        """
-        if self.state != WebSocketProtocol.STATE_OPEN:
-            return
-        if plain_frames_allowed(self):
-            self._write(frame_bytes(message))
-        else:
-            self.sendPreparedMessage(message)
+    send_frame = send_prepared_frame
+    """
+    Send a prepared message (L{xmeet.transport.internals.send_prepared_frame}):
+    C{sendPreparedMessage} minus its per-call debug-log formatting, on an
+    open connection only. Its body reads Autobahn's private state, so it
+    lives in the guarded module, and is this class's method without an
+    extra call on the path of every frame.
+    """
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         """
@@ -333,7 +323,7 @@ class FastSendProtocol(WebSocketServerProtocol):
             return
         transport: Any = self.transport
         outbox = self.outbox
-        if outbox is None or not is_plain_tcp(transport) or twisted_buffered(transport):
+        if outbox is None or not may_batch(transport):
             if transport is not None:
                 transport.write(data)
             return
@@ -360,9 +350,12 @@ class FastSendProtocol(WebSocketServerProtocol):
             self.__dict__.pop("batched_at", None)
         data = pending[0] if len(pending) == 1 else b"".join(pending)
         transport: Any = self.transport
-        if transport is None or not transport.connected or is_aborting(transport):
+        if transport is None or not transport.connected:
             return
-        if write_closed(transport) or twisted_buffered(transport):
+        route = send_route(transport)
+        if route is DROP:
+            return
+        if route is BUFFER:
             transport.write(data)
             return
         try:

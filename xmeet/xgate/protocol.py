@@ -305,9 +305,11 @@ class XgateProtocol(LeasedConnection):
         a client that goes past either is dropped, so a stalled reader
         cannot grow the server's memory.
         """
-        if self._ended and (self._paused or self._queue):
-            return
-        self.send_bounded(frame.prepared(prepare_text, prepare_text))
+        prepared = frame.prepared(prepare_text, prepare_text)
+        if not (self._paused or self._queue):
+            self.send_frame(prepared)
+        elif not self._ended:
+            self.send_bounded(prepared)
 
     def send_queue_full(self, frames: int, size: int) -> None:
         """
