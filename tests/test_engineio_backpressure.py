@@ -72,10 +72,10 @@ class SendQueueBytesTests(TestCase):
         (far below the packet limit); the next packet drops the client.
         """
         factory, socket, transport = yield self.open_session()
-        transport.pauseProducing()
+        transport.connection.pauseProducing()
         for _ in range(9):
             socket.send(TEXT)
-        self.assertEqual(transport._queue.size, 9 * FRAME)
+        self.assertEqual(transport.connection._queue.size, 9 * FRAME)
         self.assertEqual(self.handler.lost, [])
         socket.send(TEXT)
         self.assertEqual(self.handler.lost, ["transport error"])
@@ -91,13 +91,13 @@ class SendQueueBytesTests(TestCase):
         factory, socket, transport = yield self.open_session()
         expected = []
         for round_ in range(2):
-            transport.pauseProducing()
+            transport.connection.pauseProducing()
             for number in range(9):
                 text = f"{round_}{number}" + TEXT[2:]
                 expected.append(f"4{text}")
                 socket.send(text)
-            transport.resumeProducing()
-            self.assertIsNone(transport._queue)
+            transport.connection.resumeProducing()
+            self.assertIsNone(transport.connection._queue)
         received = []
         for _ in expected:
             received.append((yield factory.messages.get()))

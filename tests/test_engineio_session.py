@@ -744,10 +744,10 @@ class FakeConnection:
     def unregisterProducer(self) -> None:
         pass
 
-    def registerProducer(self, producer: object, streaming: bool) -> None:
+    def become_producer(self, unregister: object) -> None:
         pass
 
-    def send_frame(self, message: Any) -> None:
+    def send_bounded(self, message: Any) -> None:
         self.sent.append(message.payload)
 
     def sendClose(self) -> None:
@@ -782,7 +782,7 @@ class MalformedInputTests(SynchronousTestCase):
         """
         server, _, handler = make_server()
         connection = FakeConnection({"EIO": str(protocol)})
-        transport = WebSocketTransport(connection, protocol, 10, 1_000_000)  # type: ignore[arg-type]
+        transport = WebSocketTransport(connection, protocol)  # type: ignore[arg-type]
         socket = server._open(transport, protocol, {}, {}, "")
         transport.message(payload, is_binary)
         self.assertTrue(set(handler.lost) <= {"parse error", "transport error", "transport close"})

@@ -265,11 +265,11 @@ class WebSocketTests(TestCase):
         socket = self.server.sockets[opened["sid"]]
         transport = socket._transport
         assert isinstance(transport, WebSocketTransport)
-        transport.pauseProducing()
+        transport.connection.pauseProducing()
         for n in range(3):
             socket.send(str(n))
-        self.assertEqual(len(transport._queue), 3)
-        transport.resumeProducing()
+        self.assertEqual(len(transport.connection._queue), 3)
+        transport.connection.resumeProducing()
         for n in range(3):
             self.assertEqual((yield factory.messages.get()), f"4{n}")
 
@@ -282,7 +282,7 @@ class WebSocketTests(TestCase):
         socket = self.server.sockets[opened["sid"]]
         transport = socket._transport
         assert isinstance(transport, WebSocketTransport)
-        transport.pauseProducing()
+        transport.connection.pauseProducing()
         for _ in range(self.server.max_buffered_packets):
             socket.send("x")
         self.assertEqual(self.handler.lost, [])
@@ -309,10 +309,10 @@ class WebSocketTests(TestCase):
         texts = [f"{n} {secrets.token_urlsafe(750)}" for n in range(500)]
         for text in texts:
             socket.send(text)
-        self.assertTrue(transport._queue, "the TCP transport never paused the WebSocket")
+        self.assertTrue(transport.connection._queue, "the TCP transport never paused the WebSocket")
         for text in texts:
             self.assertEqual((yield factory.messages.get()), "4" + text)
-        self.assertFalse(transport._queue)
+        self.assertFalse(transport.connection._queue)
         self.assertEqual(self.handler.lost, [])
 
 

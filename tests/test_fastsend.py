@@ -1,12 +1,15 @@
 """
-Tests of L{xmeet.fastsend}: what one reactor turn writes reaches the
+Tests of L{xmeet.transport.send}: what one reactor turn writes reaches the
 kernel in one C{send}, in order with everything else the connection sends,
 over real TCP connections on 127.0.0.1 with Autobahn's client.
 """
 
 from __future__ import annotations
 
+import os
 import pprint
+import subprocess
+import sys
 from collections import deque
 from socket import SO_RCVBUF, SO_SNDBUF, SOL_SOCKET
 from typing import Any, cast
@@ -28,15 +31,16 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+import xmeet
 from tests.support import start_xmeet
 from xmeet.config import Settings
-from xmeet.fastsend import (
+from xmeet.transport.producer import SendQueue
+from xmeet.transport.send import (
     FLUSH_AT,
     FLUSH_CHUNK,
     SPACING,
     FastSendProtocol,
     Outbox,
-    SendQueue,
     format_lazily,
 )
 
@@ -117,6 +121,7 @@ class Connected:
         reactor.connectTCP("127.0.0.1", number, self.client_factory)  # type: ignore[attr-defined]
         self.client = yield self.client_factory.opened
         self.server = yield self.server_factory.opened
+        self.server.outbox = Outbox(reactor)  # type: ignore[arg-type]
         self.addCleanup(self._disconnect)
         self.socket = CountingSocket(self.server.transport.socket)  # type: ignore[union-attr]
         self.server.transport.socket = self.socket  # type: ignore[union-attr]
@@ -535,6 +540,9 @@ class LazyFormattingTests(SynchronousTestCase):
     then read as before.
     """
 
+    def setUp(self) -> None:
+        format_lazily()
+
     def test_rendered_alike(self) -> None:
         options = [("autoPingInterval", 25, "XnestFactory")] * 3
         lazy = autobahn.websocket.protocol.pformat(options)
@@ -553,6 +561,21 @@ class LazyFormattingTests(SynchronousTestCase):
         before = autobahn.websocket.protocol.hltype
         format_lazily()
         self.assertIs(autobahn.websocket.protocol.hltype, before)
+
+    def test_not_at_import(self) -> None:
+        """
+        Importing the front ends patches nothing: the node does it when
+        it starts.
+        """
+        check = (
+            "import autobahn.util, autobahn.websocket.protocol as p, xmeet.service; "
+            "assert p.hltype is autobahn.util.hltype"
+        )
+        root = os.path.dirname(os.path.dirname(os.path.abspath(xmeet.__file__)))
+        result = subprocess.run(
+            [sys.executable, "-c", check], capture_output=True, check=False, cwd=root
+        )
+        self.assertEqual(result.returncode, 0, result.stderr.decode())
 
 
 class NodeWiringTests(TestCase):

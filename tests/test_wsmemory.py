@@ -1,5 +1,5 @@
 """
-Tests of L{xmeet.wsmemory}: a lean protocol class reads its factory's
+Tests of L{xmeet.transport.lean}: a lean protocol class reads its factory's
 options, and a compacted open connection keeps only what differs from its
 class, without any reader seeing a difference.
 """
@@ -27,7 +27,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from xmeet.wsmemory import UpgradeResource, compact, lean_protocol
+from xmeet.transport.lean import UpgradeResource, compact, lean_protocol
 
 HANDSHAKE = (
     b"GET /room?x=1 HTTP/1.1\r\n"

@@ -7,28 +7,24 @@ limits of L{xmeet.core.admission}, applied to twisted.web requests.
 The node builds one L{Admission} and gives it to both front ends, so a
 client address's connections are counted together. An admitted
 connection carries its L{Lease} until it ends: a WebSocket connection
-holds it (L{LeasedConnection}) and releases it when its TCP connection
-is lost, an Engine.IO long-polling session when the session ends.
+holds it (L{xmeet.transport.lease}) and releases it when its TCP
+connection is lost, an Engine.IO long-polling session when the session
+ends.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web.server import Request
 
 from xmeet.config import Settings
 from xmeet.core.admission import AddressLimits, Lease, OriginPolicy, Refusal
-from xmeet.fastsend import FastSendProtocol
 from xmeet.web_errors import error_body
-from xmeet.wsmemory import UpgradeResource
 
-__all__ = ["Admission", "LeasedConnection", "client_address", "upgrade_with_lease"]
+__all__ = ["Admission", "client_address"]
 
 log = Logger()
 
@@ -106,60 +102,3 @@ class Admission:
         request.setHeader(b"content-type", b"application/json; charset=utf-8")
         request.setHeader(b"cache-control", b"no-store")
         return error_body(refusal.status, refusal.message, refusal.code)
-
-
-class LeasedConnection(FastSendProtocol):
-    """
-    The base of both front ends' WebSocket protocols: releases the
-    connection's lease (given by L{upgrade_with_lease}) once its TCP
-    connection is lost, which Twisted reports exactly once however the
-    connection ended.
-    """
-
-    lease: Lease | None = None
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """
-        Release the lease after the protocol's own clean-up.
-        """
-        try:
-            super().connectionLost(reason)
-        finally:
-            lease, self.lease = self.lease, None
-            if lease is not None:
-                lease.release()
-
-
-class _LeasingFactory:
-    """
-    Stands for a WebSocket factory during one upgrade: the protocol it
-    builds gets the lease.
-    """
-
-    def __init__(self, factory: Any, lease: Lease) -> None:
-        self._factory = factory
-        self.lease: Lease | None = lease
-
-    def buildProtocol(self, address: Any) -> Any:
-        protocol = self._factory.buildProtocol(address)
-        if protocol is not None:
-            protocol.lease, self.lease = self.lease, None
-        return protocol
-
-
-def upgrade_with_lease(request: Request, factory: Any, lease: Lease | None) -> bytes | int:
-    """
-    Hand C{request} to C{factory}'s WebSocket protocol, like
-    L{UpgradeResource}, the new connection holding C{lease}, if any; if no
-    connection was made, the lease is released at once.
-    """
-    if lease is None:
-        plain: bytes | int = UpgradeResource(factory).render(request)
-        return plain
-    leasing = _LeasingFactory(factory, lease)
-    try:
-        result: bytes | int = UpgradeResource(leasing).render(request)
-    finally:
-        if leasing.lease is not None:
-            leasing.lease.release()
-    return result

@@ -80,7 +80,7 @@ class Settings:
     @ivar max_send_buffer: bytes (on the wire) of the frames kept for such
         a client; beyond it the client is dropped too.
     @ivar write_delay: seconds a busy WebSocket connection waits after a
-        write, collecting what it is sent meanwhile (L{xmeet.fastsend.Outbox});
+        write, collecting what it is sent meanwhile (L{xmeet.transport.send.Outbox});
         0 sends at the end of every reactor turn.
     @ivar offline_limit: messages kept per user who has no socket, for
         delivery at the next C{logIn}; the oldest are dropped beyond it.

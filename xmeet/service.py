@@ -19,7 +19,6 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.resource import Resource
 
 import xmeet
 from xmeet.admission import Admission
@@ -27,7 +26,6 @@ from xmeet.config import Settings
 from xmeet.core.frames import SendTimeFormatter
 from xmeet.core.ids import IdGenerator, new_node_id
 from xmeet.engineio import EngineIOResource, EngineIOServer
-from xmeet.fastsend import Outbox
 from xmeet.handlers.im_api import ConversationsResource
 from xmeet.handlers.socketio_app import register_socketio_app
 from xmeet.im.offline import DEFAULT_OFFLINE_USERS
@@ -40,6 +38,7 @@ from xmeet.store.im_redis import RedisIMBackend
 from xmeet.store.interfaces import IRoomBackend
 from xmeet.store.memory import MemoryRoomBackend
 from xmeet.store.redis import RedisRoomBackend, parse_redis_url
+from xmeet.transport.send import Outbox, format_lazily
 from xmeet.web import XmeetSite, build_root
 from xmeet.xgate import XgateResource
 
@@ -69,15 +68,21 @@ class Node:
     engine: EngineIOServer
     outbox: Outbox
     sio: SocketIOServer
-    site: XmeetSite
     admission: Admission
 
     started: float = attrs.field(factory=time.monotonic)
+    site: XmeetSite = attrs.field(init=False)
+    """
+    The node's Site, built whole once the node exists (its C{/healthz}
+    and C{/metrics} report the node).
+    """
 
     def start(self) -> None:
         """
-        Start hearing other nodes.
+        Start hearing other nodes, with Autobahn's debug log arguments
+        formatted only when rendered.
         """
+        format_lazily()
         self.rooms.start()
         self.im.start()
 
@@ -211,9 +216,10 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
     outbox = Outbox(reactor, settings.write_delay)
     admission = Admission.of(settings, reactor)
     gate = XgateResource(rooms, settings, reactor, outbox, admission)
+    sio = SocketIOServer(None, reactor, connect_timeout=settings.connect_timeout)
     engine = EngineIOServer(
         reactor,
-        None,
+        sio,
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,
         max_payload=settings.max_payload,
@@ -222,7 +228,7 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
         max_buffered_bytes=settings.max_send_buffer,
         outbox=outbox,
     )
-    sio = SocketIOServer(engine, reactor, connect_timeout=settings.connect_timeout)
+    sio.attach(engine)
     register_socketio_app(sio.of("/"), im, rooms, settings, reactor)
     max_body = max(settings.max_payload, settings.max_message_size) + _BODY_SLACK
     node = Node(
@@ -234,23 +240,23 @@ def build_node(reactor: Any, settings: Settings, node_id: str | None = None) -> 
         engine=engine,
         outbox=outbox,
         sio=sio,
-        site=XmeetSite(
-            Resource(),
-            max_body,
-            settings.access_log,
-            header_timeout=settings.header_timeout,
-            body_min_rate=settings.body_min_rate,
-            reactor=reactor,
-        ),
         admission=admission,
     )
-    node.site.resource = build_root(
+    root = build_root(
         rooms,
         gate,
         EngineIOResource(engine, admission),
         ConversationsResource(im, settings.max_message_size),
         node.health,
         node.numbers,
+    )
+    node.site = XmeetSite(
+        root,
+        max_body,
+        settings.access_log,
+        header_timeout=settings.header_timeout,
+        body_min_rate=settings.body_min_rate,
+        reactor=reactor,
     )
     return node
 

@@ -14,13 +14,13 @@ import json
 import os
 import zlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 
+from .interfaces import TransportOwner
 from .packets import (
     RECORD_SEPARATOR,
     Packet,
@@ -30,9 +30,6 @@ from .packets import (
     decode_payload_v4,
 )
 from .prepared import PreparedPacket
-
-if TYPE_CHECKING:
-    from .socket import EngineIOSocket
 
 __all__ = ["PollingTransport", "bad_request"]
 
@@ -85,19 +82,21 @@ class PollingTransport:
         protocol: int,
         supports_binary: bool,
         *,
+        clock: IReactorTime,
         max_payload: int,
         max_buffered: int,
         max_buffered_bytes: int,
         compression_threshold: int | None,
     ) -> None:
         self._protocol = protocol
+        self._clock = clock
         self._supports_binary = supports_binary
         self._max_payload = max_payload
         self._max_buffered = max_buffered
         self._max_buffered_bytes = max_buffered_bytes
         self._buffered_bytes = 0
         self._compression_threshold = compression_threshold
-        self._socket: EngineIOSocket | None = None
+        self._socket: TransportOwner | None = None
         self._buffer: list[PreparedPacket] = []
         self._poll: Request | None = None
         self._upgrading = False
@@ -105,11 +104,11 @@ class PollingTransport:
         self._close_timer: IDelayedCall | None = None
         self._done = False
 
-    def take_over(self, socket: EngineIOSocket) -> None:
+    def take_over(self, owner: TransportOwner) -> None:
         """
-        Report this transport's packets and failures to C{socket}.
+        Report this transport's packets and failures to C{owner}.
         """
-        self._socket = socket
+        self._socket = owner
 
     # --- the session's side -------------------------------------------------
 
@@ -153,7 +152,7 @@ class PollingTransport:
         if self._poll is not None:
             self._flush()
         elif self._socket is not None:
-            self._close_timer = self._socket.server.clock.callLater(CLOSE_TIMEOUT, self._drained)
+            self._close_timer = self._clock.callLater(CLOSE_TIMEOUT, self._drained)
 
     def _drained(self) -> None:
         done = self._forget_close()

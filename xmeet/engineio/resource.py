@@ -21,9 +21,10 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from xmeet.admission import Admission, client_address, upgrade_with_lease
+from xmeet.admission import Admission, client_address
 from xmeet.core.admission import OriginPolicy, Refusal, normalize_origin
-from xmeet.wsmemory import UpgradeResource
+from xmeet.transport.lean import UpgradeResource
+from xmeet.transport.lease import upgrade_with_lease
 
 from .polling import bad_request
 from .server import EngineIOServer, ErrorCode

@@ -11,7 +11,8 @@ from __future__ import annotations
 import enum
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -19,13 +20,13 @@ from twisted.logger import Logger
 from twisted.web.server import Request
 
 from xmeet.core.admission import Lease
-from xmeet.fastsend import Outbox, outbox
+from xmeet.transport.send import Outbox
 
-from .interfaces import IEngineIOHandler
+from .interfaces import IEngineIOHandler, SessionConfig, Transport
 from .packets import Packet, PacketType
 from .polling import PollingTransport
 from .prepared import PreparedPacket
-from .socket import EngineIOSocket, Transport
+from .socket import EngineIOSocket
 from .websocket import (
     EngineIOWebSocketProtocol,
     WebSocketTransport,
@@ -81,7 +82,12 @@ class EngineIOServer:
     """
     All Engine.IO sessions of one endpoint and the settings they share.
 
+    It is the owner of its sessions (L{xmeet.engineio.interfaces.SessionOwner})
+    and the opener of its WebSocket connections: they call it by method.
+
     @ivar sockets: open sessions by id.
+    @ivar config: what every session shares (clock, heartbeat, upgrade
+        timeout).
     @ivar handler: the L{IEngineIOHandler} told about every session.
     @ivar websocket_factory: the Autobahn factory of the WebSocket transport.
     @ivar upgrade_timeout: seconds a probing WebSocket has to complete.
@@ -114,7 +120,7 @@ class EngineIOServer:
         max_buffered_bytes: int = 4 * 1024 * 1024,
         allow_request: Callable[[dict[str, str], dict[str, str]], bool] | None = None,
         http_compression_threshold: int | None = 1024,
-        outbox: Outbox = outbox,
+        outbox: Outbox | None = None,
     ) -> None:
         self.clock = clock
         self.handler = handler
@@ -128,10 +134,17 @@ class EngineIOServer:
         self.max_buffered_bytes = max_buffered_bytes
         self.allow_request = allow_request
         self.http_compression_threshold = http_compression_threshold
+        self.config = SessionConfig(clock, ping_interval, ping_timeout, upgrade_timeout)
         self.sockets: dict[str, EngineIOSocket] = {}
         self._late_polls: dict[str, tuple[float, PollingTransport]] = {}
         self.websocket_factory = make_websocket_factory(
-            self, clock, max_payload, websocket_options, outbox
+            self,
+            clock,
+            max_payload,
+            websocket_options,
+            outbox or Outbox(clock),
+            max_buffered_packets,
+            max_buffered_bytes,
         )
 
     def prepare(self, data: str | bytes) -> PreparedPacket:
@@ -211,7 +224,9 @@ class EngineIOServer:
         remote_address: str,
     ) -> EngineIOSocket:
         sid = secrets.token_urlsafe(15)
-        socket = EngineIOSocket(self, sid, protocol, transport, query, headers, remote_address)
+        socket = EngineIOSocket(
+            self.config, self, sid, protocol, transport, query, headers, remote_address
+        )
         transport.take_over(socket)
         self.sockets[sid] = socket
         upgrades = ["websocket"] if transport.name == "polling" else []
@@ -247,6 +262,7 @@ class EngineIOServer:
         transport = PollingTransport(
             protocol,
             "b64" not in query,
+            clock=self.clock,
             max_payload=self.max_payload,
             max_buffered=self.max_buffered_packets,
             max_buffered_bytes=self.max_buffered_bytes,
@@ -255,7 +271,7 @@ class EngineIOServer:
         socket = self._open(transport, protocol, query, headers, remote_address)
         socket.lease = lease
         response = transport.handle_get(request)
-        self.notify("connection_made", socket)
+        self._connection_made(socket)
         return response
 
     def websocket_opened(self, connection: EngineIOWebSocketProtocol) -> WebSocketTransport | None:
@@ -272,9 +288,7 @@ class EngineIOServer:
             log.debug("refusing websocket for session {sid}", sid=sid)
             connection.sendClose()
             return None
-        transport = WebSocketTransport(
-            connection, protocol, self.max_buffered_packets, self.max_buffered_bytes
-        )
+        transport = WebSocketTransport(connection, protocol)
         if existing is not None:
             transport.take_over(existing)
             existing.start_upgrade(transport)
@@ -287,24 +301,43 @@ class EngineIOServer:
             connection.request_headers,
             getattr(peer, "host", ""),
         )
-        self.notify("connection_made", socket)
+        self._connection_made(socket)
         return transport
 
-    def forget(self, socket: EngineIOSocket) -> None:
+    def session_message(self, socket: EngineIOSocket, data: str | bytes) -> None:
         """
-        Remove an ended session from the registry.
+        A session received a message: the handler hears it.
+        """
+        handler = self.handler
+        if handler is not None:
+            with _logged("message_received"):
+                handler.message_received(socket, data)
+
+    def session_ended(self, socket: EngineIOSocket, reason: str) -> None:
+        """
+        A session ended: it leaves the registry, and the handler hears it.
         """
         if self.sockets.get(socket.sid) is socket:
             del self.sockets[socket.sid]
-
-    def notify(self, event: str, *args: Any) -> None:
-        """
-        Call the handler, logging (never raising) what it raises.
-        """
         handler = self.handler
-        if handler is None:
-            return
-        try:
-            getattr(handler, event)(*args)
-        except Exception:
-            log.failure("Engine.IO handler failed in {event}", event=event)
+        if handler is not None:
+            with _logged("connection_lost"):
+                handler.connection_lost(socket, reason)
+
+    def _connection_made(self, socket: EngineIOSocket) -> None:
+        handler = self.handler
+        if handler is not None:
+            with _logged("connection_made"):
+                handler.connection_made(socket)
+
+
+@contextmanager
+def _logged(event: str) -> Iterator[None]:
+    """
+    Log (never raise) what the handler raises in C{event}: a bug above
+    Engine.IO must not break the session machinery.
+    """
+    try:
+        yield
+    except Exception:
+        log.failure("Engine.IO handler failed in {event}", event=event)

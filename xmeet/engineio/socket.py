@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
 
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
+from xmeet.core.admission import Lease
+
+from .interfaces import SessionConfig, SessionOwner, Transport
 from .packets import Packet, PacketType
 from .polling import PollingTransport
 from .prepared import PreparedPacket
-
-if TYPE_CHECKING:
-    from xmeet.core.admission import Lease
-
-    from .server import EngineIOServer
 
 __all__ = ["EngineIOSocket", "Transport"]
 
@@ -33,51 +30,6 @@ log = Logger()
 PING = PreparedPacket(Packet(PacketType.PING))
 PONG = PreparedPacket(Packet(PacketType.PONG))
 PROBE_PONG = PreparedPacket(Packet(PacketType.PONG, "probe"))
-
-
-class Transport(Protocol):
-    """
-    What a session needs from a transport.
-    """
-
-    name: str
-
-    def write(self, packet: PreparedPacket) -> None:
-        """
-        Send (or buffer) one packet.
-        """
-
-    def shutdown(self, polite: bool) -> None:
-        """
-        Stop the transport for good; when C{polite}, tell the client first
-        (a close packet on a pending poll, a close frame on a WebSocket).
-        """
-
-    def drain_and_close(self, done: Callable[[], None]) -> None:
-        """
-        Deliver what is buffered and a close packet, then call C{done}.
-        """
-
-    def prompt_upgrade(self) -> None:
-        """
-        A WebSocket probe succeeded: answer polls at once with a noop.
-        """
-
-    def cancel_upgrade(self) -> None:
-        """
-        The probe went away: polls wait for data again.
-        """
-
-    def hand_over(self) -> list[PreparedPacket]:
-        """
-        Stop for good and return the packets not yet delivered, for the
-        transport that replaces this one.
-        """
-
-    def take_over(self, socket: EngineIOSocket) -> None:
-        """
-        Become C{socket}'s active transport after an upgrade.
-        """
 
 
 class _State(enum.Enum):
@@ -89,6 +41,10 @@ class _State(enum.Enum):
 class EngineIOSocket:
     """
     One Engine.IO session, as seen by the layer above.
+
+    It is given the settings it shares with the server's other sessions
+    and the L{SessionOwner} it reports to (the server), and reports by
+    method.
 
     @ivar sid: the session id.
     @ivar protocol: the protocol revision, 3 or 4.
@@ -102,7 +58,9 @@ class EngineIOSocket:
 
     __slots__ = (
         "_awaiting_pong",
+        "_config",
         "_heartbeat",
+        "_owner",
         "_probe",
         "_probed",
         "_state",
@@ -113,14 +71,14 @@ class EngineIOSocket:
         "protocol",
         "query",
         "remote_address",
-        "server",
         "sid",
         "upgraded",
     )
 
     def __init__(
         self,
-        server: EngineIOServer,
+        config: SessionConfig,
+        owner: SessionOwner,
         sid: str,
         protocol: int,
         transport: Transport,
@@ -128,7 +86,8 @@ class EngineIOSocket:
         headers: dict[str, str],
         remote_address: str,
     ) -> None:
-        self.server = server
+        self._config = config
+        self._owner = owner
         self.sid = sid
         self.protocol = protocol
         self.query = query
@@ -197,15 +156,15 @@ class EngineIOSocket:
         Send the open packet and start the heartbeat.
         """
         self._transport.write(open_packet)
-        clock = self.server.clock
+        clock = self._config.clock
         if self.protocol == 4:
-            self._heartbeat = clock.callLater(self.server.ping_interval, self._on_heartbeat)
+            self._heartbeat = clock.callLater(self._config.ping_interval, self._on_heartbeat)
         else:
             self._heartbeat = clock.callLater(self._v3_timeout, self._on_heartbeat)
 
     @property
     def _v3_timeout(self) -> float:
-        return self.server.ping_interval + self.server.ping_timeout
+        return self._config.ping_interval + self._config.ping_timeout
 
     def close(self) -> None:
         """
@@ -237,12 +196,11 @@ class EngineIOSocket:
         self._cancel_heartbeat()
         self._abort_upgrade()
         self._transport.shutdown(polite)
-        self.server.forget(self)
         lease, self.lease = self.lease, None
         if lease is not None:
             lease.release()
         log.debug("session {sid} closed: {reason}", sid=self.sid, reason=reason)
-        self.server.notify("connection_lost", self, reason)
+        self._owner.session_ended(self, reason)
 
     def _cancel_heartbeat(self) -> None:
         if self._heartbeat is not None and self._heartbeat.active():
@@ -306,15 +264,15 @@ class EngineIOSocket:
             return
         self._awaiting_pong = False
         if self._heartbeat is not None:
-            self._heartbeat.reset(self.server.ping_interval)
+            self._heartbeat.reset(self._config.ping_interval)
 
     def _on_message(self, packet: Packet) -> None:
-        self.server.notify("message_received", self, packet.data)
+        self._owner.session_message(self, packet.data)
 
     def _on_close(self, packet: Packet) -> None:
         polling = self.polling_transport()
         if polling is not None and not polling.polling:
-            self.server.closed_by_client(self.sid, polling)
+            self._owner.closed_by_client(self.sid, polling)
         self._end("transport close", polite=False)
 
     _handlers: dict[PacketType, Callable[[EngineIOSocket, Packet], None]] = {
@@ -335,7 +293,9 @@ class EngineIOSocket:
             return
         self._awaiting_pong = True
         self._transport.write(PING)
-        self._heartbeat = self.server.clock.callLater(self.server.ping_timeout, self._on_heartbeat)
+        self._heartbeat = self._config.clock.callLater(
+            self._config.ping_timeout, self._on_heartbeat
+        )
 
     # --- upgrade ------------------------------------------------------------
 
@@ -356,8 +316,8 @@ class EngineIOSocket:
         """
         self._probe = transport
         self._probed = False
-        self._upgrade_timer = self.server.clock.callLater(
-            self.server.upgrade_timeout, self._abort_upgrade
+        self._upgrade_timer = self._config.clock.callLater(
+            self._config.upgrade_timeout, self._abort_upgrade
         )
 
     def _probe_packet(self, packet: Packet) -> None:

@@ -12,26 +12,28 @@ heartbeat is made of Engine.IO packets and is run by the session.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.websocket.types import ConnectionRequest
-from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from zope.interface import implementer
 
-from xmeet.admission import LeasedConnection
-from xmeet.fastsend import Outbox, SendQueue, outbox
-from xmeet.wsmemory import compact, lean_protocol
+from xmeet.transport.internals import registered_producer
+from xmeet.transport.lean import compact, lean_protocol
+from xmeet.transport.lease import LeasedConnection
+from xmeet.transport.send import Outbox
 
+from .interfaces import TransportOwner
 from .packets import PacketDecodeError, decode_packet_v3, decode_packet_v4
 from .prepared import PreparedPacket, WebSocketFlavour
 
-if TYPE_CHECKING:
-    from .server import EngineIOServer
-    from .socket import EngineIOSocket
-
-__all__ = ["EngineIOWebSocketProtocol", "WebSocketTransport", "make_websocket_factory"]
+__all__ = [
+    "EngineIOWebSocketProtocol",
+    "WebSocketOpener",
+    "WebSocketTransport",
+    "make_websocket_factory",
+]
 
 log = Logger()
 
@@ -43,27 +45,22 @@ def _flavour(protocol: int, query: dict[str, str]) -> WebSocketFlavour:
     return WebSocketFlavour.V3_BASE64 if base64 else WebSocketFlavour.V3
 
 
-@implementer(IPushProducer)
 class WebSocketTransport:
     """
     A session's view of one WebSocket connection.
 
-    It is the push producer of its TCP connection: while the kernel buffer
-    is full, packets wait in a queue (shared prepared packets, not copies)
-    bounded in packets and in bytes on the wire; a client that cannot keep
-    up is dropped once it goes past either, instead of the server's memory
-    growing without bound. The queue exists only while packets wait.
+    The connection is the push producer of its TCP connection
+    (L{xmeet.transport.producer}): while the kernel buffer is full,
+    packets wait in its bounded queue (shared prepared packets, not
+    copies); a client that cannot keep up ends its session with a
+    transport error instead of the server's memory growing without bound.
 
     @ivar name: C{"websocket"}.
     """
 
     __slots__ = (
         "_decode",
-        "_max_queued",
-        "_max_queued_bytes",
         "_open",
-        "_paused",
-        "_queue",
         "_socket",
         "connection",
         "flavour",
@@ -72,90 +69,49 @@ class WebSocketTransport:
 
     name = "websocket"
 
-    def __init__(
-        self,
-        connection: EngineIOWebSocketProtocol,
-        protocol: int,
-        max_queued: int,
-        max_queued_bytes: int,
-    ) -> None:
+    def __init__(self, connection: EngineIOWebSocketProtocol, protocol: int) -> None:
         self.connection = connection
         self.protocol = protocol
         self.flavour = _flavour(protocol, connection.query)
         self._decode = decode_packet_v4 if protocol == 4 else decode_packet_v3
-        self._socket: EngineIOSocket | None = None
+        self._socket: TransportOwner | None = None
         self._open = True
-        self._paused = False
-        self._queue: SendQueue | None = None
-        self._max_queued = max_queued
-        self._max_queued_bytes = max_queued_bytes
         # The HTTP channel that accepted the upgrade is still registered as
         # the connection's producer; the WebSocket now produces instead.
         # (TCP and TLS transports allow unregistering when none is; test
         # transports that keep a None producer do not.)
-        if getattr(connection.transport, "producer", True) is not None:
-            connection.unregisterProducer()
-        connection.registerProducer(self, True)
+        unregister = None
+        if registered_producer(connection.transport) is not None:
+            unregister = connection.unregisterProducer
+        connection.become_producer(unregister)
 
-    def take_over(self, socket: EngineIOSocket) -> None:
+    def take_over(self, owner: TransportOwner) -> None:
         """
-        Report this connection's packets to C{socket}.
+        Report this connection's packets to C{owner}.
         """
-        self._socket = socket
+        self._socket = owner
 
     def write(self, packet: PreparedPacket) -> None:
         """
         Send one packet as one WebSocket message, or queue it while the
         connection is paused.
         """
-        if not self._open:
-            return
-        if self._paused or self._queue:
-            self._enqueue(packet)
-        else:
-            self.connection.send_frame(packet.frame(self.flavour))
+        if self._open:
+            self.connection.send_bounded(packet.frame(self.flavour))
 
-    def _enqueue(self, packet: PreparedPacket) -> None:
-        queue = self._queue
-        if queue is None:
-            queue = self._queue = SendQueue()
-        if queue.take(packet.frame(self.flavour), self._max_queued, self._max_queued_bytes):
-            return
-        self._queue = None
+    def too_slow(self, frames: int, size: int) -> None:
+        """
+        The client went past a limit of the send queue.
+        """
         if self._socket is not None:
             self._socket.transport_error(
-                self,
-                f"send queue full ({len(queue)} packets, {queue.size} bytes): client too slow",
+                self, f"send queue full ({frames} packets, {size} bytes): client too slow"
             )
-
-    def pauseProducing(self) -> None:
-        """
-        The connection's send buffer is full: queue from now on.
-        """
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        """
-        The send buffer drained: send what waited, until paused again. An
-        emptied queue is released.
-        """
-        self._paused = False
-        queue = self._queue
-        if queue is not None and queue.drain(
-            self.connection, lambda: self._paused or not self._open
-        ):
-            self._queue = None
-
-    def stopProducing(self) -> None:
-        """
-        The connection is gone; nothing more will be sent.
-        """
-        self._queue = None
 
     def shutdown(self, polite: bool) -> None:
         """
-        Close the connection (with a close frame; WebSocket has no ruder
-        way that clients tell apart).
+        Close the connection (with a close frame, after the packets that
+        wait for it; WebSocket has no ruder way that clients tell apart).
         """
         if self._open:
             self._open = False
@@ -216,6 +172,19 @@ class WebSocketTransport:
             self._socket.transport_closed(self)
 
 
+class WebSocketOpener(Protocol):
+    """
+    What a WebSocket connection tells once it is open: the Engine.IO
+    server.
+    """
+
+    def websocket_opened(self, connection: EngineIOWebSocketProtocol) -> WebSocketTransport | None:
+        """
+        Make C{connection} a new session or an upgrade probe; C{None}
+        after closing a connection that can join no session.
+        """
+
+
 class EngineIOWebSocketProtocol(LeasedConnection):
     """
     Autobahn protocol of Engine.IO WebSocket connections.
@@ -241,7 +210,7 @@ class EngineIOWebSocketProtocol(LeasedConnection):
         self.request_headers = {name.lower(): value for name, value in request.headers.items()}
 
     def onOpen(self) -> None:
-        self.transport_adapter = self.factory.server.websocket_opened(self)
+        self.transport_adapter = self.factory.opener.websocket_opened(self)
         compact(self)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -254,34 +223,44 @@ class EngineIOWebSocketProtocol(LeasedConnection):
             self.transport_adapter = None
             adapter.closed(by_autobahn=self.closedByMe)
 
+    def send_queue_full(self, frames: int, size: int) -> None:
+        """
+        The client does not read fast enough: its session ends.
+        """
+        if self.transport_adapter is not None:
+            self.transport_adapter.too_slow(frames, size)
+
 
 class EngineIOWebSocketFactory(WebSocketServerFactory):
     """
-    Autobahn factory that knows its Engine.IO server.
+    Autobahn factory that knows who opens its connections' sessions.
     """
 
     protocol = EngineIOWebSocketProtocol  # type: ignore[assignment]
 
-    def __init__(self, server: EngineIOServer, **kwargs: Any) -> None:
+    def __init__(self, opener: WebSocketOpener, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.server = server
+        self.opener = opener
 
 
 def make_websocket_factory(
-    server: EngineIOServer,
+    opener: WebSocketOpener,
     clock: IReactorTime,
     max_payload: int,
     options: dict[str, Any] | None,
-    outbox: Outbox = outbox,
+    outbox: Outbox,
+    max_queued: int,
+    max_queued_bytes: int,
 ) -> EngineIOWebSocketFactory:
     """
     Build the Autobahn factory, capped at C{max_payload} like the official
     server's C{ws}: beyond it, a close frame with 1009 (not a dropped
     connection). Autobahn's auto-ping stays off. Its protocol class
-    carries the options (L{xmeet.wsmemory.lean_protocol}): set them here,
-    not on the factory later.
+    carries the options (L{xmeet.transport.lean.lean_protocol}), the
+    C{outbox} and the limits of the send queue: set them here, not on
+    the factory later.
     """
-    factory = EngineIOWebSocketFactory(server, reactor=clock)
+    factory = EngineIOWebSocketFactory(opener, reactor=clock)
     settings: dict[str, Any] = {
         "maxFramePayloadSize": max_payload,
         "maxMessagePayloadSize": max_payload,
@@ -293,4 +272,6 @@ def make_websocket_factory(
     factory.setProtocolOptions(**settings)
     factory.protocol = lean_protocol(EngineIOWebSocketProtocol, factory)
     factory.protocol.outbox = outbox
+    factory.protocol.max_queued_frames = max_queued
+    factory.protocol.max_queued_bytes = max_queued_bytes
     return factory

@@ -24,7 +24,7 @@ from xmeet.core.im import IMError
 from xmeet.handlers.im_wire import error_ack, render
 from xmeet.im.client import Caller, IIMClient, Push
 from xmeet.im.service import IMService
-from xmeet.socketio import Namespace, PreparedEvent, Socket
+from xmeet.socketio import Namespace, PreparedEvent, Socket, SocketNamespace
 
 __all__ = ["SocketClient", "client_of", "register_im_events", "answer"]
 
@@ -63,7 +63,7 @@ class SocketClient:
         self._socket.send_prepared(push.prepared(self._namespace, self._prepare))
 
 
-def _preparer(namespace: Namespace) -> Callable[[Push], PreparedEvent]:
+def _preparer(namespace: SocketNamespace) -> Callable[[Push], PreparedEvent]:
     def prepare(push: Push) -> PreparedEvent:
         return namespace.prepare(push.event, push.data)
 

@@ -12,9 +12,10 @@ coroutines, L{Socket.call} returns a L{Deferred}, and no threads are used.
 """
 
 from ._errors import AckTimeout, ConnectionRefused, SocketDisconnected
-from ._namespace import BroadcastOperator, Namespace, PreparedEvent
+from ._namespace import BroadcastOperator, Namespace
 from ._server import SocketIOServer
-from ._socket import EncodedAck, Handshake, Socket
+from ._socket import EncodedAck, Handshake, Socket, SocketNamespace
+from .packets import PreparedEvent
 
 __all__ = [
     "AckTimeout",
@@ -27,4 +28,5 @@ __all__ = [
     "Socket",
     "SocketDisconnected",
     "SocketIOServer",
+    "SocketNamespace",
 ]

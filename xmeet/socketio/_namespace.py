@@ -7,20 +7,18 @@ and broadcasting.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import attrs
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ._engine import EngineServer
 from ._socket import Socket, check_event_name
-from .packets import Packet, PacketType, encode_event_json, encode_packet
+from .packets import Packet, PacketType, PreparedEvent, encode_event_json, encode_packet
 
-if TYPE_CHECKING:
-    from ._server import SocketIOServer
-
-__all__ = ["BroadcastOperator", "Namespace", "PreparedEvent"]
+__all__ = ["BroadcastOperator", "Namespace", "NamespaceOwner", "PreparedEvent"]
 
 log = Logger()
 
@@ -29,21 +27,6 @@ _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 #: Characters of an unknown event's name that its log line shows (as
 #: C{repr}, which escapes whatever a log file could not encode).
 _LOGGED_NAME = 100
-
-
-@attrs.frozen
-class PreparedEvent:
-    """
-    An event encoded once, as Engine.IO packets prepared once, for sending
-    to any number of sockets of one namespace with L{Socket.send_prepared}.
-
-    @ivar namespace: the namespace's name.
-    @ivar packets: the prepared Engine.IO packets: the text packet, then one
-        per binary attachment.
-    """
-
-    namespace: str
-    packets: tuple[Any, ...]
 
 
 def _event_name(value: Any) -> str:
@@ -56,6 +39,18 @@ def _event_name(value: Any) -> str:
     if isinstance(value, float) and not value.is_integer():
         return repr(value)
     return str(int(value))
+
+
+class NamespaceOwner(Protocol):
+    """
+    What a namespace needs from the server it belongs to.
+    """
+
+    @property
+    def engine(self) -> EngineServer:
+        """
+        The Engine.IO server, which prepares packets once for many sockets.
+        """
 
 
 @attrs.define(eq=False)
@@ -89,7 +84,7 @@ class Namespace:
     """
 
     name: str
-    _server: SocketIOServer = attrs.field(repr=False)
+    _server: NamespaceOwner = attrs.field(repr=False)
     _handlers: dict[str, Callable[..., Any]] = attrs.field(factory=dict, init=False, repr=False)
     _ack_aware: set[str] = attrs.field(factory=set, init=False, repr=False)
     _unknown_event: Callable[..., Any] | None = attrs.field(default=None, init=False, repr=False)
@@ -191,17 +186,23 @@ class Namespace:
         excluded = {s for room in excepts for s in self._rooms.get(room, ())}
         return [s for s in candidates if s.connected and s not in excluded]
 
-    def _join(self, socket: Socket, room: str) -> None:
+    def add_to_room(self, socket: Socket, room: str) -> None:
+        """
+        C{socket} joined C{room}.
+        """
         self._rooms.setdefault(room, {})[socket] = None
 
-    def _leave(self, socket: Socket, room: str) -> None:
+    def remove_from_room(self, socket: Socket, room: str) -> None:
+        """
+        C{socket} left C{room}.
+        """
         members = self._rooms.get(room)
         if members is not None:
             members.pop(socket, None)
             if not members:
                 del self._rooms[room]
 
-    def _connect(self, socket: Socket) -> Deferred[Any]:
+    def run_connect_handler(self, socket: Socket) -> Deferred[Any]:
         """
         Run the C{connect} handler.
 
@@ -213,10 +214,13 @@ class Namespace:
             return maybeDeferred(lambda: None)
         return maybeDeferred(handler, socket, socket.handshake.auth)
 
-    def _connected(self, socket: Socket) -> None:
+    def socket_connected(self, socket: Socket) -> None:
+        """
+        C{socket}'s client was told it is connected.
+        """
         self._sockets[socket.id] = socket
 
-    def _dispatch(self, socket: Socket, event: Any, args: list[Any], ack_id: int | None) -> None:
+    def dispatch(self, socket: Socket, event: Any, args: list[Any], ack_id: int | None) -> None:
         """
         Run the handler of an event a client sent, and acknowledge it with
         the handler's result if the client asked.
@@ -237,10 +241,10 @@ class Namespace:
         else:
             d = maybeDeferred(handler, socket, *args)
         if ack_id is not None:
-            d.addCallback(lambda result: socket._acknowledge(ack_id, result))
+            d.addCallback(lambda result: socket.acknowledge(ack_id, result))
         d.addErrback(self._handler_failed, name, socket)
 
-    def _disconnected(self, socket: Socket, reason: str) -> None:
+    def socket_disconnected(self, socket: Socket, reason: str) -> None:
         """
         Forget C{socket} and run the C{disconnect} handler.
         """

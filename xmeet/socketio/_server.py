@@ -19,13 +19,14 @@ from xmeet.engineio.interfaces import IEngineIOHandler
 
 from ._engine import EngineServer, EngineSocket
 from ._errors import ConnectionRefused
-from ._namespace import BroadcastOperator, Namespace, PreparedEvent
+from ._namespace import BroadcastOperator, Namespace
 from ._socket import Handshake, Socket
 from .packets import (
     Packet,
     PacketDecodeError,
     PacketDecoder,
     PacketType,
+    PreparedEvent,
     encode_packet,
     split_v4_namespace,
 )
@@ -114,7 +115,7 @@ class Client:
         if socket is None and packet.type is PacketType.CONNECT:
             self._connect(name, query if query is not None else packet.data or {})
         elif socket is not None and socket.connected and packet.type not in _CONNECTION_TYPES:
-            socket._received(packet)
+            socket.received(packet)
         else:
             log.info(
                 "closing {sid}: unexpected {type} packet for {namespace}",
@@ -125,7 +126,7 @@ class Client:
             self.close()
 
     def _connect(self, name: str, auth: dict[str, Any]) -> None:
-        namespace = self.server._namespaces.get(name)
+        namespace = self.server.find_namespace(name)
         if namespace is None:
             self._send_connect_error(name, "Invalid namespace", None)
             return
@@ -137,7 +138,7 @@ class Client:
             Handshake(auth, engine.query, engine.headers, engine.remote_address, self.protocol),
         )
         self._sockets[name] = socket
-        d = namespace._connect(socket)
+        d = namespace.run_connect_handler(socket)
         d.addCallback(_refuse_false)
         d.addCallbacks(self._accepted, self._refused, callbackArgs=(socket,), errbackArgs=(socket,))
         d.addErrback(lambda f: log.failure("connecting {socket} failed", f, socket=socket.id))
@@ -158,13 +159,13 @@ class Client:
         timeout, self._timeout = self._timeout, None
         if timeout is not None and timeout.active():
             timeout.cancel()
-        socket.namespace._connected(socket)
+        socket.namespace.socket_connected(socket)
         data = {"sid": socket.id} if self.protocol == 5 else None
         self.send_packet(Packet(PacketType.CONNECT, socket.namespace.name, data))
         socket._connected()
 
     def _refused(self, failure: Failure, socket: Socket) -> None:
-        socket._closed("connect refused")
+        socket.lost("connect refused")
         refusal = failure.value
         if isinstance(refusal, ConnectionRefused):
             message, data = refusal.message, refusal.data
@@ -247,7 +248,7 @@ class Client:
             self._timeout.cancel()
         self.server._clients.pop(self.engine_socket.sid, None)
         for socket in list(self._sockets.values()):
-            socket._closed(reason)
+            socket.lost(reason)
 
 
 @implementer(IEngineIOHandler)
@@ -323,6 +324,12 @@ class SocketIOServer:
         if namespace is None:
             namespace = self._namespaces[name] = Namespace(name, self)
         return namespace
+
+    def find_namespace(self, name: str) -> Namespace | None:
+        """
+        The namespace C{name} if it was created (with L{of}).
+        """
+        return self._namespaces.get(name)
 
     def emit(self, event: str, *args: Any) -> None:
         """

@@ -7,22 +7,35 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Protocol
 
 import attrs
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from ._engine import EngineSocket
 from ._errors import AckTimeout, SocketDisconnected
-from .packets import RESERVED_EVENTS, Packet, PacketType, encode_ack_json, encode_packet
+from .packets import (
+    RESERVED_EVENTS,
+    Packet,
+    PacketType,
+    PreparedEvent,
+    encode_ack_json,
+    encode_packet,
+)
 
-if TYPE_CHECKING:
-    from ._engine import EngineSocket
-    from ._namespace import BroadcastOperator, Namespace, PreparedEvent
-    from ._server import Client
-
-__all__ = ["EncodedAck", "Handshake", "Socket", "ack_args", "ack_value", "check_event_name"]
+__all__ = [
+    "Broadcast",
+    "EncodedAck",
+    "Handshake",
+    "Socket",
+    "SocketClient",
+    "SocketNamespace",
+    "ack_args",
+    "ack_value",
+    "check_event_name",
+]
 
 log = Logger()
 
@@ -74,7 +87,128 @@ def check_event_name(event: str) -> None:
 
 
 #: What a socket sends: the messages of one encoded packet, or a prepared event.
-_Outgoing = Union[list[str | bytes], "PreparedEvent"]
+_Outgoing = list[str | bytes] | PreparedEvent
+
+
+class Broadcast(Protocol):
+    """
+    A selection of sockets of a namespace to emit to
+    (L{xmeet.socketio.BroadcastOperator}).
+    """
+
+    def to(self, *rooms: str) -> Broadcast:
+        """
+        Also reach the sockets in C{rooms}.
+        """
+
+    def except_(self, *rooms: str) -> Broadcast:
+        """
+        Leave out the sockets in C{rooms}.
+        """
+
+    @property
+    def sockets(self) -> list[Socket]:
+        """
+        The sockets currently selected.
+        """
+
+    def emit(self, event: str, *args: Any) -> None:
+        """
+        Send the event to the selected sockets.
+        """
+
+    def send_prepared(self, prepared: PreparedEvent) -> None:
+        """
+        Send a prepared event to the selected sockets.
+        """
+
+
+class SocketNamespace(Protocol):
+    """
+    What a socket needs from its namespace (L{xmeet.socketio.Namespace}).
+    """
+
+    name: str
+
+    def add_to_room(self, socket: Socket, room: str) -> None:
+        """
+        C{socket} joined C{room}.
+        """
+
+    def remove_from_room(self, socket: Socket, room: str) -> None:
+        """
+        C{socket} left C{room}.
+        """
+
+    def socket_connected(self, socket: Socket) -> None:
+        """
+        C{socket}'s client was told it is connected.
+        """
+
+    def dispatch(self, socket: Socket, event: Any, args: list[Any], ack_id: int | None) -> None:
+        """
+        Run the handler of an event C{socket}'s client sent.
+        """
+
+    def socket_disconnected(self, socket: Socket, reason: str) -> None:
+        """
+        C{socket} disconnected for C{reason}.
+        """
+
+    def prepare(self, event: str, *args: Any) -> PreparedEvent:
+        """
+        C{event} encoded once for many sockets of the namespace: front ends
+        that push to a socket prepare their events through its namespace.
+        """
+
+    def except_(self, *rooms: str) -> Broadcast:
+        """
+        Broadcast to every socket except those in C{rooms}.
+        """
+
+
+class SocketClient(Protocol):
+    """
+    What a socket needs from the client (one Engine.IO session) it belongs
+    to: the server's C{Client}.
+    """
+
+    @property
+    def engine_socket(self) -> EngineSocket:
+        """
+        The Engine.IO session.
+        """
+
+    @property
+    def clock(self) -> IReactorTime:
+        """
+        The clock of acknowledgement timeouts.
+        """
+
+    def send_packet(self, packet: Packet) -> None:
+        """
+        Encode and send one packet.
+        """
+
+    def send_messages(self, messages: list[str | bytes]) -> None:
+        """
+        Send the Engine.IO messages of one encoded packet.
+        """
+
+    def send_prepared(self, prepared: PreparedEvent) -> None:
+        """
+        Send the Engine.IO packets of a prepared event.
+        """
+
+    def disconnect(self) -> None:
+        """
+        Disconnect every socket of the session and close it.
+        """
+
+    def forget(self, socket: Socket) -> None:
+        """
+        Drop a socket that has disconnected or was refused.
+        """
 
 
 class _State(enum.Enum):
@@ -118,8 +252,8 @@ class Socket:
     @ivar data: a dictionary for the application's own per-socket state.
     """
 
-    namespace: Namespace
-    _client: Client = attrs.field(repr=False)
+    namespace: SocketNamespace
+    _client: SocketClient = attrs.field(repr=False)
     id: str
     handshake: Handshake = attrs.field(repr=False)
     data: dict[str, Any] = attrs.field(factory=dict, repr=False)
@@ -216,7 +350,7 @@ class Socket:
         for room in rooms:
             if room not in self._rooms:
                 self._rooms.add(room)
-                self.namespace._join(self, room)
+                self.namespace.add_to_room(self, room)
 
     def leave(self, *rooms: str) -> None:
         """
@@ -225,9 +359,9 @@ class Socket:
         for room in rooms:
             if room in self._rooms:
                 self._rooms.discard(room)
-                self.namespace._leave(self, room)
+                self.namespace.remove_from_room(self, room)
 
-    def to(self, *rooms: str) -> BroadcastOperator:
+    def to(self, *rooms: str) -> Broadcast:
         """
         Broadcast to the sockets in C{rooms}, except this one.
         """
@@ -236,7 +370,7 @@ class Socket:
     in_ = to
 
     @property
-    def broadcast(self) -> BroadcastOperator:
+    def broadcast(self) -> Broadcast:
         """
         Broadcast to every socket of the namespace except this one.
         """
@@ -258,7 +392,7 @@ class Socket:
             self._disconnect_requested = True
         elif self._state is _State.CONNECTED:
             self._client.send_packet(Packet(PacketType.DISCONNECT, self.namespace.name))
-            self._closed("server namespace disconnect")
+            self.lost("server namespace disconnect")
         if close:
             self._client.disconnect()
 
@@ -307,18 +441,18 @@ class Socket:
         held, self._held = self._held, None
         return held or []
 
-    def _received(self, packet: Packet) -> None:
+    def received(self, packet: Packet) -> None:
         """
         Handle a packet the client sent to this namespace.
         """
         kind = packet.type
         if kind in (PacketType.EVENT, PacketType.BINARY_EVENT):
             if packet.data is not None:
-                self.namespace._dispatch(self, packet.data[0], packet.data[1:], packet.id)
+                self.namespace.dispatch(self, packet.data[0], packet.data[1:], packet.id)
         elif kind in (PacketType.ACK, PacketType.BINARY_ACK):
             self._acknowledged(packet)
         elif kind is PacketType.DISCONNECT:
-            self._closed("client namespace disconnect")
+            self.lost("client namespace disconnect")
 
     def _acknowledged(self, packet: Packet) -> None:
         d = self._acks.pop(packet.id, None) if packet.id is not None else None
@@ -327,7 +461,7 @@ class Socket:
             return
         d.callback(ack_value(packet.data or []))
 
-    def _acknowledge(self, ack_id: int, result: Any) -> None:
+    def acknowledge(self, ack_id: int, result: Any) -> None:
         """
         Send a handler's result as the acknowledgement the client asked for.
         """
@@ -338,7 +472,7 @@ class Socket:
             encode_packet(Packet(PacketType.ACK, self.namespace.name, ack_args(result), ack_id))
         )
 
-    def _closed(self, reason: str) -> None:
+    def lost(self, reason: str) -> None:
         """
         The socket is gone: leave every room, fail pending calls, and run the
         C{disconnect} handler if the client had been connected.
@@ -354,4 +488,4 @@ class Socket:
         for d in acks.values():
             d.errback(SocketDisconnected(reason))
         if was_connected:
-            self.namespace._disconnected(self, reason)
+            self.namespace.socket_disconnected(self, reason)

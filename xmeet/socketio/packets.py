@@ -32,6 +32,7 @@ __all__ = [
     "PacketDecodeError",
     "PacketDecoder",
     "PacketType",
+    "PreparedEvent",
     "RESERVED_EVENTS",
     "encode_ack_json",
     "encode_event_json",
@@ -47,6 +48,21 @@ MAX_ACK_ID = 2**53 - 1
 RESERVED_EVENTS = frozenset(
     ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"]
 )
+
+
+@attrs.frozen
+class PreparedEvent:
+    """
+    An event encoded once, as Engine.IO packets prepared once, for sending
+    to any number of sockets of one namespace with L{Socket.send_prepared}.
+
+    @ivar namespace: the namespace's name.
+    @ivar packets: the prepared Engine.IO packets: the text packet, then one
+        per binary attachment.
+    """
+
+    namespace: str
+    packets: tuple[Any, ...]
 
 
 class PacketType(enum.IntEnum):

@@ -11,17 +11,16 @@ with the close codes of the contract.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from twisted.internet.interfaces import IDelayedCall, IPushProducer
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from xmeet.admission import LeasedConnection
 from xmeet.config import Settings
 from xmeet.core.commands import ChangeName, parse_command
 from xmeet.core.frames import Frame, dumps, frame_json
@@ -29,12 +28,10 @@ from xmeet.core.limits import SenderPolicy, Verdict
 from xmeet.core.room import Member
 from xmeet.core.rules import InvalidName
 from xmeet.core.tokens import XnestGrant
-from xmeet.fastsend import SendQueue
-from xmeet.rooms import Greeting, IMemberSink
-from xmeet.wsmemory import compact
-
-if TYPE_CHECKING:
-    from xmeet.xgate.resource import XgateResource
+from xmeet.rooms import Greeting, IMemberSink, RoomService
+from xmeet.transport.internals import UNKNOWN, registered_producer
+from xmeet.transport.lean import compact
+from xmeet.transport.lease import LeasedConnection
 
 __all__ = [
     "CLOSE_BINARY",
@@ -42,6 +39,7 @@ __all__ = [
     "NICKNAME_COOKIE_MAX_AGE",
     "XgateProtocol",
     "XnestFactory",
+    "XnestOwner",
     "apply_protocol_options",
     "greeting_frames",
     "prepare_text",
@@ -139,7 +137,7 @@ def _store_history(query: dict[str, str]) -> bool:
     raise ConnectionDeny(400, "is_store_history must be true or false")
 
 
-@implementer(IMemberSink, IPushProducer)
+@implementer(IMemberSink)
 class XgateProtocol(LeasedConnection):
     """
     One member's WebSocket connection, counted for its client address
@@ -159,8 +157,6 @@ class XgateProtocol(LeasedConnection):
     _ended = False
     _policy: SenderPolicy
     _early: list[str] | None = None
-    _paused = False
-    _queue: SendQueue | None = None
 
     def onConnect(self, request: ConnectionRequest) -> tuple[None, dict[str, str]]:
         """
@@ -323,9 +319,10 @@ class XgateProtocol(LeasedConnection):
         stops reading.
         """
         transport: Any = self.transport
-        if getattr(transport, "producer", None) is not None:
-            transport.unregisterProducer()
-        transport.registerProducer(self, True)
+        unregister = None
+        if registered_producer(transport) not in (None, UNKNOWN):
+            unregister = transport.unregisterProducer
+        self.become_producer(unregister)
 
     def deliver(self, frame: Frame) -> None:
         """
@@ -337,50 +334,53 @@ class XgateProtocol(LeasedConnection):
         cannot grow the server's memory.
         """
         prepared = frame.prepared(prepare_text, prepare_text)
-        queue = self._queue
-        if not (self._paused or queue):
+        if not (self._paused or self._queue):
             self.send_frame(prepared)
-            return
-        if self._ended:
-            return
-        if queue is None:
-            queue = self._queue = SendQueue()
-        settings = self.factory.settings
-        if queue.take(prepared, settings.max_send_queue, settings.max_send_buffer):
-            return
+        elif not self._ended:
+            self.send_bounded(prepared)
+
+    def send_queue_full(self, frames: int, size: int) -> None:
+        """
+        The client stopped reading: it leaves, and its connection is
+        dropped.
+        """
         log.info(
             "dropping xgate connection {peer}: it stopped reading "
             "({frames} frames, {size} bytes waiting)",
             peer=self.peer,
-            frames=len(queue),
-            size=queue.size,
+            frames=frames,
+            size=size,
         )
-        self._queue = None
         self._leave()
         transport: Any = self.transport
         transport.abortConnection()
 
-    def pauseProducing(self) -> None:
-        """
-        The kernel's send buffer is full: queue from now on.
-        """
-        self._paused = True
 
-    def resumeProducing(self) -> None:
-        """
-        The send buffer drained: send what waited, until paused again. An
-        emptied queue is released, so a quiet connection holds none.
-        """
-        self._paused = False
-        queue = self._queue
-        if queue is not None and queue.drain(self, lambda: self._paused):
-            self._queue = None
+class XnestOwner(Protocol):
+    """
+    What an xnest's factory needs from the gate that keeps it: what every
+    xnest shares, and to be told when connections start and end.
+    """
 
-    def stopProducing(self) -> None:
+    rooms: RoomService
+    settings: Settings
+    clock: IReactorTime
+
+    def protocol_class(self, factory: XnestFactory) -> type[XgateProtocol]:
         """
-        The connection is gone.
+        The protocol class of every xnest's factory.
         """
-        self._queue = None
+
+    def connection_started(self) -> None:
+        """
+        A connection of one of the gate's xnests starts its handshake.
+        """
+
+    def connection_ended(self, factory: XnestFactory) -> None:
+        """
+        A connection of C{factory} ended; C{factory} has none left when
+        its C{connections} is 0.
+        """
 
 
 class XnestFactory(WebSocketServerFactory):
@@ -391,7 +391,7 @@ class XnestFactory(WebSocketServerFactory):
 
     protocol = XgateProtocol  # type: ignore[assignment]
 
-    def __init__(self, xnest_id: str, gate: XgateResource) -> None:
+    def __init__(self, xnest_id: str, gate: XnestOwner) -> None:
         super().__init__()
         self.xnest_id = xnest_id
         self.gate = gate
@@ -409,16 +409,15 @@ class XnestFactory(WebSocketServerFactory):
         outlives every connection that uses it.
         """
         self.connections += 1
-        self.gate.connections += 1
+        self.gate.connection_started()
         protocol: Any = super().buildProtocol(addr)
         protocol.grant = self.next_grant
         return protocol
 
     def connection_ended(self, protocol: XgateProtocol) -> None:
         """
-        One connection of this factory is over; the last one releases it.
+        One connection of this factory is over; the gate releases the
+        factory after its last one.
         """
         self.connections -= 1
-        self.gate.connections -= 1
-        if self.connections == 0:
-            self.gate.release(self)
+        self.gate.connection_ended(self)

@@ -14,17 +14,18 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from xmeet.admission import Admission, upgrade_with_lease
+from xmeet.admission import Admission
 from xmeet.config import Settings
 from xmeet.core.admission import Refusal
 from xmeet.core.errors import error_code
 from xmeet.core.im import IMError
 from xmeet.core.rules import InvalidName, decode_xnest_segment
 from xmeet.core.tokens import XnestGrant, grant_xnest
-from xmeet.fastsend import Outbox, outbox
 from xmeet.rooms import RoomService
+from xmeet.transport.lean import lean_protocol
+from xmeet.transport.lease import upgrade_with_lease
+from xmeet.transport.send import Outbox
 from xmeet.web_errors import ErrorPage
-from xmeet.wsmemory import lean_protocol
 from xmeet.xgate.protocol import XgateProtocol, XnestFactory
 
 __all__ = ["XgateResource", "XnestHandshake"]
@@ -47,8 +48,6 @@ class XgateResource(Resource):
     Keeps one L{XnestFactory} per xnest that has connections: created on
     first use, released when its last connection ends.
 
-    @ivar connections: WebSocket connections of every xnest on this node,
-        counted from the start of their handshake.
     @ivar admission: the node's origin policy and per-address limits,
         shared with its other front ends.
     """
@@ -58,7 +57,7 @@ class XgateResource(Resource):
         rooms: RoomService,
         settings: Settings,
         clock: IReactorTime,
-        outbox: Outbox = outbox,
+        outbox: Outbox | None = None,
         admission: Admission | None = None,
     ) -> None:
         super().__init__()
@@ -66,21 +65,47 @@ class XgateResource(Resource):
         self.rooms = rooms
         self.settings = settings
         self.clock = clock
-        self.outbox = outbox
-        self.connections = 0
+        self.outbox = outbox or Outbox(clock)
+        self._connections = 0
         self._endpoints: dict[str, XnestFactory] = {}
         self._protocol: type[XgateProtocol] | None = None
 
     def protocol_class(self, factory: XnestFactory) -> type[XgateProtocol]:
         """
         The protocol class of every xnest's factory: an L{XgateProtocol}
-        carrying the options all xnests share (see L{xmeet.wsmemory}),
-        made from the first factory.
+        carrying the options all xnests share (see
+        L{xmeet.transport.lean}), the outbox and the limits of the send
+        queue, made from the first factory.
         """
         if self._protocol is None:
             self._protocol = lean_protocol(XgateProtocol, factory)
             self._protocol.outbox = self.outbox
+            self._protocol.max_queued_frames = self.settings.max_send_queue
+            self._protocol.max_queued_bytes = self.settings.max_send_buffer
         return self._protocol
+
+    @property
+    def connections(self) -> int:
+        """
+        WebSocket connections of every xnest on this node, counted from the
+        start of their handshake.
+        """
+        return self._connections
+
+    def connection_started(self) -> None:
+        """
+        A connection of one of the xnests starts its handshake.
+        """
+        self._connections += 1
+
+    def connection_ended(self, factory: XnestFactory) -> None:
+        """
+        A connection of C{factory} ended; after its last one, C{factory}
+        is released.
+        """
+        self._connections -= 1
+        if factory.connections == 0 and self._endpoints.get(factory.xnest_id) is factory:
+            del self._endpoints[factory.xnest_id]
 
     @property
     def factories(self) -> int:
@@ -137,13 +162,6 @@ class XgateResource(Resource):
         if factory is None:
             factory = self._endpoints[xnest_id] = XnestFactory(xnest_id, self)
         return factory
-
-    def release(self, factory: XnestFactory) -> None:
-        """
-        Forget C{factory}, whose last connection ended.
-        """
-        if self._endpoints.get(factory.xnest_id) is factory:
-            del self._endpoints[factory.xnest_id]
 
 
 class XnestHandshake(Resource):

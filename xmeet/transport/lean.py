@@ -36,69 +36,25 @@ collector happens to run.
 
 from __future__ import annotations
 
-from types import FunctionType, MappingProxyType
+from types import FunctionType
 from typing import Any, TypeVar
 
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from twisted.web.server import NOT_DONE_YET, Request
 
-from xmeet.handshake import refuse_handshake
+from .handshake import refuse_handshake
+from .internals import (
+    AUTOBAHN_HANDSHAKE_STATE,
+    AUTOBAHN_OPTION_NAMES,
+    AUTOBAHN_QUIET_STATE,
+    registered_producer,
+    release_requests,
+)
 
 __all__ = ["UpgradeResource", "compact", "lean_protocol"]
 
 _P = TypeVar("_P", bound=WebSocketServerProtocol)
-
-#: Autobahn's per-connection state whose value stays the same while an
-#: open connection is quiet (no message half-received, no close, no ping
-#: awaiting its answer).
-_QUIET: dict[str, Any] = {
-    "send_state": 0,
-    "triggered": False,
-    "inside_message": False,
-    "current_frame": None,
-    "wasMaxFramePayloadSizeExceeded": False,
-    "wasMaxMessagePayloadSizeExceeded": False,
-    "closedByMe": False,
-    "failedByMe": False,
-    "droppedByMe": False,
-    "wasClean": False,
-    "wasNotCleanReason": None,
-    "wasServerConnectionDropTimeout": False,
-    "wasOpenHandshakeTimeout": False,
-    "wasCloseHandshakeTimeout": False,
-    "wasServingFlashSocketPolicyFile": False,
-    "localCloseCode": None,
-    "localCloseReason": None,
-    "remoteCloseCode": None,
-    "remoteCloseReason": None,
-    "openHandshakeTimeoutCall": None,
-    "closeHandshakeTimeoutCall": None,
-    "autoPingTimeoutCall": None,
-    "autoPingPending": None,
-    "autoPingPendingSent": None,
-    "autoPingPendingSeq": 0,
-    "trackedTimings": None,
-    "_perMessageCompress": None,
-    "websocket_protocol_in_use": None,
-    "data": b"",
-    "utf8validateIncomingCurrentMessage": True,
-}
-
-#: What is left of the opening handshake once the connection is open and
-#: its handlers have read it: dropped, and read as empty afterwards.
-_HANDSHAKE: dict[str, Any] = {
-    "http_request_data": b"",
-    "http_status_line": "",
-    "http_response_data": "",
-    "http_request_uri": "",
-    "http_request_path": "",
-    "http_request_host": "",
-    "websocket_origin": "",
-    "_wskey": None,
-    "http_headers": MappingProxyType({}),
-    "http_request_params": MappingProxyType({}),
-}
 
 
 class _SendQueue(list[Any]):
@@ -126,14 +82,14 @@ def lean_protocol(base: type[_P], factory: WebSocketServerFactory) -> type[_P]:
     A subclass of C{base} with the protocol options of C{factory} (as they
     are now) and the quiet state of Autobahn connections as class
     attributes, whose refused handshakes are answered by
-    L{xmeet.handshake.refuse_handshake}. Use it as the factory's
+    L{xmeet.transport.handshake.refuse_handshake}. Use it as the factory's
     C{protocol}; any factory with the same options may share it.
     """
     namespace: dict[str, Any] = {
-        name: _option(getattr(factory, name)) for name in WebSocketServerProtocol.CONFIG_ATTRS
+        name: _option(getattr(factory, name)) for name in AUTOBAHN_OPTION_NAMES
     }
-    namespace.update(_QUIET)
-    namespace.update(_HANDSHAKE)
+    namespace.update(AUTOBAHN_QUIET_STATE)
+    namespace.update(AUTOBAHN_HANDSHAKE_STATE)
     namespace["failHandshake"] = refuse_handshake
     namespace["__module__"] = base.__module__
     namespace["__doc__"] = base.__doc__
@@ -151,7 +107,7 @@ def compact(protocol: WebSocketServerProtocol) -> None:
     handshake attributes read as empty.
     """
     state = protocol.__dict__
-    for name in _HANDSHAKE:
+    for name in AUTOBAHN_HANDSHAKE_STATE:
         state.pop(name, None)
     queue = state.get("send_queue")
     if queue is not None and not queue and not isinstance(queue, _SendQueue):
@@ -183,7 +139,7 @@ class UpgradeResource(WebSocketResource):
         channel = request.channel
         if result is NOT_DONE_YET and channel is not None and channel.transport is None:
             transport: Any = request.transport
-            if getattr(transport, "producer", None) is channel:
+            if registered_producer(transport) is channel:
                 transport.unregisterProducer()
-            channel.requests = []
+            release_requests(channel)
         return result

@@ -8,7 +8,7 @@ C{ConnectionDeny} from C{onConnect}) with a bare status line, and logs an
 info line and a warning for it: two log lines for any request a client
 cares to send to a WebSocket endpoint. L{refuse_handshake} replaces its
 C{failHandshake} in both WebSocket front ends (see
-L{xmeet.wsmemory.lean_protocol}): the same status line, the JSON error
+L{xmeet.transport.lean.lean_protocol}): the same status line, the JSON error
 object as body, and one debug line.
 """
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_fastsend,tests.test_engineio_websocket,tests.test_xgate -*-
+# -*- test-case-name: tests.test_fastsend,tests.test_transport_close -*-
 """
 Sending WebSocket frames without Autobahn's per-frame cost, one system
 call per connection per reactor turn.
@@ -26,14 +26,21 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import autobahn.twisted.websocket
-import autobahn.websocket.protocol
 from autobahn.twisted.websocket import WebSocketServerProtocol
-from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.tcp import Server
 
-__all__ = ["FastSendProtocol", "Outbox", "SendQueue", "format_lazily"]
+from .internals import (
+    AUTOBAHN_LOG_HELPERS,
+    BUFFER,
+    DROP,
+    autobahn_queue_busy,
+    may_batch,
+    parse_incoming,
+    send_prepared_frame,
+    send_route,
+)
+
+__all__ = ["FLUSH_AT", "FastSendProtocol", "Outbox", "format_lazily"]
 
 
 class _Formatted:
@@ -75,16 +82,13 @@ def format_lazily() -> None:
     opens, a large share of the work of accepting it (bench/README.rst,
     finding 3), and colored type names (C{hltype}, C{hlval}) on every read. The names its modules
     use for these helpers are pointed at lazy versions; the log lines read
-    the same when they are rendered.
+    the same when they are rendered. The node calls it when it starts;
+    calling it again changes nothing.
     """
-    for module in (autobahn.websocket.protocol, autobahn.twisted.websocket):
-        for name in ("pformat", "hltype", "hlval"):
-            helper = getattr(module, name, None)
-            if helper is not None and not getattr(helper, "lazy", False):
-                setattr(module, name, _lazily(helper))
-
-
-format_lazily()
+    for module, name in AUTOBAHN_LOG_HELPERS:
+        helper = getattr(module, name)
+        if not getattr(helper, "lazy", False):
+            setattr(module, name, _lazily(helper))
 
 
 class Outbox:
@@ -128,7 +132,7 @@ class Outbox:
 
     def __init__(
         self,
-        clock: IReactorTime | None = None,
+        clock: IReactorTime,
         delay: float = 0.0,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -151,20 +155,20 @@ class Outbox:
         """
         batched_at = protocol.batched_at
         if batched_at:
-            now = self._reactor().seconds()
+            now = self._clock.seconds()
             due = batched_at + self.spacing
             if due > now:
                 self._add_later(protocol, due, now)
                 return
         self._this_turn.append(protocol)
         if self._turn_end is None:
-            self._turn_end = self._reactor().callLater(0, self.flush)
+            self._turn_end = self._clock.callLater(0, self.flush)
 
     def _add_later(self, protocol: FastSendProtocol, due: float, now: float) -> None:
         tick = math.ceil(due * 1000) / 1000
         waiting = self._later.get(tick)
         if waiting is None:
-            call = self._reactor().callLater(tick - now, self._flush_later, tick)
+            call = self._clock.callLater(tick - now, self._flush_later, tick)
             waiting = self._later[tick] = (call, [])
         waiting[1].append(protocol)
 
@@ -197,14 +201,14 @@ class Outbox:
         self._next_chunk = None
         due = self._due
         count = min(FLUSH_CHUNK, len(due))
-        now = self._reactor().seconds()
+        now = self._clock.seconds()
         started = self._timer()
         for _ in range(count):
             due.popleft().flush_pending(now)
         self._flushing_time += self._timer() - started
         self._flushed += count
         if due:
-            self._next_chunk = self._reactor().callLater(0, self._flush_chunk)
+            self._next_chunk = self._clock.callLater(0, self._flush_chunk)
             return
         if self._flushed >= BIG_FLUSH:
             self.spacing = min(self.delay, SPACING * self._flushing_time)
@@ -227,14 +231,6 @@ class Outbox:
         self._later.clear()
         for protocol in waiting:
             protocol.flush_pending()
-
-    def _reactor(self) -> IReactorTime:
-        if self._clock is None:
-            from twisted.internet import reactor
-
-            self._clock = reactor
-        assert self._clock is not None
-        return self._clock
 
 
 SPACING = 8
@@ -260,71 +256,10 @@ reactor turns in between cost little beside the sending (bench/README.rst,
 finding 7).
 """
 
-outbox = Outbox()
-"""
-The outbox of connections whose server did not give them their own: no
-write delay.
-"""
-
 #: Pending bytes past which a connection is flushed before the turn ends,
 #: so that one turn's burst meets Twisted's buffer and back-pressure
 #: (whose default size this is) instead of growing a list without bound.
 FLUSH_AT = 64 * 1024
-
-
-def _has_buffered(transport: Any) -> bool:
-    """
-    Whether Twisted still holds bytes of C{transport} that it has not sent.
-    """
-    return bool(transport._tempDataLen or transport.dataBuffer)
-
-
-class SendQueue:
-    """
-    Prepared frames waiting for a client that does not read, bounded in
-    frames and in bytes on the wire. The frames are the prepared messages
-    a broadcast shares, not copies. A connection makes one only when
-    something must wait and lets it go once drained, so a quiet connection
-    holds none.
-
-    @ivar size: bytes waiting.
-    """
-
-    __slots__ = ("_frames", "size")
-
-    def __init__(self) -> None:
-        self._frames: deque[PreparedMessage] = deque()
-        self.size = 0
-
-    def __len__(self) -> int:
-        return len(self._frames)
-
-    def take(self, message: PreparedMessage, max_frames: int, max_bytes: int) -> bool:
-        """
-        Keep C{message} unless it would pass a limit.
-
-        @return: C{False} when it would: the client is too slow.
-        """
-        size = len(message.payloadHybi)
-        if len(self._frames) >= max_frames or self.size + size > max_bytes:
-            return False
-        self._frames.append(message)
-        self.size += size
-        return True
-
-    def drain(self, protocol: FastSendProtocol, blocked: Callable[[], bool]) -> bool:
-        """
-        Send the waiting frames through C{protocol}, in order, until
-        C{blocked()} says to stop.
-
-        @return: whether the queue is empty.
-        """
-        frames = self._frames
-        while frames and not blocked():
-            message = frames.popleft()
-            self.size -= len(message.payloadHybi)
-            protocol.send_frame(message)
-        return not frames
 
 
 class FastSendProtocol(WebSocketServerProtocol):
@@ -333,39 +268,38 @@ class FastSendProtocol(WebSocketServerProtocol):
     and sent without Autobahn's per-frame logging.
 
     Writes go to C{_pending} only on a plain TCP connection whose Twisted
-    buffer is empty; anything else (TLS, a buffer still draining, a test
-    transport) goes to C{transport.write} at once, so bytes never overtake
-    each other.
+    buffer is empty, and whose class has an C{outbox}; anything else (TLS,
+    a buffer still draining, a test transport) goes to C{transport.write}
+    at once, so bytes never overtake each other.
+
+    No data frame is written once a close frame was: what is sent to a
+    connection between its close frame and the end of its TCP connection
+    is dropped.
+
+    @cvar outbox: the L{Outbox} that flushes the connections of this class,
+        set by the front end that makes it; C{None} writes at once.
     """
 
     _pending: list[bytes] | None = None
     _pending_size = 0
     batched_at = 0.0
-    outbox: Outbox = outbox
+    outbox: Outbox | None = None
 
     def dataReceived(self, data: bytes) -> None:
         """
         Autobahn's, minus its debug log call: even with lazy arguments, a
         call per read that logs nothing.
         """
-        self._dataReceived(data)
+        parse_incoming(self, data)
 
-    def send_frame(self, message: PreparedMessage) -> None:
-        """
-        C{sendPreparedMessage}, minus its per-call debug-log formatting.
-
-        When no compression was negotiated and nothing waits in Autobahn's
-        own send queue, the prepared frame's bytes are written as they are,
-        shared by every connection they go to.
-        """
-        if (
-            self._perMessageCompress is None
-            and not self.send_queue
-            and self.state == WebSocketProtocol.STATE_OPEN
-        ):
-            self._write(message.payloadHybi)
-        else:
-            self.sendPreparedMessage(message)
+    send_frame = send_prepared_frame
+    """
+    Send a prepared message (L{xmeet.transport.internals.send_prepared_frame}):
+    C{sendPreparedMessage} minus its per-call debug-log formatting, on an
+    open connection only. Its body reads Autobahn's private state, so it
+    lives in the guarded module, and is this class's method without an
+    extra call on the path of every frame.
+    """
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         """
@@ -375,7 +309,7 @@ class FastSendProtocol(WebSocketServerProtocol):
         Autobahn's synchronous and chopped modes (which xmeet does not use)
         keep their own queue; what is pending goes out before them.
         """
-        if sync or chopsize or self.send_queue:
+        if sync or chopsize or autobahn_queue_busy(self):
             self._write_pending_to_transport()
             super().sendData(data, sync, chopsize)
         else:
@@ -390,13 +324,14 @@ class FastSendProtocol(WebSocketServerProtocol):
                 self.flush_pending()
             return
         transport: Any = self.transport
-        if type(transport) is not Server or transport.TLS or _has_buffered(transport):
+        outbox = self.outbox
+        if outbox is None or not may_batch(transport):
             if transport is not None:
                 transport.write(data)
             return
         self._pending = [data]
         self._pending_size = len(data)
-        self.outbox.add(self)
+        outbox.add(self)
 
     def flush_pending(self, now: float | None = None) -> None:
         """
@@ -417,9 +352,12 @@ class FastSendProtocol(WebSocketServerProtocol):
             self.__dict__.pop("batched_at", None)
         data = pending[0] if len(pending) == 1 else b"".join(pending)
         transport: Any = self.transport
-        if transport is None or not transport.connected or transport._aborting:
+        if transport is None or not transport.connected:
             return
-        if transport.disconnecting or transport._writeDisconnected or _has_buffered(transport):
+        route = send_route(transport)
+        if route is DROP:
+            return
+        if route is BUFFER:
             transport.write(data)
             return
         try:
