@@ -85,7 +85,7 @@ class IMService:
     Limits come from C{settings}: C{max_message_size} bounds message
     contents and conversations, C{history_size} the messages kept per
     conversation, C{rate}/C{burst} the messages and conversations a session
-    may create (a token bucket per logged-in socket, 429 beyond).
+    may create (a sender policy (rate, burst) per logged-in socket, 429 beyond).
 
     With C{settings.jwt}, C{logIn} requires a JWT of the user
     (L{xmeet.core.tokens}): its session ends when the JWT expires, with a

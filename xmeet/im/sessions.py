@@ -20,13 +20,13 @@ from twisted.logger import Logger
 
 from xmeet.config import Settings
 from xmeet.core.im import IMError, LogInRequest, check_session_token, check_signature
-from xmeet.core.limits import TokenBucket
+from xmeet.core.limits import SenderPolicy, Verdict
 from xmeet.core.tokens import INVALID_TOKEN, TOKEN_EXPIRED
 from xmeet.im.client import Caller, IIMClient, Push
 from xmeet.im.replica import Replica, digest
 from xmeet.store.im_interfaces import IMEvent, PresenceChanged, SessionChanged
 
-__all__ = ["LEFT_WINDOW", "REMOTE_BUCKETS", "RemoteSession", "Session", "Sessions"]
+__all__ = ["LEFT_WINDOW", "REMOTE_POLICIES", "RemoteSession", "Session", "Sessions"]
 
 log = Logger()
 
@@ -35,23 +35,23 @@ log = Logger()
 #: rather than lost.
 LEFT_WINDOW = 10.0
 
-#: Sessions of other nodes whose token bucket this node keeps for the
+#: Sessions of other nodes whose sender policy this node keeps for the
 #: HTTP API; the least recently used go beyond this.
-REMOTE_BUCKETS = 10_000
+REMOTE_POLICIES = 10_000
 
 
 @attrs.define(eq=False)
 class Session:
     """
-    One successful C{logIn}: a user on a socket, with that socket's token
-    bucket for sending; a JWT login's session ends at C{expires_at} (epoch
+    One successful C{logIn}: a user on a socket, with that socket's sender
+    policy; a JWT login's session ends at C{expires_at} (epoch
     milliseconds), by the C{expiry} timer.
     """
 
     token: str
     user_id: str
     client: IIMClient
-    bucket: TokenBucket
+    policy: SenderPolicy
     expires_at: int | None = None
     expiry: IDelayedCall | None = None
 
@@ -60,17 +60,17 @@ class Session:
 class RemoteSession:
     """
     A session held by another node (or a JWT bearer), used here through
-    the HTTP API, with this node's token bucket for it.
+    the HTTP API, with this node's sender policy for it.
     """
 
     token: str
     user_id: str
-    bucket: TokenBucket
+    policy: SenderPolicy
 
 
 class Sessions:
     """
-    The sessions of this node, and this node's token buckets for the HTTP
+    The sessions of this node, and this node's sender policies for the HTTP
     calls of sessions held elsewhere.
 
     @param replica: the other nodes' sessions.
@@ -99,7 +99,7 @@ class Sessions:
         self._by_socket: dict[str, Session] = {}
         self._by_user: dict[str, dict[str, Session]] = {}
         self._left: OrderedDict[str, float] = OrderedDict()
-        self._remote_buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._remote_policies: OrderedDict[str, SenderPolicy] = OrderedDict()
 
     def _now(self) -> int:
         return int(self._clock.seconds() * 1000)
@@ -135,7 +135,7 @@ class Sessions:
             secrets.token_hex(16),
             request.user_id,
             client,
-            TokenBucket(self._settings.rate, self._settings.burst, self._clock.seconds()),
+            self._sender_policy(),
             expires_at,
         )
         self._sessions[session.token] = session
@@ -287,7 +287,7 @@ class Sessions:
             return session
         if client is None and self._tokens is not None and "." in token:
             claims = self._tokens.verify(token, self._clock.seconds())
-            return RemoteSession(token, claims.user_id, self._remote_bucket(digest(token)))
+            return RemoteSession(token, claims.user_id, self._remote_policy(digest(token)))
         token_digest = digest(token)
         remote = self._replica.session(token_digest)
         if remote is None:
@@ -296,30 +296,38 @@ class Sessions:
             raise IMError.of(403, "this sessionToken belongs to another socket")
         if self._expired(remote.expires_at):
             raise IMError(401, TOKEN_EXPIRED, "the session has expired")
-        return RemoteSession(token, remote.user, self._remote_bucket(token_digest))
+        return RemoteSession(token, remote.user, self._remote_policy(token_digest))
 
-    def _remote_bucket(self, token_digest: str) -> TokenBucket:
+    def _remote_policy(self, token_digest: str) -> SenderPolicy:
         """
-        This node's token bucket for the HTTP calls of a session held
+        This node's sender policy for the HTTP calls of a session held
         elsewhere (or of a JWT bearer), the most recently used kept.
         """
-        bucket = self._remote_buckets.pop(token_digest, None) or TokenBucket(
-            self._settings.rate, self._settings.burst, self._clock.seconds()
-        )
-        self._remote_buckets[token_digest] = bucket
-        while len(self._remote_buckets) > REMOTE_BUCKETS:
-            self._remote_buckets.popitem(last=False)
-        return bucket
+        policy = self._remote_policies.pop(token_digest, None) or self._sender_policy()
+        self._remote_policies[token_digest] = policy
+        while len(self._remote_policies) > REMOTE_POLICIES:
+            self._remote_policies.popitem(last=False)
+        return policy
 
     def forget_remote(self, token_digest: str) -> None:
         """
-        A session held elsewhere ended: forget its bucket here.
+        A session held elsewhere ended: forget its sender policy here.
         """
-        self._remote_buckets.pop(token_digest, None)
+        self._remote_policies.pop(token_digest, None)
+
+    def _sender_policy(self) -> SenderPolicy:
+        """
+        The sender policy of one session: the rooms' rate rules, every drop
+        answered (an acknowledgement), no flood closing (a socket may carry
+        other namespaces' traffic).
+        """
+        return SenderPolicy(
+            self._settings.rate, self._settings.burst, self._clock.seconds(), closes_floods=False
+        )
 
     def take_token(self, session: Session | RemoteSession) -> None:
         """
         Refuse (429) a message or conversation beyond the session's rate.
         """
-        if not session.bucket.take(self._clock.seconds()):
+        if session.policy.judge(self._clock.seconds()) is not Verdict.ACCEPT:
             raise IMError.of(429, f"more than {self._settings.rate:g} messages a second")
