@@ -3,7 +3,7 @@
 The backend of a cluster node: rooms mirrored to Redis, events fanned out
 through Redis pub/sub (PROTOCOL.md section 5), through txredisapi.
 
-What it keeps in Redis, and how, is L{xmeet.store.room_scripts}.
+What it keeps in Redis, and how, is L{xmeet.store.room_layout}.
 
 A node applies its own members' actions locally at once and writes to
 Redis without waiting for answers (L{RoomWriter}), so a burst of messages
@@ -40,9 +40,9 @@ from xmeet.store.redis_link import (
     RedisLink,
     parse_redis_url,
 )
+from xmeet.store.room_layout import read_room
 from xmeet.store.room_reaper import NodeReaper
 from xmeet.store.room_resync import RoomResync
-from xmeet.store.room_scripts import remote_members
 from xmeet.store.room_writer import RoomWriter
 
 __all__ = [
@@ -100,7 +100,7 @@ class RedisRoomBackend:
         self._reaper = NodeReaper(clock, self.link, self.writer, node_id, node_timeout, now_text)
         self._clock = clock
         self._listener: IRoomListener | None = None
-        self._room_channels = self._key("xnest", "")
+        self._room_channels = self.link.key("xnest", "")
         self._own_events = event_prefixes(node_id)
         self._channels: set[str] = set()
         self._loading: dict[str, list[RoomEvent]] = {}
@@ -149,11 +149,8 @@ class RedisRoomBackend:
             "latency": round(self.latency, 6),
         }
 
-    def _key(self, *parts: str) -> str:
-        return self.link.key(*parts)
-
     def _channel(self, xnest_id: str) -> str:
-        return self._key("xnest", xnest_id)
+        return self.link.key("xnest", xnest_id)
 
     def start(self, listener: IRoomListener) -> None:
         """
@@ -199,15 +196,15 @@ class RedisRoomBackend:
         Read every live room again, once commands reach Redis and the
         rooms' channels are subscribed: a read before the subscription
         could miss both another node's writes after it and that node's
-        notice to read again (L{RoomResync.announce}), leaving the room behind
-        for good.
+        notice to read again (L{RoomResync.announce}), leaving the room
+        behind for good.
         """
         if self.link.subscriber is None or self._subscribed_on is not self.link.subscriber:
             return
         self.resync.read_all(self._live_channels())
 
     def _live_channels(self) -> list[str]:
-        start = len(self._key("xnest", ""))
+        start = len(self._room_channels)
         return [channel[start:] for channel in self._channels]
 
     def publish(self, event: RoomEvent, history_entry: str | None) -> None:
@@ -300,7 +297,7 @@ class RedisRoomBackend:
 
     @inlineCallbacks
     def _state(self, xnest_id: str, history_size: int, store_history: bool) -> Any:
-        meta = self._key("xnest", xnest_id, "meta")
+        meta = self.link.key("xnest", xnest_id, "meta")
         if not store_history:
             self.writer.send("HSETNX", meta, "store_history", "0")
         state = yield self._fetch(xnest_id, history_size)
@@ -311,24 +308,16 @@ class RedisRoomBackend:
     def _fetch(self, xnest_id: str, history_size: int) -> Any:
         self.writer.flush()
         started = self._clock.seconds()
-        replies = yield gatherResults(
-            [
-                self.link.connection.hget(self._key("xnest", xnest_id, "meta"), "store_history"),
-                self.link.connection.lrange(
-                    self._key("xnest", xnest_id, "history"), 0, history_size - 1
-                ),
-                self.link.connection.hgetall(self._key("xnest", xnest_id, "members")),
-            ],
-            consumeErrors=True,
+        state = yield read_room(
+            self.link.connection,
+            self.link.key,
+            xnest_id,
+            history_size,
+            self._history_bytes,
+            self.node_id,
         )
         self.link.latency = self._clock.seconds() - started
-        flag, entries, members = replies
-        if flag is None and not entries and not members:
-            return None
-        store_history = flag != "0"
-        size = history_size if store_history else 0
-        history = History(size, reversed(entries or []), self._history_bytes)
-        return RoomState(store_history, history, remote_members(members, self.node_id))
+        return state
 
     def unload(self, room: Room) -> None:
         """

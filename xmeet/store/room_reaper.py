@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 
 from xmeet.core.events import RoomEvent, encode_event
 from xmeet.store.redis_link import RedisLink
-from xmeet.store.room_scripts import remote_members
+from xmeet.store.room_layout import remote_members
 from xmeet.store.room_writer import RoomWriter
 
 __all__ = ["NodeReaper"]

@@ -18,7 +18,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from xmeet.core.events import RoomEvent, encode_event
 from xmeet.core.history import ENTRY_OVERHEAD
 from xmeet.store.redis_link import RedisLink
-from xmeet.store.room_scripts import LEAVE_SCRIPT, RECORD_SCRIPT, member_value
+from xmeet.store.room_layout import LEAVE_SCRIPT, RECORD_SCRIPT, member_value
 
 __all__ = ["RECORDS_PER_COMMAND", "RECORD_WINDOW", "STORED_TIMEOUT", "RoomWriter"]
 

@@ -1,9 +1,10 @@
 # -*- test-case-name: tests.test_store -*-
 """
 What the Redis room backend (L{xmeet.store.redis}) keeps in Redis: the
-key layout, the Lua scripts that change it, and the values of the members
-hash. Kept apart from the backend, as L{xmeet.store.im_scripts} is for IM,
-so that the stored shape reads in one place and every node agrees on it.
+key layout, the Lua scripts that change it, the values of the members
+hash, and the read of a room back. Kept apart from the backend (as
+L{xmeet.store.im_scripts} is for IM), so that the stored shape reads in
+one place and every node agrees on it.
 
 Key layout, every key and channel under the configured prefix C{P}:
 
@@ -29,11 +30,15 @@ Key layout, every key and channel under the configured prefix C{P}:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-from xmeet.store.interfaces import RemoteMember
+from twisted.internet.defer import gatherResults, inlineCallbacks
 
-__all__ = ["LEAVE_SCRIPT", "RECORD_SCRIPT", "member_value", "remote_members"]
+from xmeet.core.history import History
+from xmeet.store.interfaces import RemoteMember, RoomState
+
+__all__ = ["LEAVE_SCRIPT", "RECORD_SCRIPT", "member_value", "read_room", "remote_members"]
 
 LEAVE_SCRIPT = """
 redis.call('HDEL', KEYS[1], ARGV[1])
@@ -106,3 +111,34 @@ def remote_members(fields: Any, exclude_node: str | None = None) -> list[RemoteM
             found.append((joined, RemoteMember(member_id, nickname, node)))
     found.sort(key=lambda pair: pair[0])
     return [member for _, member in found]
+
+
+@inlineCallbacks
+def read_room(
+    connection: Any,
+    key: Callable[..., str],
+    xnest_id: str,
+    history_size: int,
+    history_bytes: int,
+    own_node: str,
+) -> Any:
+    """
+    A room's state as stored (its newest C{history_size} entries, the
+    members of other nodes than C{own_node}), or C{None} when nothing of
+    the room is stored; through C{connection}, with C{key} making the
+    prefixed keys.
+    """
+    flag, entries, members = yield gatherResults(
+        [
+            connection.hget(key("xnest", xnest_id, "meta"), "store_history"),
+            connection.lrange(key("xnest", xnest_id, "history"), 0, history_size - 1),
+            connection.hgetall(key("xnest", xnest_id, "members")),
+        ],
+        consumeErrors=True,
+    )
+    if flag is None and not entries and not members:
+        return None
+    store_history = flag != "0"
+    size = history_size if store_history else 0
+    history = History(size, reversed(entries or []), history_bytes)
+    return RoomState(store_history, history, remote_members(members, own_node))
