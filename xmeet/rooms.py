@@ -21,11 +21,9 @@ from __future__ import annotations
 
 from random import Random
 
-import attrs
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
-from zope.interface import Interface, implementer
+from zope.interface import implementer
 
 from xmeet.config import Settings
 from xmeet.core.commands import (
@@ -45,47 +43,10 @@ from xmeet.core.room import Member, Room
 from xmeet.core.rules import InvalidName, choose_nickname, normalize_nickname
 from xmeet.live_rooms import LiveRooms
 from xmeet.room_frames import RoomFrames
+from xmeet.room_joining import Greeting, IMemberSink, Joining
 from xmeet.store.interfaces import IRoomBackend, IRoomListener, RoomState
 
 __all__ = ["Greeting", "IMemberSink", "RoomService", "RoomView"]
-
-log = Logger()
-
-
-class IMemberSink(Interface):
-    """
-    Whatever takes a member's frames: a WebSocket connection, a Socket.IO
-    socket. One frame object is shared by all members of a broadcast.
-    """
-
-    def deliver(frame: Frame) -> None:
-        """
-        Send C{frame} to this member; must not raise and must not block.
-        """
-
-
-@attrs.frozen
-class Greeting:
-    """
-    What a new member is told on joining an xnest, in JSON text ready for
-    any front end: xgate sends it as the C{self}, C{member_count},
-    C{members} and C{history} frames (PROTOCOL.md section 1), Socket.IO as
-    the body of the C{xnest/join} acknowledgement (section 3).
-
-    @ivar member: the new membership (its id is C{self}).
-    @ivar xnest_json: the xnest id as JSON.
-    @ivar member_count: members in the xnest now, the new one included.
-    @ivar members_json: the C{members} payload as JSON.
-    @ivar history_json: the newest C{history} page as JSON.
-    @ivar send_time: the C{send_time} of the join.
-    """
-
-    member: Member
-    xnest_json: str
-    member_count: int
-    members_json: str
-    history_json: str
-    send_time: str
 
 
 class RoomView:
@@ -127,13 +88,12 @@ class RoomService:
         @param rng: where random nicknames come from (seed it to repeat
             them); a generator seeded by the system by default.
         """
-        self._clock = clock
         self._rng = rng if rng is not None else Random()
         self._settings = settings
-        self._ids = ids
         self.backend = backend
         self._frames = RoomFrames(clock, settings.timezone)
         self._rooms = LiveRooms(settings, backend)
+        self._joining = Joining(ids, backend, self._frames, self._broadcast)
         self.messages_received = 0
         self.frames_sent = 0
 
@@ -212,53 +172,8 @@ class RoomService:
         @param nickname: a nickname from L{choose_nickname}.
         """
         return self._rooms.take_live(xnest_id, store_history).addCallback(
-            self._admit, nickname, sink
+            self._joining.admit, nickname, sink
         )
-
-    def _admit(self, room: Room, nickname: str, sink: IMemberSink) -> Deferred[Greeting]:
-        held = _HeldFrames()
-        member = Member(self._ids.next_id(), nickname, held)
-        room.add(member)
-        now = self._frames.now()
-        greeting = Greeting(
-            member,
-            room.xnest_json,
-            len(room),
-            dumps(room.members_payload()),
-            room.history.page_json(0),
-            now,
-        )
-        event = RoomEvent("join", self.backend.node_id, room.xnest_id, member.id, nickname, now)
-        self.backend.publish(event, None)
-        greeted: Deferred[Greeting] = Deferred()
-        self.backend.stored().addCallback(
-            lambda _: self._greet(room, greeting, event, sink, held, greeted)
-        )
-        return greeted
-
-    def _greet(
-        self,
-        room: Room,
-        greeting: Greeting,
-        event: RoomEvent,
-        sink: IMemberSink,
-        held: _HeldFrames,
-        greeted: Deferred[Greeting],
-    ) -> None:
-        """
-        The new member is stored: tell the others of this node, hand the
-        greeting to the front end (which gives it to the member at once),
-        then the frames kept for the member meanwhile, and from now on
-        every frame goes straight to its sink. A front end whose member is
-        gone meanwhile makes it leave when given the greeting: nothing
-        kept is sent then.
-        """
-        member = greeting.member
-        self._broadcast(room, self._frames.join(room, event), member)
-        greeted.callback(greeting)
-        if member.room is not None:
-            held.hand_over(sink)
-            member.sink = sink
 
     def leave(self, member: Member) -> None:
         """
@@ -423,31 +338,6 @@ class RoomService:
             target = room.local.get(event.to)
             if target is not None:
                 target.sink.deliver(self._frames.private(room, event))
-
-
-@implementer(IMemberSink)
-class _HeldFrames:
-    """
-    The sink of a member being admitted: keeps its frames until its
-    greeting is out, the member's connection being ready for them only
-    then.
-    """
-
-    def __init__(self) -> None:
-        self._frames: list[Frame] = []
-
-    def deliver(self, frame: Frame) -> None:
-        self._frames.append(frame)
-
-    def hand_over(self, sink: IMemberSink) -> None:
-        """
-        Give C{sink} the frames kept so far, and any that come while it
-        does, in order.
-        """
-        while self._frames:
-            frames, self._frames = self._frames, []
-            for frame in frames:
-                sink.deliver(frame)
 
 
 def _view_of(state: RoomState | None) -> RoomView:
