@@ -1,11 +1,12 @@
 # -*- test-case-name: tests.test_tap -*-
 """
 The values of C{twistd xmeet}'s options: the table of options with their
-help, grouped by what they govern, and the pure functions that turn an
-option's text into a value or refuse it with a C{usage.UsageError} naming
-the option. Kept apart from L{xmeet.tap}, so that the command line reads as
-what it is (the options, the settings they make, the service) and each
-parser can be tested alone.
+help, grouped by what they govern, and the functions that turn an
+option's text (or the file it names) into a value or refuse it with a
+C{usage.UsageError} naming the option; none needs the reactor. Kept apart
+from L{xmeet.tap}, so that the command line reads as what it is (the
+options, the settings they make, the service) and each parser can be
+tested alone.
 """
 
 from __future__ import annotations
