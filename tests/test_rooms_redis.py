@@ -22,7 +22,8 @@ from xmeet.config import Settings
 from xmeet.core.frames import Frame
 from xmeet.core.ids import IdGenerator
 from xmeet.rooms import Greeting, IMemberSink, RoomService
-from xmeet.store.redis import STORED_TIMEOUT, RedisRoomBackend, parse_redis_url
+from xmeet.store.redis import RedisRoomBackend, parse_redis_url
+from xmeet.store.room_writer import STORED_TIMEOUT
 
 
 @implementer(IMemberSink)

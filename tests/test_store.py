@@ -20,7 +20,8 @@ from xmeet.core.history import DEFAULT_HISTORY_BYTES, History, entry_size
 from xmeet.core.room import Room, history_entry
 from xmeet.store.interfaces import IRoomBackend, IRoomListener, RoomState
 from xmeet.store.memory import MemoryRoomBackend
-from xmeet.store.redis import RECORDS_PER_COMMAND, RedisRoomBackend, parse_redis_url
+from xmeet.store.redis import RedisRoomBackend, parse_redis_url
+from xmeet.store.room_writer import RECORDS_PER_COMMAND
 
 HISTORY = 100
 
@@ -271,7 +272,7 @@ class RedisBackendTests(BackendBehaviour, TestCase):
         for entry in entries[1:]:
             event = RoomEvent("normal", backend.node_id, "big", "m.1", "a", "t", entry)
             backend.publish(event, entry)
-        yield wait_until(lambda: not backend._record_keys)
+        yield wait_until(lambda: not backend.writer._record_keys)
         kept = yield backend.link.connection.lrange(key, 0, -1)
         counted = yield backend.link.connection.get(self.prefix + "xnest:big:history-bytes")
         self.assertEqual(kept, entries[:6:-1])
@@ -351,9 +352,9 @@ class RedisBackendTests(BackendBehaviour, TestCase):
         self.addCleanup(setattr, backend.link, "subscriber", real)
         backend.subscriber_up(subscriber)
         self.assertEqual(subscriber.channels, [backend._channel("room")])
-        self.assertEqual(backend._resyncing, {})
+        self.assertEqual(backend.resync.meanwhile, {})
         subscriber.confirm()
-        self.assertIn("room", backend._resyncing)
+        self.assertIn("room", backend.resync.meanwhile)
         yield wait_until(lambda: bool(listener.resyncs))
         [(xnest_id, state)] = listener.resyncs
         self.assertEqual((xnest_id, state.history.page(0)), ("room", [said]))
@@ -372,7 +373,7 @@ class RedisBackendTests(BackendBehaviour, TestCase):
         backend.publish(
             RoomEvent("normal", "node-one", "r", "node-one.1", "alice", "t", "first"), first
         )
-        backend._resync("r")
+        backend.resync.read_again("r")
         second = room.record("node-one.1", "alice", "second", "t")
         backend.publish(
             RoomEvent("normal", "node-one", "r", "node-one.1", "alice", "t", "second"), second

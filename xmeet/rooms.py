@@ -10,23 +10,20 @@ the backend tells the other nodes, which rebuild the same frame for their
 own members.
 
 An xnest is live on a node while the node has members in it: the node
-keeps its L{Room}. Taking an xnest live asks the backend for its state
-(its history, the members on other nodes), which in a cluster takes a
-round trip: L{RoomService.join} therefore answers with a L{Deferred}.
-With the in-memory backend it has fired already when returned.
+keeps its L{Room} (L{LiveRooms}). Taking an xnest live asks the backend
+for its state (its history, the members on other nodes), which in a
+cluster takes a round trip: L{RoomService.join} therefore answers with a
+L{Deferred}. With the in-memory backend it has fired already when
+returned. The frames of events are built by L{RoomFrames}.
 """
 
 from __future__ import annotations
 
 from random import Random
-from zoneinfo import ZoneInfo
 
-import attrs
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
-from twisted.python.failure import Failure
-from zope.interface import Interface, implementer
+from zope.interface import implementer
 
 from xmeet.config import Settings
 from xmeet.core.commands import (
@@ -39,52 +36,17 @@ from xmeet.core.commands import (
     parse_command,
 )
 from xmeet.core.events import RoomEvent
-from xmeet.core.frames import Frame, SendTimeFormatter, dumps, frame_json
+from xmeet.core.frames import Frame, dumps
 from xmeet.core.history import History
 from xmeet.core.ids import IdGenerator
 from xmeet.core.room import Member, Room
 from xmeet.core.rules import InvalidName, choose_nickname, normalize_nickname
+from xmeet.live_rooms import LiveRooms
+from xmeet.room_frames import RoomFrames
+from xmeet.room_joining import Greeting, IMemberSink, Joining
 from xmeet.store.interfaces import IRoomBackend, IRoomListener, RoomState
 
 __all__ = ["Greeting", "IMemberSink", "RoomService", "RoomView"]
-
-log = Logger()
-
-
-class IMemberSink(Interface):
-    """
-    Whatever takes a member's frames: a WebSocket connection, a Socket.IO
-    socket. One frame object is shared by all members of a broadcast.
-    """
-
-    def deliver(frame: Frame) -> None:
-        """
-        Send C{frame} to this member; must not raise and must not block.
-        """
-
-
-@attrs.frozen
-class Greeting:
-    """
-    What a new member is told on joining an xnest, in JSON text ready for
-    any front end: xgate sends it as the C{self}, C{member_count},
-    C{members} and C{history} frames (PROTOCOL.md section 1), Socket.IO as
-    the body of the C{xnest/join} acknowledgement (section 3).
-
-    @ivar member: the new membership (its id is C{self}).
-    @ivar xnest_json: the xnest id as JSON.
-    @ivar member_count: members in the xnest now, the new one included.
-    @ivar members_json: the C{members} payload as JSON.
-    @ivar history_json: the newest C{history} page as JSON.
-    @ivar send_time: the C{send_time} of the join.
-    """
-
-    member: Member
-    xnest_json: str
-    member_count: int
-    members_json: str
-    history_json: str
-    send_time: str
 
 
 class RoomView:
@@ -126,15 +88,12 @@ class RoomService:
         @param rng: where random nicknames come from (seed it to repeat
             them); a generator seeded by the system by default.
         """
-        self._clock = clock
         self._rng = rng if rng is not None else Random()
         self._settings = settings
-        self._ids = ids
         self.backend = backend
-        self._send_time = SendTimeFormatter(ZoneInfo(settings.timezone))
-        self._live: dict[str, Room] = {}
-        self._loading: dict[str, list[Deferred[Room]]] = {}
-        self._emptied_while_loading: set[str] = set()
+        self._frames = RoomFrames(clock, settings.timezone)
+        self._rooms = LiveRooms(settings, backend)
+        self._joining = Joining(ids, backend, self._frames, self._broadcast)
         self.messages_received = 0
         self.frames_sent = 0
 
@@ -155,92 +114,23 @@ class RoomService:
         """
         How many xnests have members on this node now.
         """
-        return len(self._live)
+        return len(self._rooms)
 
     def live(self, xnest_id: str) -> Room | None:
         """
         The L{Room} of C{xnest_id} if the xnest has members on this node.
         """
-        return self._live.get(xnest_id)
+        return self._rooms.get(xnest_id)
 
     def view(self, xnest_id: str) -> Deferred[RoomView]:
         """
         The members and history of an xnest, live here or not, without
         taking it live.
         """
-        room = self._live.get(xnest_id)
+        room = self._rooms.get(xnest_id)
         if room is not None:
             return succeed(RoomView(room.members_payload(), room.history))
         return self.backend.peek(xnest_id, self._settings.history_size).addCallback(_view_of)
-
-    def _now(self) -> str:
-        return self._send_time.format(self._clock.seconds())
-
-    def _frame(
-        self,
-        sender_id: str,
-        room: Room,
-        frame_type: str,
-        payload_json: str,
-        send_time: str,
-        extra: dict[str, str] | None = None,
-    ) -> Frame:
-        return Frame(
-            frame_json(sender_id, room.xnest_json, frame_type, payload_json, send_time, extra)
-        )
-
-    def _room(self, xnest_id: str, store_history: bool) -> Deferred[Room]:
-        room = self._live.get(xnest_id)
-        if room is not None:
-            return succeed(room)
-        waiting = self._loading.get(xnest_id)
-        result: Deferred[Room] = Deferred()
-        if waiting is not None:
-            waiting.append(result)
-            return result
-        self._loading[xnest_id] = [result]
-        loading = self.backend.load(xnest_id, store_history, self._settings.history_size)
-        loading.addCallback(self._loaded, xnest_id)
-        loading.addErrback(self._load_failed, xnest_id, store_history)
-        return result
-
-    def _loaded(self, state: RoomState, xnest_id: str) -> None:
-        history = state.history
-        if history is None:
-            size = self._settings.history_size if state.store_history else 0
-            history = History(size, max_bytes=self._settings.history_bytes)
-        self.backend.history_budget.go_live(xnest_id, history)
-        room = Room(xnest_id, history, state.store_history)
-        for remote in state.members:
-            room.add(Member(remote.id, remote.nickname))
-        self._live[xnest_id] = room
-        for waiter in self._loading[xnest_id]:
-            waiter.callback(room)
-        del self._loading[xnest_id]
-        if xnest_id in self._emptied_while_loading:
-            self._emptied_while_loading.discard(xnest_id)
-            if not room.local:
-                self._take_offline(room)
-
-    def _take_offline(self, room: Room) -> None:
-        """
-        The last local member of C{room} is gone: stop keeping it live.
-
-        While the room's load is still being handed to the members waiting
-        for it, a member that gave up first (its connection ended during
-        the load) must not take the room offline under the next one: the
-        decision waits for the end of L{_loaded}.
-        """
-        if room.xnest_id in self._loading:
-            self._emptied_while_loading.add(room.xnest_id)
-            return
-        del self._live[room.xnest_id]
-        self.backend.history_budget.release(room.xnest_id)
-        self.backend.unload(room)
-
-    def _load_failed(self, failure: Failure, xnest_id: str, store_history: bool) -> None:
-        log.failure("loading xnest {xnest!r} failed; starting it empty", failure, xnest=xnest_id)
-        self._loaded(RoomState(store_history), xnest_id)
 
     def choose_nickname(self, requested: str | None, remembered: str | None = None) -> str:
         """
@@ -281,52 +171,9 @@ class RoomService:
 
         @param nickname: a nickname from L{choose_nickname}.
         """
-        return self._room(xnest_id, store_history).addCallback(self._admit, nickname, sink)
-
-    def _admit(self, room: Room, nickname: str, sink: IMemberSink) -> Deferred[Greeting]:
-        held = _HeldFrames()
-        member = Member(self._ids.next_id(), nickname, held)
-        room.add(member)
-        now = self._now()
-        greeting = Greeting(
-            member,
-            room.xnest_json,
-            len(room),
-            dumps(room.members_payload()),
-            room.history.page_json(0),
-            now,
+        return self._rooms.take_live(xnest_id, store_history).addCallback(
+            self._joining.admit, nickname, sink
         )
-        event = RoomEvent("join", self.backend.node_id, room.xnest_id, member.id, nickname, now)
-        self.backend.publish(event, None)
-        greeted: Deferred[Greeting] = Deferred()
-        self.backend.stored().addCallback(
-            lambda _: self._greet(room, greeting, event, sink, held, greeted)
-        )
-        return greeted
-
-    def _greet(
-        self,
-        room: Room,
-        greeting: Greeting,
-        event: RoomEvent,
-        sink: IMemberSink,
-        held: _HeldFrames,
-        greeted: Deferred[Greeting],
-    ) -> None:
-        """
-        The new member is stored: tell the others of this node, hand the
-        greeting to the front end (which gives it to the member at once),
-        then the frames kept for the member meanwhile, and from now on
-        every frame goes straight to its sink. A front end whose member is
-        gone meanwhile makes it leave when given the greeting: nothing
-        kept is sent then.
-        """
-        member = greeting.member
-        self._broadcast(room, self._join_frame(room, event), member)
-        greeted.callback(greeting)
-        if member.room is not None:
-            held.hand_over(sink)
-            member.sink = sink
 
     def leave(self, member: Member) -> None:
         """
@@ -337,12 +184,17 @@ class RoomService:
         if room is None or not room.remove(member):
             return
         event = RoomEvent(
-            "leave", self.backend.node_id, room.xnest_id, member.id, member.nickname, self._now()
+            "leave",
+            self.backend.node_id,
+            room.xnest_id,
+            member.id,
+            member.nickname,
+            self._frames.now(),
         )
-        self._broadcast(room, self._leave_frame(room, event))
+        self._broadcast(room, self._frames.leave(room, event))
         self.backend.publish(event, None)
         if not room.local:
-            self._take_offline(room)
+            self._rooms.take_offline(room)
 
     def receive(self, member: Member, text: str) -> None:
         """
@@ -374,7 +226,9 @@ class RoomService:
         Send an C{error} frame to C{member} alone.
         """
         if member.room is not None and member.sink is not None:
-            frame = self._frame(member.id, member.room, "error", dumps(message), self._now())
+            frame = self._frames.frame(
+                member.id, member.room, "error", dumps(message), self._frames.now()
+            )
             member.sink.deliver(frame)
 
     def _broadcast(self, room: Room, frame: Frame, excluded: Member | None = None) -> None:
@@ -392,7 +246,7 @@ class RoomService:
             room.xnest_id,
             member.id,
             member.nickname,
-            self._now(),
+            self._frames.now(),
             payload,
             to,
         )
@@ -400,7 +254,7 @@ class RoomService:
     def _chat(self, member: Member, room: Room, text: str) -> None:
         event = self._event("normal", member, room, text)
         entry = room.record(member.id, member.nickname, text, event.send_time)
-        self._broadcast(room, self._normal_frame(room, event))
+        self._broadcast(room, self._frames.normal(room, event))
         self.backend.publish(event, entry)
 
     def _change_name(self, member: Member, room: Room, nickname: str) -> None:
@@ -411,12 +265,14 @@ class RoomService:
             return
         member.nickname = nickname
         event = self._event("rename", member, room)
-        self._broadcast(room, self._rename_frame(room, event))
+        self._broadcast(room, self._frames.rename(room, event))
         self.backend.publish(event, None)
 
     def _send_history(self, member: Member, room: Room, cursor: int) -> None:
         page = room.history.page_json(cursor)
-        member.sink.deliver(self._frame(member.id, room, "history", page, self._now()))
+        member.sink.deliver(
+            self._frames.frame(member.id, room, "history", page, self._frames.now())
+        )
 
     def _private(self, member: Member, room: Room, message: PrivateMessage) -> None:
         target = room.members.get(message.to)
@@ -424,29 +280,12 @@ class RoomService:
             self.send_error(member, f"no member {message.to!r} in this xnest")
             return
         event = self._event("private", member, room, message.text, target.id)
-        frame = self._private_frame(room, event)
+        frame = self._frames.private(room, event)
         member.sink.deliver(frame)
         if target.sink is None:
             self.backend.publish(event, None)
         elif target is not member:
             target.sink.deliver(frame)
-
-    def _join_frame(self, room: Room, event: RoomEvent) -> Frame:
-        return self._frame(event.member, room, "join", dumps(event.nickname), event.send_time)
-
-    def _leave_frame(self, room: Room, event: RoomEvent) -> Frame:
-        return self._frame(event.member, room, "leave", '"leave"', event.send_time)
-
-    def _rename_frame(self, room: Room, event: RoomEvent) -> Frame:
-        return self._frame(event.member, room, "changename", dumps(event.nickname), event.send_time)
-
-    def _normal_frame(self, room: Room, event: RoomEvent) -> Frame:
-        return self._frame(event.member, room, "normal", dumps(event.payload), event.send_time)
-
-    def _private_frame(self, room: Room, event: RoomEvent) -> Frame:
-        return self._frame(
-            event.member, room, "private", dumps(event.payload), event.send_time, {"to": event.to}
-        )
 
     def room_resync(self, xnest_id: str, state: RoomState) -> None:
         """
@@ -454,76 +293,51 @@ class RoomService:
         line with the stored ones, telling local members who joined and
         who left meanwhile.
         """
-        room = self._live.get(xnest_id)
+        room = self._rooms.get(xnest_id)
         if room is None:
             return
         if room.store_history and state.history is not None:
             room.history = state.history
             self.backend.history_budget.go_live(xnest_id, room.history)
-        now = self._now()
+        now = self._frames.now()
         present = {remote.id for remote in state.members}
         for gone in [m for m in room.members.values() if m.sink is None and m.id not in present]:
             room.remove(gone)
-            self._broadcast(room, self._frame(gone.id, room, "leave", '"leave"', now))
+            self._broadcast(room, self._frames.frame(gone.id, room, "leave", '"leave"', now))
         for remote in state.members:
             if remote.id not in room.members:
                 room.add(Member(remote.id, remote.nickname))
                 joined = dumps(remote.nickname)
-                self._broadcast(room, self._frame(remote.id, room, "join", joined, now))
+                self._broadcast(room, self._frames.frame(remote.id, room, "join", joined, now))
 
     def room_event(self, event: RoomEvent) -> None:
         """
         Apply another node's event to the live xnest it concerns.
         """
-        room = self._live.get(event.xnest)
+        room = self._rooms.get(event.xnest)
         if room is None:
             return
         if event.kind == "join":
             if event.member not in room.members:
                 room.add(Member(event.member, event.nickname))
-                self._broadcast(room, self._join_frame(room, event))
+                self._broadcast(room, self._frames.join(room, event))
         elif event.kind == "leave":
             gone = room.members.get(event.member)
             if gone is not None and gone.sink is None:
                 room.remove(gone)
-                self._broadcast(room, self._leave_frame(room, event))
+                self._broadcast(room, self._frames.leave(room, event))
         elif event.kind == "rename":
             renamed = room.members.get(event.member)
             if renamed is not None:
                 renamed.nickname = event.nickname
-                self._broadcast(room, self._rename_frame(room, event))
+                self._broadcast(room, self._frames.rename(room, event))
         elif event.kind == "normal":
             room.record(event.member, event.nickname, event.payload, event.send_time)
-            self._broadcast(room, self._normal_frame(room, event))
+            self._broadcast(room, self._frames.normal(room, event))
         else:
             target = room.local.get(event.to)
             if target is not None:
-                target.sink.deliver(self._private_frame(room, event))
-
-
-@implementer(IMemberSink)
-class _HeldFrames:
-    """
-    The sink of a member being admitted: keeps its frames until its
-    greeting is out, the member's connection being ready for them only
-    then.
-    """
-
-    def __init__(self) -> None:
-        self._frames: list[Frame] = []
-
-    def deliver(self, frame: Frame) -> None:
-        self._frames.append(frame)
-
-    def hand_over(self, sink: IMemberSink) -> None:
-        """
-        Give C{sink} the frames kept so far, and any that come while it
-        does, in order.
-        """
-        while self._frames:
-            frames, self._frames = self._frames, []
-            for frame in frames:
-                sink.deliver(frame)
+                target.sink.deliver(self._frames.private(room, event))
 
 
 def _view_of(state: RoomState | None) -> RoomView:

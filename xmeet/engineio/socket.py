@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_engineio_session -*-
 """
-One Engine.IO session: its state machine, heartbeat and transport upgrade.
+One Engine.IO session: its state machine and transport upgrade; its
+heartbeat is L{Heartbeat}.
 
 The session owns no sockets and no HTTP requests: it talks to its current
 transport (polling or WebSocket) through the small L{Transport} protocol, so
@@ -18,6 +19,7 @@ from twisted.logger import Logger
 
 from xmeet.core.admission import Lease
 
+from .heartbeat import Heartbeat
 from .interfaces import SessionConfig, SessionOwner, Transport
 from .packets import Packet, PacketType
 from .polling import PollingTransport
@@ -27,7 +29,6 @@ __all__ = ["EngineIOSocket", "Transport"]
 
 log = Logger()
 
-PING = PreparedPacket(Packet(PacketType.PING))
 PONG = PreparedPacket(Packet(PacketType.PONG))
 PROBE_PONG = PreparedPacket(Packet(PacketType.PONG, "probe"))
 
@@ -57,7 +58,6 @@ class EngineIOSocket:
     """
 
     __slots__ = (
-        "_awaiting_pong",
         "_config",
         "_heartbeat",
         "_owner",
@@ -96,8 +96,7 @@ class EngineIOSocket:
         self.lease: Lease | None = None
         self._transport = transport
         self._state = _State.OPEN
-        self._awaiting_pong = False
-        self._heartbeat: IDelayedCall | None = None
+        self._heartbeat = Heartbeat(config, protocol, self._write, self._ping_timeout)
         self._probe: Transport | None = None
         self._probed = False
         self._upgrade_timer: IDelayedCall | None = None
@@ -156,15 +155,13 @@ class EngineIOSocket:
         Send the open packet and start the heartbeat.
         """
         self._transport.write(open_packet)
-        clock = self._config.clock
-        if self.protocol == 4:
-            self._heartbeat = clock.callLater(self._config.ping_interval, self._on_heartbeat)
-        else:
-            self._heartbeat = clock.callLater(self._v3_timeout, self._on_heartbeat)
+        self._heartbeat.start()
 
-    @property
-    def _v3_timeout(self) -> float:
-        return self._config.ping_interval + self._config.ping_timeout
+    def _write(self, packet: PreparedPacket) -> None:
+        self._transport.write(packet)
+
+    def _ping_timeout(self) -> None:
+        self._end("ping timeout", polite=True)
 
     def close(self) -> None:
         """
@@ -176,7 +173,7 @@ class EngineIOSocket:
         if self._state is not _State.OPEN:
             return
         self._state = _State.CLOSING
-        self._cancel_heartbeat()
+        self._heartbeat.stop()
         self._abort_upgrade()
         self._transport.drain_and_close(lambda: self._end("forced close", polite=True))
 
@@ -193,7 +190,7 @@ class EngineIOSocket:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
-        self._cancel_heartbeat()
+        self._heartbeat.stop()
         self._abort_upgrade()
         self._transport.shutdown(polite)
         lease, self.lease = self.lease, None
@@ -201,11 +198,6 @@ class EngineIOSocket:
             lease.release()
         log.debug("session {sid} closed: {reason}", sid=self.sid, reason=reason)
         self._owner.session_ended(self, reason)
-
-    def _cancel_heartbeat(self) -> None:
-        if self._heartbeat is not None and self._heartbeat.active():
-            self._heartbeat.cancel()
-        self._heartbeat = None
 
     # --- events from transports ---------------------------------------------
 
@@ -254,17 +246,14 @@ class EngineIOSocket:
         if self.protocol != 3:
             self.transport_error(self._transport, "invalid heartbeat direction")
             return
-        if self._heartbeat is not None:
-            self._heartbeat.reset(self._v3_timeout)
+        self._heartbeat.pinged()
         self._transport.write(PONG)
 
     def _on_pong(self, packet: Packet) -> None:
         if self.protocol == 3:
             self.transport_error(self._transport, "invalid heartbeat direction")
             return
-        self._awaiting_pong = False
-        if self._heartbeat is not None:
-            self._heartbeat.reset(self._config.ping_interval)
+        self._heartbeat.ponged()
 
     def _on_message(self, packet: Packet) -> None:
         self._owner.session_message(self, packet.data)
@@ -281,21 +270,6 @@ class EngineIOSocket:
         PacketType.MESSAGE: _on_message,
         PacketType.CLOSE: _on_close,
     }
-
-    def _on_heartbeat(self) -> None:
-        """
-        The one heartbeat timer fired: time to ping (revision 4, between
-        pings) or the client was silent too long.
-        """
-        self._heartbeat = None
-        if self.protocol == 3 or self._awaiting_pong:
-            self._end("ping timeout", polite=True)
-            return
-        self._awaiting_pong = True
-        self._transport.write(PING)
-        self._heartbeat = self._config.clock.callLater(
-            self._config.ping_timeout, self._on_heartbeat
-        )
 
     # --- upgrade ------------------------------------------------------------
 
