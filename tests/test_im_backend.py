@@ -36,6 +36,7 @@ from xmeet.store.im_interfaces import (
     IIMListener,
     IMEvent,
     IMSnapshot,
+    IMStoreBounds,
     NodeGone,
     Stamp,
 )
@@ -94,14 +95,14 @@ def im_backend(link: RedisLink, settings: Settings = SETTINGS) -> RedisIMBackend
     """
     The Redis IM backend these tests use on C{link}: small offline bounds.
     """
-    return RedisIMBackend(
-        link,
-        settings.history_size,
-        offline_limit=3,
-        offline_users=2,
+    bounds = IMStoreBounds(
+        history_size=settings.history_size,
         history_bytes=settings.history_bytes,
+        offline_limit=3,
         offline_bytes=settings.offline_bytes,
+        offline_users=2,
     )
+    return RedisIMBackend(link, bounds)
 
 
 class RecordingListener:

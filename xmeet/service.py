@@ -32,7 +32,7 @@ from xmeet.im.offline import DEFAULT_OFFLINE_USERS
 from xmeet.im.service import IMService
 from xmeet.rooms import RoomService
 from xmeet.socketio import SocketIOServer
-from xmeet.store.im_interfaces import IIMBackend
+from xmeet.store.im_interfaces import IIMBackend, IMStoreBounds
 from xmeet.store.im_memory import MemoryIMBackend
 from xmeet.store.im_redis import RedisIMBackend
 from xmeet.store.interfaces import IRoomBackend
@@ -139,14 +139,14 @@ def _im_backend(settings: Settings, rooms: IRoomBackend) -> IIMBackend:
     The IM backend beside the rooms' one: in Redis, it shares its link.
     """
     if isinstance(rooms, RedisRoomBackend):
-        return RedisIMBackend(
-            rooms.link,
-            settings.history_size,
-            settings.offline_limit,
-            DEFAULT_OFFLINE_USERS,
+        bounds = IMStoreBounds(
+            history_size=settings.history_size,
             history_bytes=settings.history_bytes,
+            offline_limit=settings.offline_limit,
             offline_bytes=settings.offline_bytes,
+            offline_users=DEFAULT_OFFLINE_USERS,
         )
+        return RedisIMBackend(rooms.link, bounds)
     return MemoryIMBackend(rooms.node_id)
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "IIMBackend",
     "IIMListener",
     "IMEvent",
+    "IMStoreBounds",
     "IMSnapshot",
     "MessageSent",
     "NodeGone",
@@ -40,6 +41,26 @@ __all__ = [
     "SessionChanged",
     "Stamp",
 ]
+
+
+@attrs.frozen
+class IMStoreBounds:
+    """
+    What the IM store keeps at most, so that Redis memory stays bounded
+    whatever clients send.
+
+    @ivar history_size: messages kept per conversation.
+    @ivar history_bytes: bytes of messages kept per conversation.
+    @ivar offline_limit: messages kept per offline user.
+    @ivar offline_bytes: bytes of messages kept per offline user.
+    @ivar offline_users: users with a queue kept.
+    """
+
+    history_size: int
+    history_bytes: int
+    offline_limit: int
+    offline_bytes: int
+    offline_users: int
 
 
 @attrs.frozen(order=True)

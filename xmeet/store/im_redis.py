@@ -57,7 +57,6 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from xmeet.core.history import DEFAULT_HISTORY_BYTES
 from xmeet.store.im_codec import IMEventError, ReadAgain, decode_im_event, parse_stored
 from xmeet.store.im_interfaces import (
     ConversationChanged,
@@ -66,6 +65,7 @@ from xmeet.store.im_interfaces import (
     IIMListener,
     IMEvent,
     IMSnapshot,
+    IMStoreBounds,
     MessageSent,
     NodeGone,
 )
@@ -91,30 +91,15 @@ class RedisIMBackend:
     prefix.
 
     @param link: the node's link to Redis, shared with the room backend.
-    @param history_size: messages kept per conversation.
-    @param offline_limit: messages kept per offline user.
-    @param offline_users: users with a queue kept in Redis.
-    @param history_bytes: bytes of messages kept per conversation.
-    @param offline_bytes: bytes of messages kept per offline user.
+    @param bounds: what is kept at most.
     """
 
-    def __init__(
-        self,
-        link: RedisLink,
-        history_size: int,
-        offline_limit: int,
-        offline_users: int,
-        history_bytes: int = DEFAULT_HISTORY_BYTES,
-        offline_bytes: int = DEFAULT_HISTORY_BYTES,
-    ) -> None:
+    def __init__(self, link: RedisLink, bounds: IMStoreBounds) -> None:
         self.node_id = link.node_id
         self._link = link
         self._clock = link.clock
-        self._history_size = history_size
-        self._offline_limit = offline_limit
-        self._writer = IMWriter(
-            link, history_size, offline_limit, offline_users, history_bytes, offline_bytes
-        )
+        self._bounds = bounds
+        self._writer = IMWriter(link, bounds)
         self._channel = link.key("im")
         self._listener: IIMListener | None = None
         self._serving: Deferred[None] = Deferred()
@@ -222,7 +207,7 @@ class RedisIMBackend:
             return
         self._buffer = []
         reading: Deferred[IMSnapshot] = read_snapshot(
-            self._link, self._history_size, self._offline_limit
+            self._link, self._bounds.history_size, self._bounds.offline_limit
         )
         reading.addTimeout(LOAD_TIMEOUT, self._clock)
         reading.addCallbacks(self._loaded, self._load_failed)

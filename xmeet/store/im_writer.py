@@ -13,7 +13,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
-from xmeet.core.history import DEFAULT_HISTORY_BYTES, ENTRY_OVERHEAD
+from xmeet.core.history import ENTRY_OVERHEAD
 from xmeet.store.im_codec import (
     encode_im_event,
     encode_resync,
@@ -25,6 +25,7 @@ from xmeet.store.im_interfaces import (
     ConversationChanged,
     Flushed,
     IMEvent,
+    IMStoreBounds,
     MessageSent,
     NodeGone,
     NodePresence,
@@ -45,30 +46,14 @@ class IMWriter:
     expiries.
 
     @param link: the node's link to Redis.
-    @param history_size: messages kept per conversation.
-    @param offline_limit: messages kept per offline user.
-    @param offline_users: users with a queue kept in Redis.
-    @param history_bytes: bytes of messages kept per conversation.
-    @param offline_bytes: bytes of messages kept per offline user.
+    @param bounds: what is kept at most.
     """
 
-    def __init__(
-        self,
-        link: RedisLink,
-        history_size: int,
-        offline_limit: int,
-        offline_users: int,
-        history_bytes: int = DEFAULT_HISTORY_BYTES,
-        offline_bytes: int = DEFAULT_HISTORY_BYTES,
-    ) -> None:
+    def __init__(self, link: RedisLink, bounds: IMStoreBounds) -> None:
         self.node_id = link.node_id
         self._link = link
         self._clock = link.clock
-        self._history_size = history_size
-        self._history_bytes = history_bytes
-        self._offline_limit = offline_limit
-        self._offline_users = offline_users
-        self._offline_bytes = offline_bytes
+        self._bounds = bounds
         self._score = 0
         self._channel = link.key("im")
         self._wrote_away = False
@@ -177,8 +162,8 @@ class IMWriter:
                 self._key("history", event.conversation_id),
                 self._key("history-bytes", event.conversation_id),
                 history_entry(event.data),
-                self._history_size,
-                self._history_bytes,
+                self._bounds.history_size,
+                self._bounds.history_bytes,
                 ENTRY_OVERHEAD,
             )
         entry = queued_entry(event.event, event.data)
@@ -193,11 +178,11 @@ class IMWriter:
                 self._key("offline-bytes", user),
                 user,
                 entry,
-                self._offline_limit,
-                self._offline_users,
+                self._bounds.offline_limit,
+                self._bounds.offline_users,
                 self._score,
                 self._key("offline", ""),
-                self._offline_bytes,
+                self._bounds.offline_bytes,
                 ENTRY_OVERHEAD,
                 self._key("offline-bytes", ""),
             )
