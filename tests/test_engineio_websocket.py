@@ -306,7 +306,7 @@ class WebSocketTests(TestCase):
         _shrink_buffer(transport.connection.transport, SO_SNDBUF)
         _shrink_buffer(factory.client.transport, SO_RCVBUF)
         # distinct random text, so that compression cannot shrink the burst
-        texts = [f"{n} {secrets.token_urlsafe(750)}" for n in range(500)]
+        texts = [f"{n} {secrets.token_urlsafe(750)}" for n in range(150)]
         for text in texts:
             socket.send(text)
         self.assertTrue(transport.connection._queue, "the TCP transport never paused the WebSocket")
