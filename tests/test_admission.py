@@ -398,7 +398,7 @@ class PerAddressTests(NodeTestCase):
         await wait_until(lambda: sio.client.transport() == "websocket")
         await wait_until(lambda: len(self.running.node.engine.sockets) == 1)
         sockets = list(self.running.node.engine.sockets.values())
-        await wait_until(lambda: sockets[0].transport == "websocket")
+        await wait_until(lambda: sockets[0].transport_name == "websocket")
         self.assertEqual(self.limits.connections("127.0.0.1"), 1)
         await sio.disconnect()
         await wait_until(lambda: self.limits.addresses == 0)

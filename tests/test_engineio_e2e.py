@@ -42,7 +42,7 @@ class EchoRecorder(EchoHandler):
         self.received: list[tuple[str, str | bytes]] = []
 
     def message_received(self, socket: Any, data: str | bytes) -> None:
-        self.received.append((socket.transport, data))
+        self.received.append((socket.transport_name, data))
         super().message_received(socket, data)
 
 

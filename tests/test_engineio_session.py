@@ -163,11 +163,11 @@ class PollingSession:
     transport, as the HTTP resource would.
     """
 
-    def __init__(self, server: EngineIOServer, protocol: int = 4, **query: str) -> None:
+    def __init__(self, server: EngineIOServer, revision: int = 4, **query: str) -> None:
         self.server = server
-        self.query = {"EIO": str(protocol), "transport": "polling", **query}
+        self.query = {"EIO": str(revision), "transport": "polling", **query}
         request = make_request(query=self.query)
-        server.open_polling(as_request(request), protocol, self.query, {}, "127.0.0.1")
+        server.open_polling(as_request(request), revision, self.query, {}, "127.0.0.1")
         self.handshake = body_of(request)
         self.sid = next(reversed(server.sockets))
         self.socket = server.sockets[self.sid]
@@ -224,8 +224,8 @@ class HandshakeTests(SynchronousTestCase):
             },
         )
         self.assertEqual(handler.made, [session.socket])
-        self.assertEqual(session.socket.transport, "polling")
-        self.assertEqual(session.socket.protocol, 4)
+        self.assertEqual(session.socket.transport_name, "polling")
+        self.assertEqual(session.socket.revision, 4)
         self.assertEqual(session.socket.remote_address, "127.0.0.1")
 
     def test_v3_open_packet(self) -> None:
@@ -233,7 +233,7 @@ class HandshakeTests(SynchronousTestCase):
         A revision 3 handshake is a length-prefixed payload.
         """
         server, _, _ = make_server()
-        session = PollingSession(server, protocol=3)
+        session = PollingSession(server, revision=3)
         length, _, packet = session.handshake.decode().partition(":")
         self.assertEqual(int(length), len(packet))
         self.assertTrue(packet.startswith("0{"))
@@ -310,7 +310,7 @@ class HeartbeatTests(SynchronousTestCase):
         session after C{pingInterval + pingTimeout} without one.
         """
         server, clock, handler = make_server()
-        session = PollingSession(server, protocol=3)
+        session = PollingSession(server, revision=3)
         clock.advance(INTERVAL)
         session.post(b"1:2")
         self.assertEqual(body_of(session.get()), b"1:3")
@@ -324,9 +324,9 @@ class HeartbeatTests(SynchronousTestCase):
         A ping from a revision 4 client, or a pong from a revision 3 one, is
         a transport error.
         """
-        for protocol, body in [(4, b"2"), (3, b"1:3")]:
+        for revision, body in [(4, b"2"), (3, b"1:3")]:
             server, _, handler = make_server()
-            session = PollingSession(server, protocol=protocol)
+            session = PollingSession(server, revision=revision)
             session.post(body)
             self.assertEqual(handler.lost, ["transport error"])
 
@@ -524,7 +524,7 @@ class PollingTests(SynchronousTestCase):
         octet-stream, and may send them.
         """
         server, _, handler = make_server()
-        session = PollingSession(server, protocol=3)
+        session = PollingSession(server, revision=3)
         session.socket.send(b"\x01")
         poll = session.get()
         self.assertEqual(body_of(poll), b"\x01\x02\xff\x04\x01")
@@ -537,7 +537,7 @@ class PollingTests(SynchronousTestCase):
         A revision 3 client that asked for C{b64} gets base64 segments.
         """
         server, _, _ = make_server()
-        session = PollingSession(server, protocol=3, b64="1")
+        session = PollingSession(server, revision=3, b64="1")
         session.socket.send(b"\x01")
         self.assertEqual(body_of(session.get()), b"6:b4AQ==")
 
@@ -653,7 +653,7 @@ class UpgradeTests(SynchronousTestCase):
         self.assertEqual(body_of(poll), b"6")
         self.socket.send("buffered")
         self.websocket.receive(Packet(PacketType.UPGRADE))
-        self.assertEqual(self.socket.transport, "websocket")
+        self.assertEqual(self.socket.transport_name, "websocket")
         self.assertIsNone(self.socket.polling_transport())
         self.assertEqual(self.websocket.sent[-1], Packet(PacketType.MESSAGE, "buffered"))
         self.websocket.receive(Packet(PacketType.MESSAGE, "over ws"))
@@ -686,7 +686,7 @@ class UpgradeTests(SynchronousTestCase):
         """
         self.websocket.receive(Packet(PacketType.UPGRADE))
         self.assertEqual(self.websocket.shut, [True])
-        self.assertEqual(self.socket.transport, "polling")
+        self.assertEqual(self.socket.transport_name, "polling")
         self.assertTrue(self.socket.can_upgrade())
 
     def test_upgrade_timeout(self) -> None:
@@ -697,7 +697,7 @@ class UpgradeTests(SynchronousTestCase):
         self.websocket.receive(Packet(PacketType.PING, "probe"))
         self.clock.advance(10)
         self.assertEqual(self.websocket.shut, [True])
-        self.assertEqual(self.socket.transport, "polling")
+        self.assertEqual(self.socket.transport_name, "polling")
         poll = self.session.get()
         self.assertFalse(poll.finished)
         self.assertEqual(self.handler.lost, [])
@@ -762,12 +762,12 @@ class MalformedInputTests(SynchronousTestCase):
 
     @given(st.binary(), st.sampled_from([3, 4]), st.booleans())
     @settings(max_examples=300)
-    def test_polling_bodies(self, body: bytes, protocol: int, binary: bool) -> None:
+    def test_polling_bodies(self, body: bytes, revision: int, binary: bool) -> None:
         """
         Any POST body is answered 200, 400 or 413.
         """
         server, _, handler = make_server()
-        session = PollingSession(server, protocol=protocol)
+        session = PollingSession(server, revision=revision)
         content_type = b"application/octet-stream" if binary else None
         post = session.post(body, content_type)
         self.assertIn(post.responseCode, (None, 400, 413))
@@ -775,15 +775,15 @@ class MalformedInputTests(SynchronousTestCase):
 
     @given(st.binary(), st.booleans(), st.sampled_from([3, 4]))
     @settings(max_examples=300)
-    def test_websocket_messages(self, payload: bytes, is_binary: bool, protocol: int) -> None:
+    def test_websocket_messages(self, payload: bytes, is_binary: bool, revision: int) -> None:
         """
         Any WebSocket message, even invalid UTF-8 in a text frame, is a
         packet or a parse error.
         """
         server, _, handler = make_server()
-        connection = FakeConnection({"EIO": str(protocol)})
-        transport = WebSocketTransport(connection, protocol)  # type: ignore[arg-type]
-        socket = server._open(transport, protocol, {}, {}, "")
+        connection = FakeConnection({"EIO": str(revision)})
+        transport = WebSocketTransport(connection, revision)  # type: ignore[arg-type]
+        socket = server._open(transport, revision, {}, {}, "")
         transport.message(payload, is_binary)
         self.assertTrue(set(handler.lost) <= {"parse error", "transport error", "transport close"})
         self.assertEqual(socket.closed, bool(handler.lost))

@@ -143,7 +143,7 @@ class WebSocketTests(TestCase):
         """
         factory, opened = yield self.open_session()
         self.assertEqual(opened["upgrades"], [])
-        self.assertEqual(self.server.sockets[opened["sid"]].transport, "websocket")
+        self.assertEqual(self.server.sockets[opened["sid"]].transport_name, "websocket")
         client = factory.client
         client.sendMessage(b"4hello")
         self.assertEqual((yield factory.messages.get()), "4hello")
@@ -254,7 +254,7 @@ class WebSocketTests(TestCase):
         yield second.closed
         client.sendMessage(b"4still here")
         self.assertEqual((yield factory.messages.get()), "4still here")
-        self.assertEqual(session.socket.transport, "websocket")
+        self.assertEqual(session.socket.transport_name, "websocket")
 
     @inlineCallbacks
     def test_paused_connection_queues(self) -> Any:

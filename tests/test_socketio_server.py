@@ -63,8 +63,8 @@ class FakeEngineSocket:
 
     engine: FakeEngine
     sid: str
-    protocol: int = 4
-    transport: str = "websocket"
+    revision: int = 4
+    transport_name: str = "websocket"
     query: dict[str, str] = attrs.field(factory=dict)
     headers: dict[str, str] = attrs.field(factory=dict)
     remote_address: str = "127.0.0.1"
@@ -114,9 +114,9 @@ class FakeEngine:
         self.prepare_calls += 1
         return FakePrepared(data)
 
-    def open(self, protocol: int = 4, **query: str) -> FakeEngineSocket:
+    def open(self, revision: int = 4, **query: str) -> FakeEngineSocket:
         self.count += 1
-        socket = FakeEngineSocket(self, f"engine{self.count}", protocol, query=query)
+        socket = FakeEngineSocket(self, f"engine{self.count}", revision, query=query)
         self.handler.connection_made(socket)
         return socket
 
@@ -306,7 +306,7 @@ class ConnectTests(ServerTestCase):
     def test_polling_not_held(self) -> None:
         self.main.on("connect")(lambda socket, auth: socket.emit("hello"))
         engine_socket = self.engine.open()
-        engine_socket.transport = "polling"
+        engine_socket.transport_name = "polling"
         engine_socket.receive("40")
         connected, hello = engine_socket.take()
         self.assertEqual(hello, '42["hello"]')
@@ -697,11 +697,11 @@ class ProtocolV4Tests(ServerTestCase):
     """
 
     def test_implicit_main_namespace(self) -> None:
-        engine_socket = self.engine.open(protocol=3)
+        engine_socket = self.engine.open(revision=3)
         self.assertEqual(engine_socket.take(), ["40"])
         [socket] = self.sockets
         self.assertEqual(socket.id, engine_socket.sid)
-        self.assertEqual(socket.handshake.protocol, 4)
+        self.assertEqual(socket.handshake.revision, 4)
 
     def test_namespace_query_as_auth(self) -> None:
         custom = self.server.of("/custom")
@@ -711,7 +711,7 @@ class ProtocolV4Tests(ServerTestCase):
         def connect(socket: Socket, auth: dict[str, Any]) -> None:
             auths.append((socket.id, auth))
 
-        engine_socket = self.engine.open(protocol=3)
+        engine_socket = self.engine.open(revision=3)
         engine_socket.take()
         engine_socket.receive("40/custom?token=abc&x=,")
         self.assertEqual(engine_socket.take(), ["40/custom,"])
@@ -721,7 +721,7 @@ class ProtocolV4Tests(ServerTestCase):
 
     def test_refusal_is_a_string(self) -> None:
         self.server.of("/custom").on("connect")(lambda socket, auth: False)
-        engine_socket = self.engine.open(protocol=3)
+        engine_socket = self.engine.open(revision=3)
         engine_socket.take()
         engine_socket.receive("40/custom,")
         engine_socket.receive("40/nowhere,")
@@ -731,7 +731,7 @@ class ProtocolV4Tests(ServerTestCase):
         )
 
     def test_connect_timeout_not_applied(self) -> None:
-        engine_socket = self.engine.open(protocol=3)
+        engine_socket = self.engine.open(revision=3)
         self.clock.advance(100)
         self.assertFalse(engine_socket.closed)
 
@@ -750,13 +750,13 @@ class ArbitraryInputTests(SynchronousTestCase):
     """
 
     @given(st.lists(_messages, max_size=8), st.sampled_from([3, 4]))
-    def test_arbitrary_messages(self, messages: list[str | bytes], protocol: int) -> None:
+    def test_arbitrary_messages(self, messages: list[str | bytes], revision: int) -> None:
         clock = Clock()
         engine = FakeEngine()
         server = SocketIOServer(engine, clock)
         server.of("/custom")
         server.of("/").on("echo")(lambda socket, *args: args)
-        engine_socket = engine.open(protocol)
+        engine_socket = engine.open(revision)
         for message in ["0", *messages]:
             if engine_socket.closed:
                 break

@@ -32,17 +32,17 @@ class Heartbeat:
     @param timed_out: ends the session (C{"ping timeout"}).
     """
 
-    __slots__ = ("_awaiting_pong", "_config", "_protocol", "_send", "_timed_out", "_timer")
+    __slots__ = ("_awaiting_pong", "_config", "_revision", "_send", "_timed_out", "_timer")
 
     def __init__(
         self,
         config: SessionConfig,
-        protocol: int,
+        revision: int,
         send: Callable[[PreparedPacket], None],
         timed_out: Callable[[], None],
     ) -> None:
         self._config = config
-        self._protocol = protocol
+        self._revision = revision
         self._send = send
         self._timed_out = timed_out
         self._timer: IDelayedCall | None = None
@@ -56,7 +56,7 @@ class Heartbeat:
         """
         Start the timer, as the session opens.
         """
-        delay = self._config.ping_interval if self._protocol == 4 else self._v3_timeout
+        delay = self._config.ping_interval if self._revision == 4 else self._v3_timeout
         self._timer = self._config.clock.callLater(delay, self._fire)
 
     def stop(self) -> None:
@@ -89,7 +89,7 @@ class Heartbeat:
         client was silent too long.
         """
         self._timer = None
-        if self._protocol == 3 or self._awaiting_pong:
+        if self._revision == 3 or self._awaiting_pong:
             self._timed_out()
             return
         self._awaiting_pong = True

@@ -57,11 +57,11 @@ def bad_request(request: Request, code: int, message: str, status: int = 400) ->
     return body
 
 
-def encode_payload(packets: list[PreparedPacket], protocol: int, binary: bool) -> str | bytes:
+def encode_payload(packets: list[PreparedPacket], revision: int, binary: bool) -> str | bytes:
     """
     Encode a poll's answer from prepared packets, reusing their cached forms.
     """
-    if protocol == 4:
+    if revision == 4:
         return RECORD_SEPARATOR.join([p.polling_v4() for p in packets])
     if binary and any(p.is_binary for p in packets):
         return b"".join([p.v3_binary_segment() for p in packets])
@@ -79,7 +79,7 @@ class PollingTransport:
 
     def __init__(
         self,
-        protocol: int,
+        revision: int,
         supports_binary: bool,
         *,
         clock: IReactorTime,
@@ -88,7 +88,7 @@ class PollingTransport:
         max_buffered_bytes: int,
         compression_threshold: int | None,
     ) -> None:
-        self._protocol = protocol
+        self._revision = revision
         self._clock = clock
         self._supports_binary = supports_binary
         self._max_payload = max_payload
@@ -136,7 +136,7 @@ class PollingTransport:
         bytes in revision 4; in revision 3, the length of its segment
         (characters for a text segment).
         """
-        if self._protocol == 4:
+        if self._revision == 4:
             return packet.polling_v4_size()
         if self._supports_binary and packet.is_binary:
             return len(packet.v3_binary_segment())
@@ -239,7 +239,7 @@ class PollingTransport:
         content.seek(0)
         body = content.read()
         binary = _content_type(request) == "application/octet-stream"
-        if binary and self._protocol == 4:
+        if binary and self._revision == 4:
             self._error("invalid content")
             return bad_request(request, 3, "Bad request")
         try:
@@ -257,7 +257,7 @@ class PollingTransport:
         if binary:
             return decode_payload_v3(body)
         text = body.decode("utf-8", "replace")
-        if self._protocol == 4:
+        if self._revision == 4:
             return decode_payload_v4(text)
         return decode_payload_v3(text)
 
@@ -306,7 +306,7 @@ class PollingTransport:
         return NOT_DONE_YET
 
     def _respond(self, request: Request, packets: list[PreparedPacket]) -> None:
-        payload = encode_payload(packets, self._protocol, self._supports_binary)
+        payload = encode_payload(packets, self._revision, self._supports_binary)
         if isinstance(payload, str):
             body = payload.encode("utf-8")
             request.setHeader(b"content-type", b"text/plain; charset=UTF-8")

@@ -96,14 +96,14 @@ class EngineIOResource(Resource):
         if request.method == b"OPTIONS" and self._server.cors_origins:
             return self._preflight(request)
         query = request_query(request)
-        transport = query.get("transport")
-        if transport not in _TRANSPORTS:
+        transport_name = query.get("transport")
+        if transport_name not in _TRANSPORTS:
             return self._refuse(request, ErrorCode.UNKNOWN_TRANSPORT)
         if origin is not None and _invalid_header_value(origin):
             return self._refuse(request, ErrorCode.BAD_REQUEST)
         if "sid" in query:
-            return self._existing_session(request, query, transport)
-        return self._handshake(request, query, transport)
+            return self._existing_session(request, query, transport_name)
+        return self._handshake(request, query, transport_name)
 
     def _refuse(self, request: Request, code: ErrorCode) -> bytes:
         log.debug(
@@ -115,17 +115,19 @@ class EngineIOResource(Resource):
         status = 403 if code is ErrorCode.FORBIDDEN else 400
         return bad_request(request, int(code), code.message, status)
 
-    def _handshake(self, request: Request, query: dict[str, str], transport: str) -> bytes | int:
+    def _handshake(
+        self, request: Request, query: dict[str, str], transport_name: str
+    ) -> bytes | int:
         if request.method != b"GET":
             return self._refuse(request, ErrorCode.BAD_HANDSHAKE_METHOD)
         upgrade = _is_websocket_upgrade(request)
-        if transport == "websocket" and not upgrade:
+        if transport_name == "websocket" and not upgrade:
             return self._refuse(request, ErrorCode.BAD_REQUEST)
         headers = request_headers(request)
         if not self._server.allows(query, headers):
             return self._refuse(request, ErrorCode.FORBIDDEN)
-        protocol = self._server.protocol_of(query)
-        if protocol is None:
+        revision = self._server.revision_of(query)
+        if revision is None:
             return self._refuse(request, ErrorCode.UNSUPPORTED_PROTOCOL_VERSION)
         lease = None
         if self._admission is not None:
@@ -133,25 +135,25 @@ class EngineIOResource(Resource):
             if isinstance(admitted, Refusal):
                 return self._admission.refuse(request, admitted)
             lease = admitted
-        if transport == "websocket":
+        if transport_name == "websocket":
             return upgrade_with_lease(request, self._server.websocket_factory, lease)
         return self._server.open_polling(
-            request, protocol, query, headers, client_address(request), lease
+            request, revision, query, headers, client_address(request), lease
         )
 
     def _existing_session(
-        self, request: Request, query: dict[str, str], transport: str
+        self, request: Request, query: dict[str, str], transport_name: str
     ) -> bytes | int:
         socket = self._server.sockets.get(query["sid"])
         if socket is None:
             late = self._server.late_poll(query["sid"])
-            if late is not None and transport == "polling" and request.method == b"GET":
+            if late is not None and transport_name == "polling" and request.method == b"GET":
                 return late.answer_late_poll(request)
             return self._refuse(request, ErrorCode.UNKNOWN_SID)
-        upgrade = transport == "websocket" and _is_websocket_upgrade(request)
-        if not upgrade and socket.transport != transport:
+        upgrade = transport_name == "websocket" and _is_websocket_upgrade(request)
+        if not upgrade and socket.transport_name != transport_name:
             return self._refuse(request, ErrorCode.BAD_REQUEST)
-        if self._server.protocol_of(query) != socket.protocol:
+        if self._server.revision_of(query) != socket.revision:
             return self._refuse(request, ErrorCode.UNSUPPORTED_PROTOCOL_VERSION)
         if upgrade:
             return self._upgrade(request)

@@ -74,8 +74,8 @@ _MESSAGES = {
 }
 
 
-def _may_probe(socket: EngineIOSocket | None, protocol: int) -> bool:
-    return socket is not None and socket.protocol == protocol and socket.can_upgrade()
+def _may_probe(socket: EngineIOSocket | None, revision: int) -> bool:
+    return socket is not None and socket.revision == revision and socket.can_upgrade()
 
 
 class EngineIOServer:
@@ -198,7 +198,7 @@ class EngineIOServer:
         """
         return self.allow_request is None or bool(self.allow_request(query, headers))
 
-    def protocol_of(self, query: dict[str, str]) -> int | None:
+    def revision_of(self, query: dict[str, str]) -> int | None:
         """
         The revision a request asks for, or C{None} if not served.
 
@@ -218,20 +218,22 @@ class EngineIOServer:
     def _open(
         self,
         transport: Transport,
-        protocol: int,
+        revision: int,
         query: dict[str, str],
         headers: dict[str, str],
         remote_address: str,
     ) -> EngineIOSocket:
         sid = secrets.token_urlsafe(15)
         socket = EngineIOSocket(
-            self.config, self, sid, protocol, transport, query, headers, remote_address
+            self.config, self, sid, revision, transport, query, headers, remote_address
         )
         transport.take_over(socket)
         self.sockets[sid] = socket
         upgrades = ["websocket"] if transport.name == "polling" else []
         socket.open(self._open_packet(sid, upgrades))
-        log.debug("session {sid} opened over {transport}", sid=sid, transport=transport.name)
+        log.debug(
+            "session {sid} opened over {transport_name}", sid=sid, transport_name=transport.name
+        )
         return socket
 
     def _open_packet(self, sid: str, upgrades: list[str]) -> PreparedPacket:
@@ -247,7 +249,7 @@ class EngineIOServer:
     def open_polling(
         self,
         request: Request,
-        protocol: int,
+        revision: int,
         query: dict[str, str],
         headers: dict[str, str],
         remote_address: str,
@@ -260,7 +262,7 @@ class EngineIOServer:
         ends.
         """
         transport = PollingTransport(
-            protocol,
+            revision,
             "b64" not in query,
             clock=self.clock,
             max_payload=self.max_payload,
@@ -268,7 +270,7 @@ class EngineIOServer:
             max_buffered_bytes=self.max_buffered_bytes,
             compression_threshold=self.http_compression_threshold,
         )
-        socket = self._open(transport, protocol, query, headers, remote_address)
+        socket = self._open(transport, revision, query, headers, remote_address)
         socket.lease = lease
         response = transport.handle_get(request)
         self._connection_made(socket)
@@ -281,14 +283,14 @@ class EngineIOServer:
         Returns the transport, or C{None} after closing a connection that
         can no longer join its session.
         """
-        protocol = self.protocol_of(connection.query)
+        revision = self.revision_of(connection.query)
         sid = connection.query.get("sid")
         existing = None if sid is None else self.sockets.get(sid)
-        if protocol is None or (sid is not None and not _may_probe(existing, protocol)):
+        if revision is None or (sid is not None and not _may_probe(existing, revision)):
             log.debug("refusing websocket for session {sid}", sid=sid)
             connection.sendClose()
             return None
-        transport = WebSocketTransport(connection, protocol)
+        transport = WebSocketTransport(connection, revision)
         if existing is not None:
             transport.take_over(existing)
             existing.start_upgrade(transport)
@@ -296,7 +298,7 @@ class EngineIOServer:
         peer = connection.transport.getPeer() if connection.transport else None
         socket = self._open(
             transport,
-            protocol,
+            revision,
             connection.query,
             connection.request_headers,
             getattr(peer, "host", ""),

@@ -48,7 +48,7 @@ class EngineIOSocket:
     method.
 
     @ivar sid: the session id.
-    @ivar protocol: the protocol revision, 3 or 4.
+    @ivar revision: the Engine.IO protocol revision, 3 or 4.
     @ivar query: decoded query parameters of the handshake request.
     @ivar headers: headers of the handshake request, lowercase names.
     @ivar remote_address: the client's IP address.
@@ -68,9 +68,9 @@ class EngineIOSocket:
         "_upgrade_timer",
         "headers",
         "lease",
-        "protocol",
         "query",
         "remote_address",
+        "revision",
         "sid",
         "upgraded",
     )
@@ -80,7 +80,7 @@ class EngineIOSocket:
         config: SessionConfig,
         owner: SessionOwner,
         sid: str,
-        protocol: int,
+        revision: int,
         transport: Transport,
         query: dict[str, str],
         headers: dict[str, str],
@@ -89,24 +89,24 @@ class EngineIOSocket:
         self._config = config
         self._owner = owner
         self.sid = sid
-        self.protocol = protocol
+        self.revision = revision
         self.query = query
         self.headers = headers
         self.remote_address = remote_address
         self.lease: Lease | None = None
         self._transport = transport
         self._state = _State.OPEN
-        self._heartbeat = Heartbeat(config, protocol, self._write, self._ping_timeout)
+        self._heartbeat = Heartbeat(config, revision, self._write, self._ping_timeout)
         self._probe: Transport | None = None
         self._probed = False
         self._upgrade_timer: IDelayedCall | None = None
         self.upgraded = False
 
     def __repr__(self) -> str:
-        return f"<EngineIOSocket {self.sid} EIO={self.protocol} {self.transport}>"
+        return f"<EngineIOSocket {self.sid} EIO={self.revision} {self.transport_name}>"
 
     @property
-    def transport(self) -> str:
+    def transport_name(self) -> str:
         """
         The name of the current transport, C{"polling"} or C{"websocket"}.
         """
@@ -243,14 +243,14 @@ class EngineIOSocket:
                 handler(self, packet)
 
     def _on_ping(self, packet: Packet) -> None:
-        if self.protocol != 3:
+        if self.revision != 3:
             self.transport_error(self._transport, "invalid heartbeat direction")
             return
         self._heartbeat.pinged()
         self._transport.write(PONG)
 
     def _on_pong(self, packet: Packet) -> None:
-        if self.protocol == 3:
+        if self.revision == 3:
             self.transport_error(self._transport, "invalid heartbeat direction")
             return
         self._heartbeat.ponged()
@@ -317,7 +317,9 @@ class EngineIOSocket:
         probe.take_over(self)
         for packet in old.hand_over():
             probe.write(packet)
-        log.debug("session {sid} upgraded to {transport}", sid=self.sid, transport=probe.name)
+        log.debug(
+            "session {sid} upgraded to {transport_name}", sid=self.sid, transport_name=probe.name
+        )
 
     def _abort_upgrade(self) -> None:
         probe, self._probe = self._probe, None

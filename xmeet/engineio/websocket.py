@@ -38,9 +38,9 @@ __all__ = [
 log = Logger()
 
 
-def _flavour(protocol: int, query: dict[str, str]) -> WebSocketFlavour:
+def _flavour(revision: int, query: dict[str, str]) -> WebSocketFlavour:
     base64 = "b64" in query
-    if protocol == 4:
+    if revision == 4:
         return WebSocketFlavour.V4_BASE64 if base64 else WebSocketFlavour.V4
     return WebSocketFlavour.V3_BASE64 if base64 else WebSocketFlavour.V3
 
@@ -56,6 +56,7 @@ class WebSocketTransport:
     transport error instead of the server's memory growing without bound.
 
     @ivar name: C{"websocket"}.
+    @ivar revision: the Engine.IO revision of its session, 3 or 4.
     """
 
     __slots__ = (
@@ -64,16 +65,16 @@ class WebSocketTransport:
         "_socket",
         "connection",
         "flavour",
-        "protocol",
+        "revision",
     )
 
     name = "websocket"
 
-    def __init__(self, connection: EngineIOWebSocketProtocol, protocol: int) -> None:
+    def __init__(self, connection: EngineIOWebSocketProtocol, revision: int) -> None:
         self.connection = connection
-        self.protocol = protocol
-        self.flavour = _flavour(protocol, connection.query)
-        self._decode = decode_packet_v4 if protocol == 4 else decode_packet_v3
+        self.revision = revision
+        self.flavour = _flavour(revision, connection.query)
+        self._decode = decode_packet_v4 if revision == 4 else decode_packet_v3
         self._socket: TransportOwner | None = None
         self._open = True
         # The HTTP channel that accepted the upgrade is still registered as

@@ -25,12 +25,12 @@ class EngineSocket(Protocol):
         """The Engine.IO session id."""
 
     @property
-    def protocol(self) -> int:
+    def revision(self) -> int:
         """The Engine.IO protocol revision: 3 or 4."""
 
     @property
-    def transport(self) -> str:
-        """The current transport: C{"polling"} or C{"websocket"}."""
+    def transport_name(self) -> str:
+        """The name of the current transport: C{"polling"} or C{"websocket"}."""
 
     @property
     def query(self) -> Mapping[str, str]:

@@ -75,11 +75,11 @@ class Client:
         return self.server.clock
 
     @property
-    def protocol(self) -> int:
+    def revision(self) -> int:
         """
         The Socket.IO protocol revision: 5 on Engine.IO 4, 4 on Engine.IO 3.
         """
-        return 5 if self.engine_socket.protocol >= 4 else 4
+        return 5 if self.engine_socket.revision >= 4 else 4
 
     def start(self, connect_timeout: float) -> None:
         """
@@ -87,7 +87,7 @@ class Client:
         to the main namespace at once, as they do not ask for it.
         """
         self._timeout = self.clock.callLater(connect_timeout, self._connect_timed_out)
-        if self.protocol == 4:
+        if self.revision == 4:
             self._connect("/", {})
 
     def received(self, message: str | bytes) -> None:
@@ -109,7 +109,7 @@ class Client:
 
     def _route(self, packet: Packet) -> None:
         name, query = packet.namespace, None
-        if self.protocol == 4:
+        if self.revision == 4:
             name, query = split_v4_namespace(name)
         socket = self._sockets.get(name)
         if socket is None and packet.type is PacketType.CONNECT:
@@ -135,7 +135,7 @@ class Client:
             namespace,
             self,
             self._socket_id(name),
-            Handshake(auth, engine.query, engine.headers, engine.remote_address, self.protocol),
+            Handshake(auth, engine.query, engine.headers, engine.remote_address, self.revision),
         )
         self._sockets[name] = socket
         d = namespace.run_connect_handler(socket)
@@ -148,7 +148,7 @@ class Client:
         A new socket id: random in protocol v5 (the Engine.IO id is a
         secret), derived from the Engine.IO id in v4 as 2.x clients expect.
         """
-        if self.protocol == 5:
+        if self.revision == 5:
             return secrets.token_urlsafe(15)
         sid = self.engine_socket.sid
         return sid if name == "/" else f"{name}#{sid}"
@@ -160,7 +160,7 @@ class Client:
         if timeout is not None and timeout.active():
             timeout.cancel()
         socket.namespace.socket_connected(socket)
-        data = {"sid": socket.id} if self.protocol == 5 else None
+        data = {"sid": socket.id} if self.revision == 5 else None
         self.send_packet(Packet(PacketType.CONNECT, socket.namespace.name, data))
         socket._connected()
 
@@ -182,7 +182,7 @@ class Client:
         v4 the bare message.
         """
         payload: Any = message
-        if self.protocol == 5:
+        if self.revision == 5:
             payload = {"message": message} if data is None else {"message": message, "data": data}
         self.send_packet(Packet(PacketType.CONNECT_ERROR, name, payload))
 

@@ -227,14 +227,14 @@ class Handshake:
     @ivar query: the query parameters of the Engine.IO handshake request.
     @ivar headers: the headers of the Engine.IO handshake request.
     @ivar address: the peer's address.
-    @ivar protocol: the Socket.IO protocol revision, 5 or 4.
+    @ivar revision: the Socket.IO protocol revision, 5 or 4.
     """
 
     auth: Mapping[str, Any]
     query: Mapping[str, str]
     headers: Mapping[str, str]
     address: str
-    protocol: int
+    revision: int
 
 
 @attrs.define(eq=False)
