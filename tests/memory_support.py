@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import attrs
 import txaio
 from autobahn.twisted.testing import create_memory_agent
 from treq.testing import StubTreq
@@ -35,11 +34,12 @@ from twisted.python.failure import Failure
 from twisted.test.iosim import IOPump
 from twisted.trial.unittest import TestCase
 
-from tests.xgate_client import WAIT, HandshakeRefused, XgateClient, client_protocol
+from tests.support import RunningNode
+from tests.xgate_client import WAIT, XgateClient, client_protocol, refused_status
 from xmeet.config import Settings
-from xmeet.service import Node, build_node
+from xmeet.service import build_node
 
-__all__ = ["MemoryNetwork", "MemoryNode", "START"]
+__all__ = ["MemoryNetwork", "START"]
 
 T = TypeVar("T")
 
@@ -51,31 +51,6 @@ shows.
 """
 
 _FIRST_PORT = 30000
-
-
-@attrs.frozen
-class MemoryNode:
-    """
-    An xmeet node on a L{MemoryNetwork}, named by a made-up port so that
-    tests address it by URL as they would a node on a socket.
-    """
-
-    node: Node
-    port: int
-
-    @property
-    def url(self) -> str:
-        """
-        The node's HTTP base URL, C{http://127.0.0.1:PORT}.
-        """
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        """
-        The node's WebSocket base URL, C{ws://127.0.0.1:PORT}.
-        """
-        return f"ws://127.0.0.1:{self.port}"
 
 
 class MemoryNetwork:
@@ -95,10 +70,10 @@ class MemoryNetwork:
         self.reactor.advance(START)
         self._testcase = testcase
         self._pumps: list[IOPump] = []
-        self._nodes: dict[int, MemoryNode] = {}
+        self._nodes: dict[int, RunningNode] = {}
         testcase.patch(txaio.config, "loop", self.reactor)
 
-    def start_node(self, settings: Settings) -> MemoryNode:
+    def start_node(self, settings: Settings) -> RunningNode:
         """
         Build and start a node with C{settings} on this network; it stops
         when the test ends.
@@ -106,7 +81,7 @@ class MemoryNetwork:
         node = build_node(self.reactor, settings)
         node.start()
         self._testcase.addCleanup(node.stop)
-        running = MemoryNode(node, _FIRST_PORT + len(self._nodes))
+        running = RunningNode(node, _FIRST_PORT + len(self._nodes))
         self._nodes[running.port] = running
         return running
 
@@ -116,7 +91,7 @@ class MemoryNetwork:
         """
         return float(self.reactor.seconds())
 
-    def node_clock(self, running: MemoryNode) -> MemoryNetwork:
+    def node_clock(self, running: RunningNode) -> MemoryNetwork:
         """
         What drives C{running}'s time: the network itself, whose clock
         every node here was built with (L{advance} moves it).
@@ -215,7 +190,7 @@ class MemoryNetwork:
             waiting.errback(AssertionError(f"{condition} still false after {timeout}s"))
         return waiting
 
-    def _node_at(self, url: str) -> MemoryNode:
+    def _node_at(self, url: str) -> RunningNode:
         port = urlsplit(url).port
         if port not in self._nodes:
             raise AssertionError(f"no node of this network at {url}")
@@ -250,17 +225,7 @@ class MemoryNetwork:
         The HTTP status the node answers a WebSocket handshake for C{url}
         with, when that is not 101.
         """
-
-        def refused(failure: Failure) -> int | None:
-            failure.trap(HandshakeRefused)
-            refusal = failure.value
-            assert isinstance(refusal, HandshakeRefused)
-            return refusal.status
-
-        def opened(client: XgateClient) -> None:
-            raise AssertionError(f"handshake for {url} succeeded: {client.frames}")
-
-        return self.connect(url, headers).addCallbacks(opened, refused)
+        return refused_status(self.connect(url, headers), url)
 
     async def get(self, url: str) -> tuple[int, Any, bytes]:
         """

@@ -26,7 +26,9 @@ __all__ = ["RunningNode", "SocketNetwork", "http_client", "start_xmeet"]
 @attrs.frozen
 class RunningNode:
     """
-    An xmeet node listening on 127.0.0.1 for the duration of one test.
+    An xmeet node at 127.0.0.1:PORT for the duration of one test: listening
+    there, or on a L{tests.memory_support.MemoryNetwork} under a made-up
+    port, so that tests address it by URL either way.
     """
 
     node: Node

@@ -24,7 +24,7 @@ from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 import xmeet
-from tests.memory_support import MemoryNetwork, MemoryNode
+from tests.memory_support import MemoryNetwork
 from tests.support import RunningNode, SocketNetwork
 from tests.xgate_client import WAIT, XgateClient, xnest_url
 from xmeet.config import Settings
@@ -122,7 +122,7 @@ class XgateTestCase(TestCase):
         self.network: MemoryNetwork | SocketNetwork = (
             SocketNetwork(self) if self.on_sockets else MemoryNetwork(self)
         )
-        self.running: MemoryNode | RunningNode = self.network.start_node(self.settings)
+        self.running: RunningNode = self.network.start_node(self.settings)
         self.gate = self.running.node.gate
         self.rooms = self.running.node.rooms
         self.addCleanup(self.wait_until, lambda: self.gate.connections == 0)

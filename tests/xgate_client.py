@@ -41,6 +41,7 @@ __all__ = [
     "client_protocol",
     "connect",
     "handshake_status",
+    "refused_status",
     "wait_until",
     "xnest_url",
 ]
@@ -473,6 +474,14 @@ def handshake_status(
     The HTTP status the server answers a WebSocket handshake for C{url}
     with, when that is not 101.
     """
+    return refused_status(connect(testcase, url, headers), url)
+
+
+def refused_status(opening: Deferred[XgateClient], url: str) -> Deferred[int | None]:
+    """
+    The HTTP status of the handshake C{opening} (of C{url}) when it is
+    refused; a handshake that succeeds fails the test.
+    """
 
     def refused(failure: Failure) -> int | None:
         failure.trap(HandshakeRefused)
@@ -483,7 +492,7 @@ def handshake_status(
     def opened(client: XgateClient) -> None:
         raise AssertionError(f"handshake for {url} succeeded: {client.frames}")
 
-    return connect(testcase, url, headers).addCallbacks(opened, refused)
+    return opening.addCallbacks(opened, refused)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> Deferred[None]:
