@@ -23,7 +23,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from run import REPO, _git, _kill_group, export_tree, free_port, rss_mb, wait_listening
+from run import (
+    REPO,
+    _git,
+    _kill_group,
+    export_tree,
+    free_port,
+    rss_mb,
+    twistd_argv,
+    wait_listening,
+)
 
 MESSAGE_BYTES = 60_000
 BURST = 40
@@ -107,16 +116,7 @@ def run_attack(name: str, xmeet_root: Path) -> dict[str, Any]:
     """
     port = free_port()
     node = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            "-n",
-            "--pidfile=",
-            "xmeet",
-            "--port",
-            f"tcp:{port}:interface=127.0.0.1",
-        ],
+        twistd_argv(port),
         cwd=xmeet_root,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import free_port, raise_fd_limit, wait_listening  # noqa: E402
+from run import free_port, raise_fd_limit, twistd_argv, wait_listening  # noqa: E402
 
 HEADER_TIMEOUT = 10.0
 INTERVAL = 5.0
@@ -118,16 +118,7 @@ def main() -> None:
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as scratch:
         log = Path(scratch) / "xmeet.log"
-        argv = [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            "-n",
-            "--pidfile=",
-            "xmeet",
-            "--port",
-            f"tcp:{port}:interface=127.0.0.1",
-        ]
+        argv = twistd_argv(port)
         with log.open("wb") as output:
             server = subprocess.Popen(
                 argv, cwd=root, stdout=output, stderr=subprocess.STDOUT, start_new_session=True

@@ -63,9 +63,11 @@ class Server:
     redis: bool = False
 
 
-def _xmeet_argv(port: int, tag: str) -> list[str]:
-    # Run twistd from the working tree, not an installed xmeet; the rate
-    # limit is raised so it never caps a benchmark.
+def twistd_argv(port: int) -> list[str]:
+    """
+    C{twistd -n xmeet} on 127.0.0.1:C{port} with default options, run from
+    the working directory's tree rather than an installed xmeet.
+    """
     return [
         sys.executable,
         "-c",
@@ -75,6 +77,13 @@ def _xmeet_argv(port: int, tag: str) -> list[str]:
         "xmeet",
         "--port",
         f"tcp:{port}:interface=127.0.0.1",
+    ]
+
+
+def _xmeet_argv(port: int, tag: str) -> list[str]:
+    # The rate limit is raised so it never caps a benchmark.
+    return [
+        *twistd_argv(port),
         "--rate",
         "100000",
         "--burst",
