@@ -20,7 +20,7 @@ from tests.xgate_client import WAIT, XgateClient, connect, handshake_status, wai
 from xmeet.config import Settings
 from xmeet.service import Node, build_node
 
-__all__ = ["RunningNode", "SocketNetwork", "http_client", "start_xmeet"]
+__all__ = ["RunningNode", "SocketNetwork", "http_client", "start_xmeet", "upgrade_request"]
 
 
 @attrs.frozen
@@ -47,6 +47,22 @@ class RunningNode:
         The node's WebSocket base URL, C{ws://127.0.0.1:PORT}.
         """
         return f"ws://127.0.0.1:{self.port}"
+
+
+def upgrade_request(target: bytes) -> bytes:
+    """
+    The bytes of a WebSocket opening handshake for C{target} (a path and
+    query), for tests that feed a server protocol directly.
+    """
+    return (
+        b"GET " + target + b" HTTP/1.1\r\n"
+        b"Host: 127.0.0.1:8080\r\n"
+        b"Upgrade: websocket\r\n"
+        b"Connection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n"
+        b"\r\n"
+    )
 
 
 def start_xmeet(testcase: TestCase, settings: Settings | None = None) -> RunningNode:

@@ -16,6 +16,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from tests.support import upgrade_request
 from xmeet.config import Settings
 from xmeet.core.ids import IdGenerator
 from xmeet.engineio import EngineIOServer
@@ -25,15 +26,7 @@ from xmeet.store.memory import MemoryRoomBackend
 from xmeet.xgate import XgateResource
 from xmeet.xgate.protocol import CLOSE_POLICY
 
-HANDSHAKE = (
-    b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
-    b"Host: 127.0.0.1:8080\r\n"
-    b"Upgrade: websocket\r\n"
-    b"Connection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    b"Sec-WebSocket-Version: 13\r\n"
-    b"\r\n"
-)
+HANDSHAKE = upgrade_request(b"/socket.io/?EIO=4&transport=websocket")
 
 CLOSE = 8
 

@@ -18,19 +18,12 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.http import HTTPChannel
 
+from tests.support import upgrade_request
 from xmeet.transport import internals
 from xmeet.transport.producer import BoundedSendProtocol
 from xmeet.transport.send import FastSendProtocol
 
-HANDSHAKE = (
-    b"GET /room HTTP/1.1\r\n"
-    b"Host: 127.0.0.1:8080\r\n"
-    b"Upgrade: websocket\r\n"
-    b"Connection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    b"Sec-WebSocket-Version: 13\r\n"
-    b"\r\n"
-)
+HANDSHAKE = upgrade_request(b"/room")
 
 
 def _tcp_server(case: SynchronousTestCase) -> Any:

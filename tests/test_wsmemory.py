@@ -27,17 +27,10 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
+from tests.support import upgrade_request
 from xmeet.transport.lean import UpgradeResource, compact, lean_protocol
 
-HANDSHAKE = (
-    b"GET /room?x=1 HTTP/1.1\r\n"
-    b"Host: 127.0.0.1:8080\r\n"
-    b"Upgrade: websocket\r\n"
-    b"Connection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    b"Sec-WebSocket-Version: 13\r\n"
-    b"\r\n"
-)
+HANDSHAKE = upgrade_request(b"/room?x=1")
 
 
 class Recorder(WebSocketServerProtocol):
