@@ -46,7 +46,7 @@ from typing import Any
 import attrs
 
 from xmeet.core.errors import error_code
-from xmeet.core.rules import has_lone_surrogate, not_unicode
+from xmeet.core.rules import not_unicode
 
 __all__ = [
     "CONVERSATION_FIELDS",
@@ -202,17 +202,13 @@ def _json_value(value: object, what: str, max_size: int) -> Any:
     no bytes) and at most C{max_size} bytes once encoded: what is stored
     can then neither be changed by the caller nor fail to encode later.
     """
-    if has_lone_surrogate(value):
-        raise _bad(not_unicode(what))
     try:
         text = _encoder.encode(value)
-        size = len(text.encode("utf-8"))
-        copy = json.loads(text)
     except (TypeError, ValueError, RecursionError):
         raise _bad(f"{what} must be a JSON value") from None
-    if size > max_size:
+    if _utf8_size(text, what) > max_size:
         raise _too_large(f"{what} is larger than {max_size} bytes")
-    return copy
+    return json.loads(text)
 
 
 def require_object(payload: object) -> Mapping[str, Any]:

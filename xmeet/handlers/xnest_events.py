@@ -23,7 +23,7 @@ from xmeet.core.frames import Frame, dumps
 from xmeet.core.im import IMError
 from xmeet.core.limits import SenderPolicy, Verdict
 from xmeet.core.room import Member
-from xmeet.core.rules import InvalidName, has_lone_surrogate, not_unicode, validate_xnest_id
+from xmeet.core.rules import InvalidName, not_unicode, validate_xnest_id
 from xmeet.handlers.im_events import answer
 from xmeet.rooms import Greeting, IMemberSink, RoomService
 from xmeet.socketio import EncodedAck, Namespace, PreparedEvent, Socket
@@ -180,9 +180,7 @@ class XnestEvents:
             text = fields.get("payload")
             if not isinstance(text, str):
                 raise _bad("payload must be a string")
-            if has_lone_surrogate(text):
-                raise _bad(not_unicode("payload"))
-            if len(text.encode("utf-8")) > self._settings.max_message_size:
+            if _utf8_size(text) > self._settings.max_message_size:
                 raise IMError.of(
                     413, f"payload is larger than {self._settings.max_message_size} bytes"
                 )
@@ -233,3 +231,14 @@ class XnestEvents:
         for member in memberships.values():
             if member is not None:
                 self._rooms.leave(member)
+
+
+def _utf8_size(payload: str) -> int:
+    """
+    The size of C{payload} in UTF-8, encoded once: text UTF-8 cannot carry
+    (a lone surrogate from a JSON escape) is refused here.
+    """
+    try:
+        return len(payload.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise _bad(not_unicode("payload")) from None
